@@ -1,0 +1,1 @@
+//! PLACEHOLDER — being written (see issue 3).
