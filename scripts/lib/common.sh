@@ -1,0 +1,173 @@
+# shellcheck shell=bash
+# Shared helpers for scripts/samba-dc and scripts/slapd-ad.
+# Sourced, not executed. Everything informational goes to stderr; stdout is
+# reserved for `export NAME='value'` lines so `eval "$(script start)"` works.
+
+pb_log() { printf '%s: %s\n' "${PB_PROG:-photobulk}" "$*" >&2; }
+pb_die() { pb_log "error: $*"; exit 1; }
+
+# Print `export NAME='value'` with the value safely single-quoted.
+pb_export() {
+  local name=$1 value=$2
+  printf "export %s='%s'\n" "$name" "${value//\'/\'\\\'\'}"
+}
+
+# Random password with upper, lower, digit and punctuation (satisfies AD
+# complexity rules) and no characters that need shell or LDIF quoting.
+pb_random_password() {
+  local r
+  r=$(openssl rand -base64 48 | tr -dc 'A-Za-z0-9' | cut -c1-20)
+  printf 'Pb7-%s' "$r"
+}
+
+pb_pid_alive() {
+  local pid=${1:-}
+  [[ -n $pid && $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# pb_ensure_packages CMD:PKG ... -- installs the packages whose command is
+# missing (apt-get update once, non-interactive, Debian services not started).
+pb_ensure_packages() {
+  local missing=() spec cmd pkg
+  for spec in "$@"; do
+    cmd=${spec%%:*}
+    pkg=${spec#*:}
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  [[ $(id -u) -eq 0 ]] || pb_die "missing packages (${missing[*]}) and not root; install them first"
+  pb_log "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # slapd: do not let the postinst create/start a system directory.
+  if command -v debconf-set-selections >/dev/null 2>&1; then
+    printf '%s\n' 'slapd slapd/no_configuration boolean true' | debconf-set-selections || true
+  fi
+  # Keep Debian's init scripts from starting samba/smbd/nmbd/slapd.
+  local made_policy=0
+  if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  local rc=0
+  {
+    apt-get -o DPkg::Lock::Timeout=600 update -qq &&
+      apt-get -o DPkg::Lock::Timeout=600 -o Dpkg::Options::=--force-confdef \
+        -o Dpkg::Options::=--force-confold install -y -qq "${missing[@]}"
+  } >&2 || rc=$?
+  if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
+  ((rc == 0)) || pb_die "apt-get install ${missing[*]} failed (rc $rc)"
+  pb_stop_system_services
+}
+
+# Stop the Debian system daemons in case a postinst started them anyway (we
+# run our own instances). Only the daemons from the system pid files.
+pb_stop_system_services() {
+  local f pid
+  for f in /run/samba/samba.pid /run/samba/smbd.pid /run/samba/nmbd.pid \
+    /run/samba/winbindd.pid /run/slapd/slapd.pid; do
+    [[ -r $f ]] || continue
+    pid=$(tr -dc '0-9' <"$f")
+    if pb_pid_alive "$pid"; then
+      pb_log "stopping system daemon from $f (pid $pid)"
+      kill "$pid" 2>/dev/null || true
+    fi
+  done
+}
+
+# pb_make_tls DIR/tls IP -- a throwaway CA and a server certificate with
+# SAN IP:<ip>, DNS:localhost. Re-issues the server cert when the IP changed.
+pb_make_tls() {
+  local d=$1 ip=$2
+  mkdir -p "$d"
+  chmod 700 "$d"
+  if [[ ! -s $d/ca.pem || ! -s $d/ca.key ]]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+      -subj "/O=PhotoBulk test/CN=PhotoBulk test CA $(basename "$(dirname "$d")")" \
+      -addext 'basicConstraints=critical,CA:TRUE' \
+      -addext 'keyUsage=critical,keyCertSign,cRLSign' \
+      -keyout "$d/ca.key" -out "$d/ca.pem" 2>/dev/null ||
+      pb_die "openssl: CA generation failed"
+    rm -f "$d/server.pem"
+  fi
+  if [[ -s $d/server.pem && -s $d/server.key && "$(cat "$d/server.ip" 2>/dev/null)" == "$ip" ]]; then
+    return 0
+  fi
+  local ext=$d/server.ext
+  cat >"$ext" <<EOF
+basicConstraints=critical,CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=IP:$ip,DNS:localhost
+EOF
+  openssl req -newkey rsa:2048 -nodes -sha256 -subj "/O=PhotoBulk test/CN=$ip" \
+    -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null ||
+    pb_die "openssl: server key generation failed"
+  openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+    -CAcreateserial -days 3650 -sha256 -extfile "$ext" -out "$d/server.pem" 2>/dev/null ||
+    pb_die "openssl: signing the server certificate failed"
+  chmod 600 "$d/server.key" "$d/ca.key"
+  chmod 644 "$d/ca.pem" "$d/server.pem"
+  printf '%s\n' "$ip" >"$d/server.ip"
+  rm -f "$d/server.csr"
+}
+
+# pb_ldap_ready URL CAFILE [STARTTLS=0|1] -- anonymous rootDSE read succeeds.
+pb_ldap_ready() {
+  local url=$1 ca=$2 starttls=${3:-0} extra=()
+  ((starttls)) && extra=(-ZZ)
+  LDAPTLS_CACERT=$ca LDAPTLS_REQCERT=demand timeout 10 \
+    ldapsearch -LLL -x -H "$url" "${extra[@]}" -o nettimeout=5 -b '' -s base \
+    '(objectClass=*)' namingContexts >/dev/null 2>&1
+}
+
+# pb_b64 STRING -- base64 without line wrapping.
+pb_b64() { printf '%s' "$1" | base64 -w0; }
+
+# pb_ldif_attr NAME VALUE -- one LDIF line, base64 when not plain ASCII-safe.
+pb_ldif_attr() {
+  local name=$1 value=$2
+  if LC_ALL=C awk -v v="$value" 'BEGIN {
+        if (v ~ /^[ :<]/ || v ~ / $/ || v ~ /[^\x20-\x7e]/) exit 1; exit 0 }'; then
+    printf '%s: %s\n' "$name" "$value"
+  else
+    printf '%s:: %s\n' "$name" "$(pb_b64 "$value")"
+  fi
+}
+
+# pb_seed_ldif_awk -- generates seed users from "index" lines on stdin.
+# Variables: base (OU DN), domain (mail/UPN domain), classes (objectClass lines
+# joined by |), ou. Every 10th user has a non-ASCII displayName/givenName
+# (written raw as UTF-8 and base64-encoded by the caller's awk function).
+pb_seed_awk_program() {
+  cat <<'AWK'
+function b64(s,    out, i, n, c1, c2, c3, t, chars) {
+  chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+  out = ""; n = length(s)
+  for (i = 1; i <= n; i += 3) {
+    c1 = ord[substr(s, i, 1)]
+    c2 = (i + 1 <= n) ? ord[substr(s, i + 1, 1)] : 0
+    c3 = (i + 2 <= n) ? ord[substr(s, i + 2, 1)] : 0
+    t = c1 * 65536 + c2 * 256 + c3
+    out = out substr(chars, int(t / 262144) % 64 + 1, 1) substr(chars, int(t / 4096) % 64 + 1, 1)
+    out = out ((i + 1 <= n) ? substr(chars, int(t / 64) % 64 + 1, 1) : "=")
+    out = out ((i + 2 <= n) ? substr(chars, t % 64 + 1, 1) : "=")
+  }
+  return out
+}
+BEGIN { for (i = 0; i < 256; i++) ord[sprintf("%c", i)] = i; nc = split(classes, cls, "|") }
+{
+  n = sprintf("%05d", $1); u = "seed." n
+  printf "dn: CN=%s,%s\n", u, base
+  for (i = 1; i <= nc; i++) printf "objectClass: %s\n", cls[i]
+  printf "cn: %s\nsAMAccountName: %s\nuserPrincipalName: %s@%s\nmail: %s@%s\nemployeeID: E%s\n", u, u, u, domain, u, domain, n
+  if ($1 % 10 == 0) {
+    printf "givenName:: %s\nsn:: %s\ndisplayName:: %s\n", b64("Zoë"), b64("Ångström-Müller"), b64("Zoë Ångström-Müller " n)
+  } else {
+    printf "givenName: Seed\nsn: User %s\ndisplayName: Seed User %s\n", n, n
+  }
+  if (extra != "") printf "%s\n", extra
+  printf "\n"
+}
+AWK
+}
