@@ -137,7 +137,8 @@ pb_ldif_attr() {
 
 # pb_seed_ldif_awk -- generates seed users from "index" lines on stdin.
 # Variables: base (OU DN), domain (mail/UPN domain), classes (objectClass lines
-# joined by |), ou. Every 10th user has a non-ASCII displayName/givenName
+# joined by |), prefix (account prefix, "seed"), given (givenName, "Seed"),
+# extra (extra LDIF lines per entry, may be empty). Every 10th user has a non-ASCII displayName/givenName
 # (written raw as UTF-8 and base64-encoded by the caller's awk function).
 pb_seed_awk_program() {
   cat <<'AWK'
@@ -157,17 +158,28 @@ function b64(s,    out, i, n, c1, c2, c3, t, chars) {
 }
 BEGIN { for (i = 0; i < 256; i++) ord[sprintf("%c", i)] = i; nc = split(classes, cls, "|") }
 {
-  n = sprintf("%05d", $1); u = "seed." n
+  n = sprintf("%05d", $1); u = prefix "." n
   printf "dn: CN=%s,%s\n", u, base
   for (i = 1; i <= nc; i++) printf "objectClass: %s\n", cls[i]
   printf "cn: %s\nsAMAccountName: %s\nuserPrincipalName: %s@%s\nmail: %s@%s\nemployeeID: E%s\n", u, u, u, domain, u, domain, n
   if ($1 % 10 == 0) {
     printf "givenName:: %s\nsn:: %s\ndisplayName:: %s\n", b64("Zoë"), b64("Ångström-Müller"), b64("Zoë Ångström-Müller " n)
   } else {
-    printf "givenName: Seed\nsn: User %s\ndisplayName: Seed User %s\n", n, n
+    printf "givenName: %s\nsn: User %s\ndisplayName: %s User %s\n", given, n, given, n
   }
   if (extra != "") printf "%s\n", extra
   printf "\n"
 }
 AWK
+}
+
+# pb_seed_prefix OU -- account-name prefix for seed users in OU: the OU name
+# lower-cased ("Seed" -> "seed"), so different OUs never collide on the
+# domain-unique sAMAccountName.
+pb_seed_prefix() {
+  local p
+  p=$(printf '%s' "$1" | tr '[:upper:]' '[:lower:]')
+  [[ $p =~ ^[a-z0-9][a-z0-9-]{0,13}$ ]] ||
+    pb_die "--ou must be 1-14 characters [A-Za-z0-9-] (it becomes the account prefix), got '$1'"
+  printf '%s' "$p"
 }
