@@ -183,3 +183,47 @@ pb_seed_prefix() {
     pb_die "--ou must be 1-14 characters [A-Za-z0-9-] (it becomes the account prefix), got '$1'"
   printf '%s' "$p"
 }
+
+# pb_special_user BASE CLASSES OU CN SAM UPN MAIL EMPLOYEEID GIVEN SN DISPLAY
+# One LDIF entry (no changetype: use `ldapmodify -a` or slapadd).
+pb_special_user() {
+  local base=$1 classes=$2 ou=$3 cn=$4 sam=$5 upn=$6 mail=$7 eid=$8 given=$9 sn=${10} display=${11}
+  local rdn c
+  rdn=${cn//\\/\\5C}
+  pb_ldif_attr dn "CN=$rdn,OU=$ou,$base"
+  for c in ${classes//|/ }; do printf 'objectClass: %s\n' "$c"; done
+  pb_ldif_attr cn "$cn"
+  pb_ldif_attr sAMAccountName "$sam"
+  pb_ldif_attr userPrincipalName "$upn"
+  pb_ldif_attr mail "$mail"
+  pb_ldif_attr employeeID "$eid"
+  pb_ldif_attr givenName "$given"
+  pb_ldif_attr sn "$sn"
+  pb_ldif_attr displayName "$display"
+  printf '\n'
+}
+
+# pb_special_ldif BASE DOMAIN CLASSES -- the special users (same on Samba and
+# slapd); the table is in scripts/README.md. Samba refuses '*' and '\' in
+# sAMAccountName (rc 19), so those two carry the metacharacter in cn, UPN,
+# employeeID, sn and displayName, with a dotted sAMAccountName.
+pb_special_ldif() {
+  local b=$1 d=$2 c=$3
+  pb_special_user "$b" "$c" People john.smith john.smith "john.smith@$d" "John.Smith@$d" \
+    1001 John Smith 'John Smith'
+  pb_special_user "$b" "$c" People jane.doe jane.doe "jane.doe@$d" "Jane.Doe@$d" \
+    1002 Jane Doe 'Jane Doe'
+  pb_special_user "$b" "$c" People 'star*user' 'star.user' "star*user@$d" "star.user@$d" \
+    '1003*' Star 'User*' 'Star *User'
+  pb_special_user "$b" "$c" People 'paren(user)' 'paren(user)' "paren(user)@$d" "paren.user@$d" \
+    '(1004)' Paren '(User)' 'Paren (User)'
+  pb_special_user "$b" "$c" People 'back\slash' 'back.slash' "back\\slash@$d" "back.slash@$d" \
+    '10\05' Back "Slash\\" 'Back\Slash'
+  pb_special_user "$b" "$c" People 'zoë.müller' 'zoë.müller' "zoë.müller@$d" "zoe.mueller@$d" \
+    '1006' 'Zoë' 'Müller' 'Zoë Müller'
+  # Decoys: they match the special values only when a client forgets to escape.
+  pb_special_user "$b" "$c" Decoys 'starXuser' 'starXuser' "starXuser@$d" "starx.user@$d" \
+    '10034' Star 'UserX' 'Star XUser'
+  pb_special_user "$b" "$c" Decoys 'zoe.muller' 'zoe.muller' "zoe.muller@$d" "zoe.muller@$d" \
+    '1007' 'Zoe' 'Muller' 'Zoe Muller'
+}
