@@ -3,6 +3,9 @@
 # Sourced, not executed. Everything informational goes to stderr; stdout is
 # reserved for `export NAME='value'` lines so `eval "$(script start)"` works.
 
+# Debian puts samba/slapd/slappasswd in /usr/sbin, not always on a CI PATH.
+case ":$PATH:" in *:/usr/sbin:*) ;; *) PATH=$PATH:/usr/sbin:/sbin ;; esac
+
 pb_log() { printf '%s: %s\n' "${PB_PROG:-photobulk}" "$*" >&2; }
 pb_die() { pb_log "error: $*"; exit 1; }
 
@@ -110,6 +113,12 @@ EOF
   chmod 644 "$d/ca.pem" "$d/server.pem"
   printf '%s\n' "$ip" >"$d/server.ip"
   rm -f "$d/server.csr"
+}
+
+# pb_port_busy IP PORT -- something already accepts TCP connections there.
+pb_port_busy() {
+  # shellcheck disable=SC2016 # expanded by the inner bash
+  timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "$1" "$2" 2>/dev/null
 }
 
 # pb_ldap_ready URL CAFILE [STARTTLS=0|1] -- anonymous rootDSE read succeeds.
