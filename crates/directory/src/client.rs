@@ -1,0 +1,846 @@
+//! The connection: TLS, bind, rootDSE, lookups, paged listings, photo reads and writes.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::stream::{self, StreamExt};
+use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use serde::Serialize;
+
+use crate::backup::{BackupReason, BackupRecord, BackupStore, Subject};
+use crate::error::{map_ldap, map_rc};
+use crate::filter::{escape_filter_value, Lookup, USER_FILTER};
+use crate::{DirectoryError, MAX_PHOTO_BYTES, PHOTO_ATTR};
+
+/// A password that never shows up in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Password(String);
+
+impl Password {
+    pub fn new(s: impl Into<String>) -> Self {
+        Password(s.into())
+    }
+    /// The secret itself, for the bind request only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// How to authenticate.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum Credentials {
+    /// No bind (rootDSE reads; most directories allow little else).
+    Anonymous,
+    /// Simple bind: a DN, a UPN (`admin@example.com`) or `DOMAIN\user` on AD, and a password.
+    Simple { bind: String, password: Password },
+    /// Kerberos (SASL GSSAPI) with the caller's ticket cache; `server_fqdn` is the DC's host
+    /// name as in its service principal (`ldap/dc1.example.com`).
+    #[cfg(feature = "gssapi")]
+    Gssapi { server_fqdn: String },
+}
+
+/// Where and how to connect. [`ConnectOptions::new`] gives safe defaults: certificates verified
+/// against the system roots, no clear-text binds, 30 s per operation.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `ldaps://host[:636]` or `ldap://host[:389]`.
+    pub url: String,
+    /// Upgrade an `ldap://` connection with StartTLS before binding.
+    pub starttls: bool,
+    /// Trust this PEM file's certificates instead of the system roots.
+    pub ca_file: Option<PathBuf>,
+    /// Do not verify the server certificate. Only by explicit choice (tests, first contact).
+    pub insecure_skip_verify: bool,
+    /// Allow a simple bind over a connection without TLS (the password travels in clear).
+    pub allow_plaintext_bind: bool,
+    /// Search base; defaults to the rootDSE's defaultNamingContext.
+    pub base_dn: Option<String>,
+    /// Limit for each operation (each search reply, each modify), and for the bind.
+    pub timeout: Duration,
+    /// Limit for TCP connect plus TLS handshake.
+    pub connect_timeout: Duration,
+    /// Entries per page in paged searches (RFC 2696). AD's MaxPageSize is 1000.
+    pub page_size: i32,
+    /// Operations kept in flight on the one connection by the bulk calls.
+    pub window: usize,
+}
+
+impl ConnectOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        ConnectOptions {
+            url: url.into(),
+            starttls: false,
+            ca_file: None,
+            insecure_skip_verify: false,
+            allow_plaintext_bind: false,
+            base_dn: None,
+            timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            page_size: 500,
+            window: 32,
+        }
+    }
+}
+
+/// What kind of directory answered, from its rootDSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerKind {
+    /// Microsoft Active Directory (supportedCapabilities has the AD OID, no Samba vendorName).
+    ActiveDirectory,
+    /// A Samba AD DC (AD capability OIDs, vendorName "Samba Team").
+    Samba,
+    /// OpenLDAP (rootDSE objectClass OpenLDAProotDSE).
+    OpenLdap,
+    /// Anything else that speaks LDAP v3.
+    Generic,
+}
+
+impl ServerKind {
+    /// AD or Samba: objectGUID, `<GUID=...>` DNs, AD result-code habits.
+    pub fn is_ad(self) -> bool {
+        matches!(self, ServerKind::ActiveDirectory | ServerKind::Samba)
+    }
+}
+
+/// What the rootDSE says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServerInfo {
+    pub kind: ServerKind,
+    pub vendor_name: Option<String>,
+    pub vendor_version: Option<String>,
+    pub default_naming_context: Option<String>,
+    pub naming_contexts: Vec<String>,
+    /// AD's domainControllerFunctionality (7 = Windows Server 2016 level).
+    pub dc_functionality: Option<u32>,
+    pub dns_host_name: Option<String>,
+    /// Whether the simple paged results control (1.2.840.113556.1.4.319) is advertised.
+    pub paged_results: bool,
+}
+
+const OID_AD_CAPABILITY: &str = "1.2.840.113556.1.4.800";
+const OID_PAGED_RESULTS: &str = "1.2.840.113556.1.4.319";
+
+impl ServerInfo {
+    fn from_entry(e: &SearchEntry) -> Self {
+        let caps = values(e, "supportedCapabilities");
+        let classes = values(e, "objectClass");
+        let vendor_name = first(e, "vendorName");
+        let kind = if caps.iter().any(|c| c == OID_AD_CAPABILITY) {
+            if vendor_name.as_deref().is_some_and(|v| v.contains("Samba")) {
+                ServerKind::Samba
+            } else {
+                ServerKind::ActiveDirectory
+            }
+        } else if classes.iter().any(|c| c.eq_ignore_ascii_case("OpenLDAProotDSE")) {
+            ServerKind::OpenLdap
+        } else {
+            ServerKind::Generic
+        };
+        ServerInfo {
+            kind,
+            vendor_name,
+            vendor_version: first(e, "vendorVersion"),
+            default_naming_context: first(e, "defaultNamingContext"),
+            naming_contexts: values(e, "namingContexts"),
+            dc_functionality: first(e, "domainControllerFunctionality").and_then(|v| v.parse().ok()),
+            dns_host_name: first(e, "dnsHostName"),
+            paged_results: values(e, "supportedControl").iter().any(|c| c == OID_PAGED_RESULTS),
+        }
+    }
+}
+
+/// A user as found in the directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    pub dn: String,
+    pub sam_account_name: Option<String>,
+    pub user_principal_name: Option<String>,
+    pub mail: Option<String>,
+    pub employee_id: Option<String>,
+    pub display_name: Option<String>,
+    /// objectGUID as a GUID string (AD byte order), or entryUUID on OpenLDAP.
+    pub object_guid: Option<String>,
+    /// thumbnailPhoto bytes, when they were asked for and present.
+    #[serde(skip)]
+    pub photo: Option<Vec<u8>>,
+}
+
+impl User {
+    /// The backup subject for this user.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject { dn: &self.dn, object_guid: self.object_guid.as_deref(), sam_account_name: self.sam_account_name.as_deref() }
+    }
+
+    fn from_entry(e: &SearchEntry) -> Self {
+        let object_guid = bin_value(e, "objectGUID")
+            .and_then(|b| format_guid(&b))
+            .or_else(|| first(e, "entryUUID"));
+        User {
+            dn: e.dn.clone(),
+            sam_account_name: first(e, "sAMAccountName"),
+            user_principal_name: first(e, "userPrincipalName"),
+            mail: first(e, "mail"),
+            employee_id: first(e, "employeeID"),
+            display_name: first(e, "displayName"),
+            object_guid,
+            photo: bin_value(e, PHOTO_ATTR),
+        }
+    }
+}
+
+const USER_ATTRS: [&str; 7] =
+    ["sAMAccountName", "userPrincipalName", "mail", "employeeID", "displayName", "objectGUID", "entryUUID"];
+
+fn user_attrs(with_photo: bool) -> Vec<&'static str> {
+    let mut a = USER_ATTRS.to_vec();
+    if with_photo {
+        a.push(PHOTO_ATTR);
+    }
+    a
+}
+
+/// What to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Search under this DN instead of the connection's base.
+    pub base: Option<String>,
+    /// Only users that have a thumbnailPhoto (`(thumbnailPhoto=*)` on the server).
+    pub only_with_photo: bool,
+    /// Fetch the photo bytes too.
+    pub fetch_photo: bool,
+}
+
+/// How writes are protected. There is no `Default`: every write states its backup policy.
+#[derive(Debug, Clone)]
+pub struct WriteOptions {
+    /// Save the old value here before writing.
+    pub backup: Option<BackupStore>,
+    /// Write without a backup. Must be set explicitly when `backup` is `None`.
+    pub no_backup: bool,
+}
+
+impl WriteOptions {
+    /// Back up into `store` before every write.
+    pub fn backup_to(store: BackupStore) -> Self {
+        WriteOptions { backup: Some(store), no_backup: false }
+    }
+    /// Write without backups (the caller accepts that old photos are lost).
+    pub fn without_backup() -> Self {
+        WriteOptions { backup: None, no_backup: true }
+    }
+    fn check(&self) -> Result<(), DirectoryError> {
+        if self.backup.is_none() && !self.no_backup {
+            return Err(DirectoryError::BackupRequired);
+        }
+        Ok(())
+    }
+}
+
+/// The result of one write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WriteOutcome {
+    pub dn: String,
+    /// Bytes written (0 for a removal).
+    pub bytes: usize,
+    /// The backup taken before the write, when backups are on.
+    pub backup: Option<BackupRecord>,
+}
+
+/// The result of one restore.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RestoreOutcome {
+    pub dn: String,
+    /// The backup that was put back.
+    pub restored: BackupRecord,
+    /// The backup of the value the restore replaced (undo the restore with this id).
+    pub backup: Option<BackupRecord>,
+}
+
+/// Which backup to restore.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreFrom {
+    /// The newest backup of this user taken before a replace or removal.
+    Latest,
+    /// A backup by id (must be about this user).
+    Id(String),
+}
+
+/// One item of a bulk write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhotoItem {
+    pub dn: String,
+    pub photo: Vec<u8>,
+}
+
+/// Refuse a photo over [`MAX_PHOTO_BYTES`] (AD's schema rangeUpper) without touching the network.
+pub fn check_photo_size(photo: &[u8]) -> Result<(), DirectoryError> {
+    if photo.len() > MAX_PHOTO_BYTES {
+        return Err(DirectoryError::PhotoTooLarge { bytes: photo.len(), limit: MAX_PHOTO_BYTES });
+    }
+    Ok(())
+}
+
+/// A bound connection. Cheap to clone: clones share the one connection, and operations from
+/// several clones (or several futures) are multiplexed on it.
+#[derive(Debug, Clone)]
+pub struct Directory {
+    ldap: Ldap,
+    url: String,
+    base: Option<String>,
+    server: Arc<ServerInfo>,
+    timeout: Duration,
+    page_size: i32,
+    window: usize,
+}
+
+impl Directory {
+    /// Connect, secure the connection, bind and read the rootDSE.
+    pub async fn connect(opts: &ConnectOptions, creds: &Credentials) -> Result<Self, DirectoryError> {
+        let tls = TlsMode::from_url(&opts.url, opts.starttls)?;
+        if matches!(creds, Credentials::Simple { .. }) && tls == TlsMode::None && !opts.allow_plaintext_bind {
+            return Err(DirectoryError::PlaintextBindRefused { url: opts.url.clone() });
+        }
+        let mut settings = LdapConnSettings::new().set_conn_timeout(opts.connect_timeout);
+        if tls != TlsMode::None {
+            install_crypto_provider();
+            settings = settings.set_starttls(tls == TlsMode::StartTls);
+            if opts.insecure_skip_verify {
+                settings = settings.set_no_tls_verify(true);
+            } else {
+                settings = settings.set_config(tls_config(opts.ca_file.as_deref())?);
+            }
+        }
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &opts.url)
+            .await
+            .map_err(|e| connect_error(&opts.url, e, opts.connect_timeout))?;
+        tokio::spawn(async move {
+            // The driver ends when the last handle is dropped or the connection fails; pending
+            // operations then see their result channel close (mapped to ConnectionLost).
+            let _ = conn.drive().await;
+        });
+        match creds {
+            Credentials::Anonymous => {}
+            Credentials::Simple { bind, password } => {
+                let res = ldap
+                    .with_timeout(opts.timeout)
+                    .simple_bind(bind, password.expose())
+                    .await
+                    .map_err(|e| map_ldap("bind", bind, e, opts.timeout))?;
+                if res.rc != 0 {
+                    return Err(map_rc("bind", bind, res.rc, res.text));
+                }
+            }
+            #[cfg(feature = "gssapi")]
+            Credentials::Gssapi { server_fqdn } => {
+                let res = ldap
+                    .with_timeout(opts.timeout)
+                    .sasl_gssapi_bind(server_fqdn)
+                    .await
+                    .map_err(|e| map_ldap("bind", server_fqdn, e, opts.timeout))?;
+                if res.rc != 0 {
+                    return Err(map_rc("bind", server_fqdn, res.rc, res.text));
+                }
+            }
+        }
+        let mut dir = Directory {
+            ldap,
+            url: opts.url.clone(),
+            base: None,
+            server: Arc::new(ServerInfo {
+                kind: ServerKind::Generic,
+                vendor_name: None,
+                vendor_version: None,
+                default_naming_context: None,
+                naming_contexts: Vec::new(),
+                dc_functionality: None,
+                dns_host_name: None,
+                paged_results: false,
+            }),
+            timeout: opts.timeout,
+            page_size: opts.page_size.max(1),
+            window: opts.window.max(1),
+        };
+        let info = dir.read_root_dse().await?;
+        dir.base = opts.base_dn.clone().or_else(|| info.default_naming_context.clone()).or_else(|| {
+            if info.naming_contexts.len() == 1 {
+                info.naming_contexts.first().cloned()
+            } else {
+                None
+            }
+        });
+        dir.server = Arc::new(info);
+        Ok(dir)
+    }
+
+    /// The rootDSE as read at connect time.
+    pub fn server(&self) -> &ServerInfo {
+        &self.server
+    }
+
+    /// The search base in use.
+    pub fn base(&self) -> Result<&str, DirectoryError> {
+        self.base.as_deref().ok_or(DirectoryError::NoBaseDn)
+    }
+
+    /// The URL connected to.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn handle(&self) -> Ldap {
+        let mut l = self.ldap.clone();
+        l.with_timeout(self.timeout);
+        l
+    }
+
+    async fn read_root_dse(&self) -> Result<ServerInfo, DirectoryError> {
+        let attrs = vec![
+            "defaultNamingContext",
+            "namingContexts",
+            "supportedCapabilities",
+            "supportedControl",
+            "domainControllerFunctionality",
+            "vendorName",
+            "vendorVersion",
+            "dnsHostName",
+            "objectClass",
+        ];
+        let entries = self.search_all("read rootDSE", "", Scope::Base, "(objectClass=*)", attrs, 0).await?;
+        let e = entries.first().ok_or_else(|| DirectoryError::Protocol("the server returned no rootDSE".into()))?;
+        Ok(ServerInfo::from_entry(e))
+    }
+
+    /// Search without paging, skipping referrals; `sizelimit` 0 = server's limit. A
+    /// sizeLimitExceeded (rc 4) answer is accepted when a limit was asked for.
+    async fn search_all(
+        &self,
+        op: &'static str,
+        base: &str,
+        scope: Scope,
+        filter: &str,
+        attrs: Vec<&str>,
+        sizelimit: i32,
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let mut l = self.handle();
+        if sizelimit > 0 {
+            l.with_search_options(ldap3::SearchOptions::new().sizelimit(sizelimit));
+        }
+        let map = |e| map_ldap(op, base, e, self.timeout);
+        let mut s = l.streaming_search_with(EntriesOnly::new(), base, scope, filter, attrs).await.map_err(map)?;
+        let mut out = Vec::new();
+        while let Some(re) = s.next().await.map_err(map)? {
+            out.push(SearchEntry::construct(re));
+        }
+        let res = s.finish().await;
+        match res.rc {
+            0 | 10 => {}
+            4 if sizelimit > 0 => {}
+            rc => return Err(map_rc(op, base, rc, res.text)),
+        }
+        Ok(out)
+    }
+
+    /// Paged subtree search (RFC 2696) for listings of any size, skipping referrals. Works
+    /// where the server caps unpaged searches (AD's MaxPageSize of 1000).
+    async fn search_paged(
+        &self,
+        op: &'static str,
+        base: &str,
+        filter: &str,
+        attrs: Vec<&'static str>,
+    ) -> Result<Vec<SearchEntry>, DirectoryError> {
+        let mut l = self.handle();
+        let map = |e| map_ldap(op, base, e, self.timeout);
+        let adapters: Vec<Box<dyn Adapter<_, _>>> =
+            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.page_size))];
+        let mut s = l.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs).await.map_err(map)?;
+        let mut out = Vec::new();
+        while let Some(re) = s.next().await.map_err(map)? {
+            out.push(SearchEntry::construct(re));
+        }
+        let res = s.finish().await;
+        if res.rc != 0 && res.rc != 10 {
+            return Err(map_rc(op, base, res.rc, res.text));
+        }
+        Ok(out)
+    }
+
+    /// Find exactly one user whose `by` attribute equals `value` (escaped: wildcards and filter
+    /// syntax in `value` are literal). None → `UserNotFound`; two or more → `Ambiguous`.
+    pub async fn find_user(&self, by: &Lookup, value: &str, with_photo: bool) -> Result<User, DirectoryError> {
+        let filter = by.filter(value)?;
+        let base = self.base()?.to_string();
+        let entries = self.search_all("find user", &base, Scope::Subtree, &filter, user_attrs(with_photo), 2).await?;
+        match entries.len() {
+            0 => Err(DirectoryError::UserNotFound { by: by.to_string(), value: value.to_string() }),
+            1 => Ok(User::from_entry(&entries[0])),
+            _ => Err(DirectoryError::Ambiguous {
+                by: by.to_string(),
+                value: value.to_string(),
+                dns: entries.iter().map(|e| e.dn.clone()).collect(),
+            }),
+        }
+    }
+
+    /// Read one user by DN.
+    pub async fn read_user(&self, dn: &str, with_photo: bool) -> Result<User, DirectoryError> {
+        let entries = self.search_all("read user", dn, Scope::Base, "(objectClass=*)", user_attrs(with_photo), 0).await?;
+        entries.first().map(User::from_entry).ok_or_else(|| DirectoryError::NoSuchObject { dn: dn.to_string(), text: String::new() })
+    }
+
+    /// Every user under the base (or `opts.base`), paged.
+    pub async fn list_users(&self, opts: &ListOptions) -> Result<Vec<User>, DirectoryError> {
+        let base = match &opts.base {
+            Some(b) => b.clone(),
+            None => self.base()?.to_string(),
+        };
+        let filter = if opts.only_with_photo {
+            format!("(&{USER_FILTER}({PHOTO_ATTR}=*))")
+        } else {
+            USER_FILTER.to_string()
+        };
+        let entries = self.search_paged("list users", &base, &filter, user_attrs(opts.fetch_photo)).await?;
+        Ok(entries.iter().map(User::from_entry).collect())
+    }
+
+    /// The user's thumbnailPhoto bytes, or `None`.
+    pub async fn read_photo(&self, dn: &str) -> Result<Option<Vec<u8>>, DirectoryError> {
+        let entries = self.search_all("read photo", dn, Scope::Base, "(objectClass=*)", vec![PHOTO_ATTR], 0).await?;
+        let e = entries.first().ok_or_else(|| DirectoryError::NoSuchObject { dn: dn.to_string(), text: String::new() })?;
+        Ok(bin_value(e, PHOTO_ATTR))
+    }
+
+    /// Replace the user's thumbnailPhoto with `photo`, backing up the old value first (see
+    /// [`WriteOptions`]). A photo over 102,400 bytes is refused before anything is sent.
+    pub async fn set_photo(&self, dn: &str, photo: &[u8], opts: &WriteOptions) -> Result<WriteOutcome, DirectoryError> {
+        check_photo_size(photo)?;
+        opts.check()?;
+        let backup = self.backup_current(dn, opts, BackupReason::Replace).await?;
+        self.modify_photo("replace photo", dn, Some(photo)).await?;
+        Ok(WriteOutcome { dn: dn.to_string(), bytes: photo.len(), backup })
+    }
+
+    /// Remove the user's thumbnailPhoto (no error if there is none), backing up first.
+    pub async fn remove_photo(&self, dn: &str, opts: &WriteOptions) -> Result<WriteOutcome, DirectoryError> {
+        opts.check()?;
+        let backup = self.backup_current(dn, opts, BackupReason::Remove).await?;
+        self.modify_photo("remove photo", dn, None).await?;
+        Ok(WriteOutcome { dn: dn.to_string(), bytes: 0, backup })
+    }
+
+    /// Put a backed-up value back on `user`, byte for byte (or remove the photo if the backup
+    /// says there was none). The value being replaced is itself backed up first (reason
+    /// `restore`) unless `opts.no_backup`.
+    pub async fn restore_photo(
+        &self,
+        user: &User,
+        store: &BackupStore,
+        from: &RestoreFrom,
+        opts: &WriteOptions,
+    ) -> Result<RestoreOutcome, DirectoryError> {
+        opts.check()?;
+        let who = user.subject();
+        let record = match from {
+            RestoreFrom::Latest => store.latest_for(&who)?,
+            RestoreFrom::Id(id) => {
+                let r = store.get(id)?;
+                let other = Subject { dn: &r.dn, object_guid: r.object_guid.as_deref(), sam_account_name: None };
+                let same = match (other.object_guid, who.object_guid) {
+                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+                    _ => other.dn.eq_ignore_ascii_case(who.dn),
+                };
+                if !same {
+                    return Err(DirectoryError::BackupNotFound(format!("id {id} for user {} (it is about {})", user.dn, r.dn)));
+                }
+                r
+            }
+        };
+        let store2 = store.clone();
+        let rec2 = record.clone();
+        let bytes = tokio::task::spawn_blocking(move || store2.load(&rec2))
+            .await
+            .map_err(|e| DirectoryError::Protocol(format!("backup reader failed: {e}")))??;
+        if let Some(b) = &bytes {
+            check_photo_size(b)?;
+        }
+        let backup = self.backup_current(&user.dn, opts, BackupReason::Restore).await?;
+        match &bytes {
+            Some(b) => self.modify_photo("restore photo", &user.dn, Some(b)).await?,
+            None => self.modify_photo("restore photo (remove)", &user.dn, None).await?,
+        }
+        Ok(RestoreOutcome { dn: user.dn.clone(), restored: record, backup })
+    }
+
+    /// Replace many photos on this one connection, keeping up to `window` operations in flight.
+    /// Results come back in input order, one per item; a failing item does not stop the rest.
+    pub async fn set_photos(&self, items: Vec<PhotoItem>, opts: &WriteOptions) -> Vec<Result<WriteOutcome, DirectoryError>> {
+        let mut results: Vec<(usize, Result<WriteOutcome, DirectoryError>)> = stream::iter(items.into_iter().enumerate())
+            .map(|(i, item)| async move { (i, self.set_photo(&item.dn, &item.photo, opts).await) })
+            .buffer_unordered(self.window)
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Remove many photos; per-item results in input order.
+    pub async fn remove_photos(&self, dns: Vec<String>, opts: &WriteOptions) -> Vec<Result<WriteOutcome, DirectoryError>> {
+        let mut results: Vec<(usize, Result<WriteOutcome, DirectoryError>)> = stream::iter(dns.into_iter().enumerate())
+            .map(|(i, dn)| async move { (i, self.remove_photo(&dn, opts).await) })
+            .buffer_unordered(self.window)
+            .collect()
+            .await;
+        results.sort_by_key(|(i, _)| *i);
+        results.into_iter().map(|(_, r)| r).collect()
+    }
+
+    /// Politely close the connection.
+    pub async fn unbind(self) -> Result<(), DirectoryError> {
+        let mut l = self.ldap;
+        l.unbind().await.map_err(|e| map_ldap("unbind", "", e, self.timeout))
+    }
+
+    async fn backup_current(&self, dn: &str, opts: &WriteOptions, reason: BackupReason) -> Result<Option<BackupRecord>, DirectoryError> {
+        let Some(store) = opts.backup.clone() else { return Ok(None) };
+        let user = self.read_user(dn, true).await?;
+        let rec = tokio::task::spawn_blocking(move || store.save(&user.subject(), user.photo.as_deref(), reason))
+            .await
+            .map_err(|e| DirectoryError::Protocol(format!("backup writer failed: {e}")))??;
+        Ok(Some(rec))
+    }
+
+    async fn modify_photo(&self, op: &'static str, dn: &str, photo: Option<&[u8]>) -> Result<(), DirectoryError> {
+        let values: HashSet<Vec<u8>> = match photo {
+            Some(p) => {
+                check_photo_size(p)?;
+                HashSet::from([p.to_vec()])
+            }
+            None => HashSet::new(),
+        };
+        let res = self
+            .handle()
+            .modify(dn, vec![Mod::Replace(PHOTO_ATTR.as_bytes().to_vec(), values)])
+            .await
+            .map_err(|e| map_ldap(op, dn, e, self.timeout))?;
+        if res.rc != 0 {
+            return Err(map_rc(op, dn, res.rc, res.text));
+        }
+        Ok(())
+    }
+
+    /// Find a user by objectGUID string (AD/Samba) or entryUUID (OpenLDAP).
+    pub async fn find_by_guid(&self, guid: &str, with_photo: bool) -> Result<User, DirectoryError> {
+        let filter = match parse_guid(guid) {
+            Some(bytes) if self.server.kind.is_ad() => format!("(objectGUID={})", escape_filter_value(&bytes)),
+            _ => format!("(entryUUID={})", escape_filter_value(guid.as_bytes())),
+        };
+        let base = self.base()?.to_string();
+        let entries = self.search_all("find user", &base, Scope::Subtree, &filter, user_attrs(with_photo), 2).await?;
+        match entries.len() {
+            0 => Err(DirectoryError::UserNotFound { by: "objectGUID".into(), value: guid.to_string() }),
+            1 => Ok(User::from_entry(&entries[0])),
+            _ => Err(DirectoryError::Ambiguous {
+                by: "objectGUID".into(),
+                value: guid.to_string(),
+                dns: entries.iter().map(|e| e.dn.clone()).collect(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TlsMode {
+    None,
+    Ldaps,
+    StartTls,
+}
+
+impl TlsMode {
+    fn from_url(url: &str, starttls: bool) -> Result<Self, DirectoryError> {
+        let bad = |reason: &str| DirectoryError::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected ldap://host or ldaps://host"))?;
+        if rest.trim_end_matches('/').is_empty() {
+            return Err(bad("no host"));
+        }
+        match scheme.to_ascii_lowercase().as_str() {
+            "ldaps" if starttls => Err(bad("StartTLS is for ldap:// URLs; ldaps:// is already TLS")),
+            "ldaps" => Ok(TlsMode::Ldaps),
+            "ldap" if starttls => Ok(TlsMode::StartTls),
+            "ldap" => Ok(TlsMode::None),
+            _ => Err(bad("scheme must be ldap or ldaps")),
+        }
+    }
+}
+
+/// The workspace uses rustls' ring provider; make it the process default (no-op if some
+/// provider is already installed).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, DirectoryError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::CertificateDer;
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .map_err(|e| DirectoryError::TlsConfig(format!("cannot read CA file {}: {e}", path.display())))?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert = cert.map_err(|e| DirectoryError::TlsConfig(format!("CA file {}: {e}", path.display())))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| DirectoryError::TlsConfig(format!("CA file {}: {e}", path.display())))?;
+            }
+            if roots.is_empty() {
+                return Err(DirectoryError::TlsConfig(format!("CA file {} holds no certificate", path.display())));
+            }
+        }
+        None => {
+            let native = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(native.certs);
+            if roots.is_empty() {
+                return Err(DirectoryError::TlsConfig("no system CA certificates found; give a CA file".into()));
+            }
+        }
+    }
+    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn connect_error(url: &str, e: ldap3::LdapError, timeout: Duration) -> DirectoryError {
+    use ldap3::LdapError as E;
+    match e {
+        E::Io { source } => {
+            // rustls handshake failures surface as io errors wrapping rustls::Error.
+            if source.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) || source.kind() == std::io::ErrorKind::InvalidData {
+                DirectoryError::Tls { url: url.to_string(), reason: source.to_string() }
+            } else {
+                DirectoryError::Connect { url: url.to_string(), reason: source.to_string() }
+            }
+        }
+        E::Timeout { .. } => DirectoryError::Timeout { op: "connect", after: timeout },
+        e @ (E::Rustls { .. } | E::DNSName { .. }) => DirectoryError::Tls { url: url.to_string(), reason: e.to_string() },
+        E::UrlParsing { source } => DirectoryError::InvalidUrl { url: url.to_string(), reason: source.to_string() },
+        E::UnknownScheme(s) => DirectoryError::InvalidUrl { url: url.to_string(), reason: format!("unknown scheme {s}") },
+        E::LdapResult { result } => map_rc("StartTLS", "", result.rc, result.text),
+        e => DirectoryError::Connect { url: url.to_string(), reason: e.to_string() },
+    }
+}
+
+fn find_key<'a, V>(map: &'a std::collections::HashMap<String, V>, attr: &str) -> Option<&'a V> {
+    map.get(attr).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr)).map(|(_, v)| v))
+}
+
+fn values(e: &SearchEntry, attr: &str) -> Vec<String> {
+    find_key(&e.attrs, attr).cloned().unwrap_or_default()
+}
+
+fn first(e: &SearchEntry, attr: &str) -> Option<String> {
+    find_key(&e.attrs, attr).and_then(|v| v.first().cloned())
+}
+
+/// A binary attribute's first value. ldap3 puts values that happen to be valid UTF-8 into
+/// `attrs` and the rest into `bin_attrs`, so look in both.
+fn bin_value(e: &SearchEntry, attr: &str) -> Option<Vec<u8>> {
+    find_key(&e.bin_attrs, attr)
+        .and_then(|v| v.first().cloned())
+        .or_else(|| find_key(&e.attrs, attr).and_then(|v| v.first().map(|s| s.as_bytes().to_vec())))
+}
+
+/// AD stores objectGUID as 16 bytes with the first three fields little-endian.
+fn format_guid(b: &[u8]) -> Option<String> {
+    if b.len() != 16 {
+        return None;
+    }
+    Some(format!(
+        "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+        b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]
+    ))
+}
+
+fn parse_guid(s: &str) -> Option<Vec<u8>> {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    if hex.len() != 32 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let raw: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0)).collect();
+    let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+    Some(order.iter().map(|&i| raw[i]).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guid_round_trip_in_ad_byte_order() {
+        let bytes: Vec<u8> = (0u8..16).collect();
+        let s = format_guid(&bytes).expect("16 bytes");
+        assert_eq!(s, "03020100-0504-0706-0809-0a0b0c0d0e0f");
+        assert_eq!(parse_guid(&s).expect("parse"), bytes);
+        assert!(parse_guid("nope").is_none());
+    }
+
+    #[test]
+    fn tls_modes_from_urls() {
+        assert_eq!(TlsMode::from_url("ldaps://127.0.0.1", false).expect("ok"), TlsMode::Ldaps);
+        assert_eq!(TlsMode::from_url("ldap://127.0.0.1:389", true).expect("ok"), TlsMode::StartTls);
+        assert_eq!(TlsMode::from_url("LDAP://dc1", false).expect("ok"), TlsMode::None);
+        assert!(TlsMode::from_url("ldaps://h", true).is_err());
+        assert!(TlsMode::from_url("http://h", false).is_err());
+        assert!(TlsMode::from_url("ldap://", false).is_err());
+        assert!(TlsMode::from_url("h:389", false).is_err());
+    }
+
+    #[test]
+    fn password_is_redacted() {
+        let p = Password::new("hunter2");
+        assert!(!format!("{p:?}").contains("hunter2"));
+        let c = Credentials::Simple { bind: "cn=a".into(), password: p };
+        assert!(!format!("{c:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn photo_size_limit_is_inclusive() {
+        assert!(check_photo_size(&vec![0; MAX_PHOTO_BYTES]).is_ok());
+        assert!(matches!(
+            check_photo_size(&vec![0; MAX_PHOTO_BYTES + 1]),
+            Err(DirectoryError::PhotoTooLarge { bytes: 102_401, limit: 102_400 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn plaintext_simple_bind_is_refused_before_connecting() {
+        // Port 9 on loopback: nothing listens; the refusal must come before any connect attempt.
+        let opts = ConnectOptions::new("ldap://127.0.0.1:9");
+        let creds = Credentials::Simple { bind: "cn=x".into(), password: Password::new("pw") };
+        let err = Directory::connect(&opts, &creds).await.expect_err("refused");
+        assert_eq!(err.kind(), "plaintext_bind_refused", "{err}");
+        // With the opt-in it gets as far as connecting (and fails there: retryable).
+        let opts = ConnectOptions { allow_plaintext_bind: true, ..opts };
+        let err = Directory::connect(&opts, &creds).await.expect_err("nothing listens");
+        assert_eq!(err.kind(), "connect", "{err}");
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn write_options_demand_an_explicit_backup_choice() {
+        let w = WriteOptions { backup: None, no_backup: false };
+        assert!(matches!(w.check(), Err(DirectoryError::BackupRequired)));
+        assert!(WriteOptions::without_backup().check().is_ok());
+    }
+}

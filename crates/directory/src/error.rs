@@ -1,0 +1,256 @@
+//! The one error type of this crate, with LDAP result codes mapped to what an administrator
+//! can act on.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that can go wrong talking to the directory or keeping backups.
+///
+/// Messages are for administrators: they say what failed and, where the server said why, its
+/// diagnostic text. [`DirectoryError::is_retryable`] tells a bulk caller whether trying the same
+/// item again later can succeed without anyone changing anything.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DirectoryError {
+    /// The server URL is not `ldap://host[:port]` or `ldaps://host[:port]`.
+    #[error("invalid LDAP URL {url:?}: {reason}")]
+    InvalidUrl { url: String, reason: String },
+
+    /// A simple bind would send the password in clear text (ldap:// without StartTLS) and the
+    /// caller did not opt in. Refused before any connection is made.
+    #[error("refusing a simple bind over clear text to {url}: use ldaps://, --starttls, or opt in explicitly (allow_plaintext_bind)")]
+    PlaintextBindRefused { url: String },
+
+    /// Reading the CA file or building the TLS configuration failed.
+    #[error("TLS configuration: {0}")]
+    TlsConfig(String),
+
+    /// The TLS handshake failed (certificate not trusted, name mismatch, protocol error).
+    #[error("TLS handshake with {url} failed: {reason}")]
+    Tls { url: String, reason: String },
+
+    /// TCP connect failed (refused, unreachable). Retryable: the server may come back.
+    #[error("cannot connect to {url}: {reason}")]
+    Connect { url: String, reason: String },
+
+    /// An operation did not finish in time. Retryable. The operation may or may not have been
+    /// applied by the server; a replace is idempotent, so retrying it is safe.
+    #[error("{op} timed out after {after:?}")]
+    Timeout { op: &'static str, after: Duration },
+
+    /// The connection dropped during an operation. Retryable.
+    #[error("connection lost during {op}: {reason}")]
+    ConnectionLost { op: &'static str, reason: String },
+
+    /// rc 49: wrong bind name or password (or the account is locked/expired; AD puts the reason
+    /// in the diagnostic text, e.g. `data 52e` = bad password, `data 775` = locked).
+    #[error("invalid credentials (LDAP rc 49): {text}")]
+    InvalidCredentials { text: String },
+
+    /// rc 8 or 13: the server wants a protected connection or a stronger bind.
+    #[error("the server requires a stronger authentication or a protected connection (LDAP rc {rc}): {text}")]
+    StrongAuthRequired { rc: u32, text: String },
+
+    /// rc 50: the bound account may not do this.
+    #[error("insufficient access rights for {op} on {dn} (LDAP rc 50): {text}")]
+    InsufficientRights { op: &'static str, dn: String, text: String },
+
+    /// rc 32: the object named does not exist.
+    #[error("no such object {dn} (LDAP rc 32): {text}")]
+    NoSuchObject { dn: String, text: String },
+
+    /// A lookup found nobody.
+    #[error("no user with {by}={value:?}")]
+    UserNotFound { by: String, value: String },
+
+    /// A lookup found more than one entry; nothing is picked silently.
+    #[error("{by}={value:?} matches more than one entry: {}", dns.join("; "))]
+    Ambiguous { by: String, value: String, dns: Vec<String> },
+
+    /// A photo over the limit, refused on the client before anything is sent.
+    #[error("photo is {bytes} bytes, over the {limit}-byte thumbnailPhoto limit: not sent")]
+    PhotoTooLarge { bytes: usize, limit: usize },
+
+    /// The server refused the value (rc 19 constraint violation as Windows AD answers for an
+    /// oversize thumbnailPhoto, rc 21 invalid syntax as Samba answers).
+    #[error("the server rejected the photo for {dn} (LDAP rc {rc}): {text}")]
+    PhotoRejected { dn: String, rc: u32, text: String },
+
+    /// rc 51 busy / rc 52 unavailable. Retryable.
+    #[error("the server is busy or unavailable (LDAP rc {rc}): {text}")]
+    ServerBusy { rc: u32, text: String },
+
+    /// rc 53: the server will not do it (policy). Not retryable: AD answers 53 for permanent
+    /// conditions too.
+    #[error("the server is unwilling to perform {op} (LDAP rc 53): {text}")]
+    Unwilling { op: &'static str, text: String },
+
+    /// Any other LDAP result code.
+    #[error("{op} failed (LDAP rc {rc}): {text}")]
+    Ldap { op: &'static str, rc: u32, text: String },
+
+    /// An attribute name that is not an LDAP attribute description (letters, digits, hyphens,
+    /// starting with a letter, or a numeric OID).
+    #[error("invalid attribute name {0:?}")]
+    InvalidAttribute(String),
+
+    /// No base DN given and the rootDSE names no single default.
+    #[error("no base DN given and the server's rootDSE has no defaultNamingContext (pass a base DN)")]
+    NoBaseDn,
+
+    /// The server answered something this client cannot interpret.
+    #[error("unexpected answer from the server: {0}")]
+    Protocol(String),
+
+    /// A write was asked for without a backup store and without an explicit `no_backup`.
+    #[error("refusing to overwrite without a backup: give a backup folder or say no_backup explicitly")]
+    BackupRequired,
+
+    /// Reading or writing the backup folder failed. Nothing was sent to the server.
+    #[error("backup folder {path}: {source}")]
+    BackupIo {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The backup index has a line that is not a backup record.
+    #[error("backup index {path} line {line}: {reason}")]
+    BackupIndex { path: PathBuf, line: usize, reason: String },
+
+    /// No backup matches the request.
+    #[error("no backup found for {0}")]
+    BackupNotFound(String),
+
+    /// A backed-up file no longer has the SHA-256 recorded for it: not restored.
+    #[error("backup {id}: saved bytes in {path} do not match the recorded SHA-256 (expected {expected}, found {found}); not restored")]
+    BackupCorrupt { id: String, path: PathBuf, expected: String, found: String },
+}
+
+impl DirectoryError {
+    /// True when the same operation may succeed later without anyone changing anything:
+    /// connection failures, drops, timeouts, busy/unavailable servers.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            DirectoryError::Connect { .. }
+                | DirectoryError::Timeout { .. }
+                | DirectoryError::ConnectionLost { .. }
+                | DirectoryError::ServerBusy { .. }
+        )
+    }
+
+    /// The LDAP result code behind this error, when the server sent one.
+    pub fn ldap_rc(&self) -> Option<u32> {
+        match self {
+            DirectoryError::InvalidCredentials { .. } => Some(49),
+            DirectoryError::InsufficientRights { .. } => Some(50),
+            DirectoryError::NoSuchObject { .. } => Some(32),
+            DirectoryError::Unwilling { .. } => Some(53),
+            DirectoryError::StrongAuthRequired { rc, .. }
+            | DirectoryError::PhotoRejected { rc, .. }
+            | DirectoryError::ServerBusy { rc, .. }
+            | DirectoryError::Ldap { rc, .. } => Some(*rc),
+            _ => None,
+        }
+    }
+
+    /// A short stable name for reports and JSON output (`"insufficient_rights"`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DirectoryError::InvalidUrl { .. } => "invalid_url",
+            DirectoryError::PlaintextBindRefused { .. } => "plaintext_bind_refused",
+            DirectoryError::TlsConfig(_) => "tls_config",
+            DirectoryError::Tls { .. } => "tls",
+            DirectoryError::Connect { .. } => "connect",
+            DirectoryError::Timeout { .. } => "timeout",
+            DirectoryError::ConnectionLost { .. } => "connection_lost",
+            DirectoryError::InvalidCredentials { .. } => "invalid_credentials",
+            DirectoryError::StrongAuthRequired { .. } => "strong_auth_required",
+            DirectoryError::InsufficientRights { .. } => "insufficient_rights",
+            DirectoryError::NoSuchObject { .. } => "no_such_object",
+            DirectoryError::UserNotFound { .. } => "user_not_found",
+            DirectoryError::Ambiguous { .. } => "ambiguous",
+            DirectoryError::PhotoTooLarge { .. } => "photo_too_large",
+            DirectoryError::PhotoRejected { .. } => "photo_rejected",
+            DirectoryError::ServerBusy { .. } => "server_busy",
+            DirectoryError::Unwilling { .. } => "unwilling",
+            DirectoryError::Ldap { .. } => "ldap",
+            DirectoryError::InvalidAttribute(_) => "invalid_attribute",
+            DirectoryError::NoBaseDn => "no_base_dn",
+            DirectoryError::Protocol(_) => "protocol",
+            DirectoryError::BackupRequired => "backup_required",
+            DirectoryError::BackupIo { .. } => "backup_io",
+            DirectoryError::BackupIndex { .. } => "backup_index",
+            DirectoryError::BackupNotFound(_) => "backup_not_found",
+            DirectoryError::BackupCorrupt { .. } => "backup_corrupt",
+        }
+    }
+}
+
+/// Map an ldap3 error from operation `op` on `dn` to a typed error.
+pub(crate) fn map_ldap(op: &'static str, dn: &str, err: ldap3::LdapError, timeout: Duration) -> DirectoryError {
+    use ldap3::LdapError as E;
+    match err {
+        E::LdapResult { result } => map_rc(op, dn, result.rc, result.text),
+        E::Timeout { .. } => DirectoryError::Timeout { op, after: timeout },
+        E::Io { source } => DirectoryError::ConnectionLost { op, reason: source.to_string() },
+        e @ (E::OpSend { .. } | E::ResultRecv { .. } | E::IdScrubSend { .. } | E::MiscSend { .. } | E::EndOfStream) => {
+            DirectoryError::ConnectionLost { op, reason: e.to_string() }
+        }
+        E::FilterParsing => DirectoryError::Protocol(format!("{op}: filter did not parse (a bug: filters are built escaped)")),
+        e @ (E::Rustls { .. } | E::DNSName { .. }) => DirectoryError::Tls { url: String::new(), reason: e.to_string() },
+        e => DirectoryError::Protocol(format!("{op}: {e}")),
+    }
+}
+
+/// Map a non-zero LDAP result code.
+pub(crate) fn map_rc(op: &'static str, dn: &str, rc: u32, text: String) -> DirectoryError {
+    let dn = dn.to_string();
+    match rc {
+        8 | 13 => DirectoryError::StrongAuthRequired { rc, text },
+        19 | 21 if op.contains("photo") => DirectoryError::PhotoRejected { dn, rc, text },
+        32 => DirectoryError::NoSuchObject { dn, text },
+        49 => DirectoryError::InvalidCredentials { text },
+        50 => DirectoryError::InsufficientRights { op, dn, text },
+        51 | 52 => DirectoryError::ServerBusy { rc, text },
+        53 => DirectoryError::Unwilling { op, text },
+        _ => DirectoryError::Ldap { op, rc, text },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_codes_map_to_kinds() {
+        assert_eq!(map_rc("bind", "", 49, "x".into()).kind(), "invalid_credentials");
+        assert_eq!(map_rc("replace photo", "cn=a", 50, "x".into()).kind(), "insufficient_rights");
+        assert_eq!(map_rc("replace photo", "cn=a", 19, "x".into()).kind(), "photo_rejected");
+        assert_eq!(map_rc("replace photo", "cn=a", 21, "x".into()).kind(), "photo_rejected");
+        assert_eq!(map_rc("search", "cn=a", 21, "x".into()).kind(), "ldap");
+        assert_eq!(map_rc("read photo", "cn=a", 32, "x".into()).kind(), "no_such_object");
+        assert_eq!(map_rc("bind", "", 8, "x".into()).kind(), "strong_auth_required");
+        assert!(map_rc("x", "", 51, String::new()).is_retryable());
+        assert!(map_rc("x", "", 52, String::new()).is_retryable());
+        assert!(!map_rc("x", "", 53, String::new()).is_retryable());
+        assert!(!map_rc("x", "", 50, String::new()).is_retryable());
+        assert_eq!(map_rc("x", "", 50, String::new()).ldap_rc(), Some(50));
+    }
+
+    #[test]
+    fn io_and_timeouts_are_retryable() {
+        let e = map_ldap(
+            "replace photo",
+            "cn=a",
+            ldap3::LdapError::Io { source: std::io::Error::from(std::io::ErrorKind::ConnectionReset) },
+            Duration::from_secs(1),
+        );
+        assert_eq!(e.kind(), "connection_lost");
+        assert!(e.is_retryable());
+        let e = map_ldap("search", "", ldap3::LdapError::EndOfStream, Duration::from_secs(1));
+        assert!(e.is_retryable());
+        assert!(!DirectoryError::PhotoTooLarge { bytes: 1, limit: 0 }.is_retryable());
+    }
+}
