@@ -1,7 +1,49 @@
 //! Imaging: any photo in, AD- and Exchange-ready JPEGs out.
 //!
-//! API CONTRACT (fixed; the implementation is being written). Other crates code against
-//! exactly these names. Pure and synchronous: bytes in, bytes out, no I/O.
+//! # What it is for
+//! Administrators hand PhotoBulk whatever their users' phones and cameras produced:
+//! sideways iPhone HEICs, 12 MP JPEGs with GPS in the EXIF, CMYK scans, PNGs with
+//! alpha. Directories want something else: Active Directory's `thumbnailPhoto` is a
+//! 96x96 JPEG that must stay <= 10,240 bytes (or Entra Connect never passes it on to
+//! Exchange Online), and Exchange's HD photo is 648x648. [`convert`] turns one into
+//! the other: decode → apply orientation → choose a square crop → Lanczos3 resize →
+//! encode at the highest JPEG quality that fits each byte budget, with no metadata.
+//!
+//! # Why it is shaped so
+//! - **Pure and synchronous, bytes in → bytes out.** No files, no network, no threads:
+//!   callers (CLI, engine) own I/O and parallelism, tests need no temp dirs, and the
+//!   same input always gives the same bytes (the SHA-256 in [`Output`] is stable).
+//! - **Every input is hostile.** Sizes are read from headers and checked against
+//!   [`Limits`] *before* any pixel buffer exists, so a decompression bomb is an error,
+//!   not an OOM; truncated JPEGs are refused rather than padded with grey; codec
+//!   failures (including libjpeg's unwinding errors) become [`ImagingError`] values.
+//! - **Speed by not touching pixels we do not need.** A large JPEG is decoded at a
+//!   reduced DCT scale (1/2, 1/4, 1/8, like Pillow's `draft`) whenever the crop still
+//!   has at least [`DRAFT_SAFETY`] x the largest target's pixels; crop and resize are
+//!   one `fast_image_resize` pass straight out of the *stored* (un-rotated) pixels,
+//!   and only the small result is rotated upright; smaller targets are resized from
+//!   the largest target's output (96 from 648), not from the source.
+//! - **The crop is a strategy.** [`Crop`] values map to a [`CropStrategy`] that sees
+//!   only the upright size; a face-aware strategy slots in behind the same trait
+//!   without touching callers, which pass [`Crop`] through.
+//! - **One JPEG encoder, chosen by measurement** (see below); the quality search is a
+//!   bracketed binary search from the top, so the answer is the highest quality that
+//!   fits, and an unreachable budget names the smallest size reached.
+//!
+//! # Codecs
+//! JPEG is decoded and encoded by `mozjpeg` (libjpeg-turbo with SIMD): it can decode
+//! at a DCT scale, handles CMYK/YCCK (Adobe-inverted CMYK is recognised by its APP14
+//! marker), and is the fastest decoder we measured. PNG, GIF (first frame), BMP, TIFF
+//! and WebP go through the `image` crate with its limits set; HEIC/HEIF through
+//! libheif behind the `heic` feature. A HEIC's own rotation boxes (`irot`/`imir`) are
+//! applied by libheif and its EXIF orientation is then ignored (iPhones write both);
+//! a HEIC without such boxes gets its EXIF orientation applied like any other format.
+//! Colour: greyscale, 16-bit, palette and CMYK sources all become 8-bit RGB; alpha is
+//! flattened onto [`Options::background`]. Embedded ICC profiles are not converted
+//! (treated as sRGB) and are never copied to the output.
+//!
+//! # Encoder choice (measured)
+//! See `examples/encoder_compare.rs`; the numbers are in [`encode`]'s module docs.
 
 use serde::Serialize;
 
@@ -127,10 +169,203 @@ pub enum ImagingError {
     BudgetUnreachable { target: String, size: u32, budget: usize, smallest: usize, quality: u8 },
     #[error("invalid option: {0}")]
     InvalidOption(String),
+    /// A failure inside the pipeline that no input should cause (a bug: please report).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+
+mod crop;
+mod decode;
+mod encode;
+mod orient;
+mod resize;
+
+pub use crop::CropStrategy;
+
+/// A large JPEG is decoded at a reduced DCT scale only while the crop keeps at least
+/// this many times the largest target's side (Pillow's `thumbnail` uses 2 the same way,
+/// ImageMagick users pass `-define jpeg:size=` at 2x). Below 2 the DCT-scaled image is
+/// resampled by less than 2x and fine detail softens measurably.
+pub const DRAFT_SAFETY: f64 = 2.0;
+
+/// Smallest `Target::max_bytes` accepted: below about 1 KB not even a 48x48 JPEG
+/// (headers and tables alone are ~600 bytes) fits, so it is a mistake, not a budget.
+pub const MIN_TARGET_BYTES: usize = 1_024;
+
+/// Largest `Target::size` accepted (Exchange's largest photo is 648; this leaves room).
+pub const MAX_TARGET_SIZE: u32 = 4_096;
+
+impl Default for Limits {
+    /// 100,000,000 pixels, 20,000 px a side, 50 MiB of input.
+    fn default() -> Self {
+        Limits { max_pixels: 100_000_000, max_side: 20_000, max_input_bytes: 52_428_800 }
+    }
+}
+
+impl Default for Options {
+    /// Default limits, centre crop, white background, 48 px minimum, targets `ad` and `hd`.
+    fn default() -> Self {
+        Options {
+            limits: Limits::default(),
+            crop: Crop::Center,
+            background: [255, 255, 255],
+            min_source_side: 48,
+            targets: vec![Target::ad(), Target::hd()],
+        }
+    }
+}
+
+impl Target {
+    /// A caller's own target.
+    pub fn new(name: impl Into<String>, size: u32, max_bytes: usize) -> Self {
+        Target { name: name.into(), size, max_bytes }
+    }
+}
+
+fn validate(opts: &Options) -> Result<(), ImagingError> {
+    if opts.targets.is_empty() {
+        return Err(ImagingError::InvalidOption("no targets given".into()));
+    }
+    for (i, t) in opts.targets.iter().enumerate() {
+        if t.name.is_empty() {
+            return Err(ImagingError::InvalidOption(format!("target #{} has an empty name", i + 1)));
+        }
+        if t.size == 0 || t.size > MAX_TARGET_SIZE {
+            return Err(ImagingError::InvalidOption(format!(
+                "target {}: size {} is outside 1..={MAX_TARGET_SIZE}",
+                t.name, t.size
+            )));
+        }
+        if t.max_bytes < MIN_TARGET_BYTES {
+            return Err(ImagingError::InvalidOption(format!(
+                "target {}: budget of {} bytes is under the {MIN_TARGET_BYTES}-byte minimum",
+                t.name, t.max_bytes
+            )));
+        }
+        if opts.targets[..i].iter().any(|o| o.name == t.name) {
+            return Err(ImagingError::InvalidOption(format!("target name {} given twice", t.name)));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn check_input_len(input: &[u8], limits: &Limits) -> Result<(), ImagingError> {
+    if input.len() > limits.max_input_bytes {
+        return Err(ImagingError::InputTooLarge { bytes: input.len(), limit: limits.max_input_bytes });
+    }
+    Ok(())
+}
+
+pub(crate) fn check_dims(width: u32, height: u32, limits: &Limits) -> Result<(), ImagingError> {
+    if width == 0 || height == 0 {
+        return Err(ImagingError::Decode { format: "image".into(), reason: format!("header declares {width}x{height}") });
+    }
+    if width > limits.max_side || height > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
+        return Err(ImagingError::TooManyPixels { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
+    }
+    Ok(())
+}
+
+/// The largest DCT scale denominator (1, 2, 4, 8) that keeps a crop of `crop_side`
+/// stored pixels at least `DRAFT_SAFETY` x `largest_target` pixels wide.
+fn draft_denominator(crop_side: u32, largest_target: u32) -> u32 {
+    let need = f64::from(largest_target) * DRAFT_SAFETY;
+    [8u32, 4, 2].into_iter().find(|d| f64::from(crop_side) / f64::from(*d) >= need).unwrap_or(1)
 }
 
 /// Decode, orient, crop, resize and encode `input` for every target in `opts`.
-pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError> { let _ = (input, opts); Err(ImagingError::InvalidOption("not yet implemented".into())) }
+pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError> {
+    validate(opts)?;
+    check_input_len(input, &opts.limits)?;
+    let largest = opts.targets.iter().map(|t| t.size).max().unwrap_or(1);
+    let strategy = crop::strategy(opts.crop);
+    let min = opts.min_source_side;
+    let too_small = |g: &decode::Geometry| -> Result<(u32, u32), ImagingError> {
+        let (w, h) = orient::upright_dims(g.width, g.height, g.orientation);
+        if w < min || h < min {
+            return Err(ImagingError::TooSmall { width: w, height: h, min });
+        }
+        Ok((w, h))
+    };
+    let mut plan = |g: &decode::Geometry| -> Result<u32, ImagingError> {
+        let (w, h) = too_small(g)?;
+        let cb = strategy.crop_box(w, h);
+        Ok(draft_denominator(cb.width, largest))
+    };
+    let decoded = decode::decode(input, &opts.limits, opts.background, &mut plan)?;
+    let (uw, uh) = too_small(&decoded.geometry)?;
+    let cb = strategy.crop_box(uw, uh);
+
+    // Largest target first, from the source; the others from it when it is both a real
+    // downscale of the source and at least twice their size (96 from 648).
+    let mut order: Vec<usize> = (0..opts.targets.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(opts.targets[i].size));
+    let mut resizer = resize::Resizer::new();
+    let mut rendered: Vec<Option<Vec<u8>>> = vec![None; opts.targets.len()];
+    let mut warnings = Vec::new();
+    let mut intermediate: Option<(u32, usize)> = None;
+    for &i in &order {
+        let t = &opts.targets[i];
+        let factor_x100 = u64::from(t.size) * 100 / u64::from(cb.width.max(1));
+        if factor_x100 > 200 {
+            warnings.push(Warning::Upscaled { target: t.name.clone(), factor_x100: u32::try_from(factor_x100).unwrap_or(u32::MAX) });
+        }
+        let pixels = match intermediate {
+            Some((size, j)) if size >= 2 * t.size => {
+                let src = rendered[j].as_deref().unwrap_or_default();
+                resizer.square_from_square(src, size, t.size)?
+            }
+            _ => {
+                let px = resizer.render(&decoded, cb, t.size, opts.background)?;
+                if intermediate.is_none() && t.size <= cb.width {
+                    intermediate = Some((t.size, i));
+                }
+                px
+            }
+        };
+        rendered[i] = Some(pixels);
+    }
+    let mut outputs = Vec::with_capacity(opts.targets.len());
+    for (t, px) in opts.targets.iter().zip(rendered) {
+        let px = px.unwrap_or_default();
+        let fit = encode::fit_budget(&px, t.size, t.max_bytes).map_err(|e| match e {
+            encode::FitError::Unreachable { smallest, quality } => ImagingError::BudgetUnreachable {
+                target: t.name.clone(),
+                size: t.size,
+                budget: t.max_bytes,
+                smallest,
+                quality,
+            },
+            encode::FitError::Encoder(reason) => ImagingError::Internal(format!("jpeg encoder: {reason}")),
+        })?;
+        outputs.push(Output {
+            target: t.name.clone(),
+            width: t.size,
+            height: t.size,
+            crop: cb,
+            quality: fit.quality,
+            sha256: sha256_hex(&fit.jpeg),
+            bytes: fit.jpeg.len(),
+            jpeg: fit.jpeg,
+        });
+    }
+    Ok(Conversion { source: decoded.info, outputs, warnings })
+}
 
 /// Read the format and stored dimensions without decoding pixels (used for reports).
-pub fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> { let _ = input; Err(ImagingError::UnknownFormat) }
+/// `orientation` is the one [`convert`] would apply.
+pub fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
+    decode::probe(input)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let mut s = String::with_capacity(64);
+    for b in digest {
+        s.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
+        s.push(char::from_digit(u32::from(b & 15), 16).unwrap_or('0'));
+    }
+    s
+}

@@ -1,0 +1,506 @@
+//! Decoding: sniff the format, check limits from the header, decode to 8-bit RGB.
+//!
+//! The output keeps the *stored* orientation (the pipeline rotates only the small
+//! result) and, for JPEG, may be DCT-scaled: the caller's `plan` sees the header's
+//! geometry first and answers with the scale denominator it can afford.
+
+use crate::{check_dims, check_input_len, orient, ImagingError, Limits, SourceInfo};
+use std::io::Cursor;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Full-resolution pixel grid the decoder delivers, and the orientation still to apply.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geometry {
+    pub width: u32,
+    pub height: u32,
+    pub orientation: u8,
+}
+
+/// Decoded pixels: RGB8, `pix_width` x `pix_height` (smaller than `geometry` when
+/// DCT-scaled), still in the orientation `geometry.orientation` describes.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub info: SourceInfo,
+    pub geometry: Geometry,
+    pub rgb: Vec<u8>,
+    pub pix_width: u32,
+    pub pix_height: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Jpeg,
+    Heic,
+    Other(image::ImageFormat, &'static str),
+}
+
+fn sniff(input: &[u8]) -> Result<Kind, ImagingError> {
+    if input.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        return Ok(Kind::Jpeg);
+    }
+    if is_heif(input) {
+        return Ok(Kind::Heic);
+    }
+    use image::ImageFormat as F;
+    match image::guess_format(input) {
+        Ok(F::Png) => Ok(Kind::Other(F::Png, "png")),
+        Ok(F::Gif) => Ok(Kind::Other(F::Gif, "gif")),
+        Ok(F::Bmp) => Ok(Kind::Other(F::Bmp, "bmp")),
+        Ok(F::Tiff) => Ok(Kind::Other(F::Tiff, "tiff")),
+        Ok(F::WebP) => Ok(Kind::Other(F::WebP, "webp")),
+        _ => Err(ImagingError::UnknownFormat),
+    }
+}
+
+/// An ISO-BMFF `ftyp` box naming a HEIF brand (major or compatible).
+fn is_heif(input: &[u8]) -> bool {
+    const BRANDS: [&[u8; 4]; 8] = [b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"];
+    if input.len() < 16 || &input[4..8] != b"ftyp" {
+        return false;
+    }
+    let size = u32::from_be_bytes([input[0], input[1], input[2], input[3]]) as usize;
+    let end = size.clamp(16, input.len());
+    if &input[8..12] == b"avif" {
+        return false;
+    }
+    std::iter::once(&input[8..12])
+        .chain(input[16..end].chunks_exact(4))
+        .any(|b| BRANDS.iter().any(|k| b == &k[..]))
+}
+
+fn decode_err(format: &str, reason: impl std::fmt::Display) -> ImagingError {
+    ImagingError::Decode { format: format.into(), reason: reason.to_string() }
+}
+
+/// Decode `input`. `plan` is called once with the header's geometry, before any pixel
+/// buffer is allocated; it may refuse (e.g. too small) or return the JPEG DCT scale
+/// denominator (1, 2, 4 or 8) to decode at. Other formats ignore the denominator.
+pub(crate) fn decode(
+    input: &[u8],
+    limits: &Limits,
+    background: [u8; 3],
+    plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+) -> Result<Decoded, ImagingError> {
+    check_input_len(input, limits)?;
+    match sniff(input)? {
+        Kind::Jpeg => jpeg::decode(input, limits, plan),
+        Kind::Heic => heic::decode(input, limits, background, plan),
+        Kind::Other(fmt, name) => decode_other(input, fmt, name, limits, background, plan),
+    }
+}
+
+/// Format, stored size and orientation, from headers only.
+pub(crate) fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
+    match sniff(input)? {
+        Kind::Jpeg => jpeg::probe(input),
+        Kind::Heic => heic::probe(input),
+        Kind::Other(fmt, name) => {
+            let mut dec = other_decoder(input, fmt, name, &Limits::default())?;
+            let (width, height) = image::ImageDecoder::dimensions(&dec);
+            let orientation = image::ImageDecoder::orientation(&mut dec).map_or(1, |o| o.to_exif());
+            Ok(SourceInfo { format: name.into(), width, height, orientation })
+        }
+    }
+}
+
+fn other_decoder<'a>(
+    input: &'a [u8],
+    fmt: image::ImageFormat,
+    name: &str,
+    limits: &Limits,
+) -> Result<impl image::ImageDecoder + 'a, ImagingError> {
+    let mut reader = image::ImageReader::with_format(Cursor::new(input), fmt);
+    // Sides and pixel count are checked by us from the header (to report them);
+    // the allocation cap is image's own second line of defence: 16-bit RGBA worst case.
+    let mut lim = image::Limits::default();
+    lim.max_image_width = None;
+    lim.max_image_height = None;
+    lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
+    reader.limits(lim);
+    reader.into_decoder().map_err(|e| match e {
+        image::ImageError::Limits(l) => decode_err(name, format!("over the decoder's limits ({l})")),
+        e => decode_err(name, e),
+    })
+}
+
+fn decode_other(
+    input: &[u8],
+    fmt: image::ImageFormat,
+    name: &'static str,
+    limits: &Limits,
+    background: [u8; 3],
+    plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+) -> Result<Decoded, ImagingError> {
+    let mut dec = other_decoder(input, fmt, name, limits)?;
+    let (width, height) = image::ImageDecoder::dimensions(&dec);
+    check_dims(width, height, limits)?;
+    let orientation = image::ImageDecoder::orientation(&mut dec).map_or(1, |o| o.to_exif());
+    let geometry = Geometry { width, height, orientation };
+    plan(&geometry)?;
+    let img = image::DynamicImage::from_decoder(dec).map_err(|e| decode_err(name, e))?;
+    if img.width() != width || img.height() != height {
+        return Err(decode_err(name, "decoded size differs from the header's"));
+    }
+    let rgb = flatten(img, background);
+    Ok(Decoded {
+        info: SourceInfo { format: name.into(), width, height, orientation },
+        geometry,
+        rgb,
+        pix_width: width,
+        pix_height: height,
+    })
+}
+
+/// RGB8 of any decoded image, alpha composited onto `bg` (straight alpha, sRGB values).
+pub(crate) fn flatten(img: image::DynamicImage, bg: [u8; 3]) -> Vec<u8> {
+    if !img.color().has_alpha() {
+        return img.into_rgb8().into_raw();
+    }
+    let rgba = img.into_rgba8().into_raw();
+    let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
+    for p in rgba.chunks_exact(4) {
+        let a = u32::from(p[3]);
+        for c in 0..3 {
+            out.push(((u32::from(p[c]) * a + u32::from(bg[c]) * (255 - a) + 127) / 255) as u8);
+        }
+    }
+    out
+}
+
+/// Text of a caught libjpeg/libheif unwind or any other panic.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_string()))
+        .unwrap_or_else(|| "decoder failed".into())
+}
+
+mod jpeg {
+    use super::*;
+    use mozjpeg::{ColorSpace, Decompress, Marker};
+
+    /// Walks the marker segments and the entropy-coded data to the EOI marker and
+    /// returns the first SOF's declared width and height (so limits are checked
+    /// before libjpeg sees the file). libjpeg pads a truncated file with grey and
+    /// reports success; a half-grey directory photo is worse than an error, so a
+    /// missing EOI is refused.
+    pub(super) fn scan(input: &[u8]) -> Result<(u32, u32), ImagingError> {
+        let mut i = 2usize; // after SOI
+        let n = input.len();
+        let mut sof: Option<(u32, u32)> = None;
+        let trunc = || decode_err("jpeg", "file is truncated (no end-of-image marker)");
+        loop {
+            // Find the next marker: 0xFF followed by a non-0xFF, non-zero byte.
+            while i < n && input[i] != 0xFF {
+                i += 1;
+            }
+            while i < n && input[i] == 0xFF {
+                i += 1;
+            }
+            if i >= n {
+                return Err(trunc());
+            }
+            let m = input[i];
+            i += 1;
+            match m {
+                0x00 | 0x01 | 0xD0..=0xD7 => continue, // stuffed byte, TEM, restart markers
+                0xD9 => return sof.ok_or_else(|| decode_err("jpeg", "no frame header (SOF)")),
+                _ => {
+                    if i + 2 > n {
+                        return Err(trunc());
+                    }
+                    let len = usize::from(u16::from_be_bytes([input[i], input[i + 1]]));
+                    if len < 2 {
+                        return Err(decode_err("jpeg", format!("bad segment length {len} in marker 0x{m:02X}")));
+                    }
+                    let is_sof = matches!(m, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF);
+                    if is_sof && sof.is_none() {
+                        if len < 7 || i + 7 > n {
+                            return Err(trunc());
+                        }
+                        let h = u16::from_be_bytes([input[i + 3], input[i + 4]]);
+                        let w = u16::from_be_bytes([input[i + 5], input[i + 6]]);
+                        sof = Some((u32::from(w), u32::from(h)));
+                    }
+                    i += len;
+                    if i > n {
+                        return Err(trunc());
+                    }
+                }
+            }
+        }
+    }
+
+    struct Header {
+        width: u32,
+        height: u32,
+        orientation: u8,
+        adobe: bool,
+    }
+
+    fn header(d: &Decompress<&[u8]>) -> Header {
+        let mut orientation = 1;
+        let mut adobe = false;
+        for m in d.markers() {
+            match m.marker {
+                Marker::APP(1) if orientation == 1 && m.data.starts_with(b"Exif\0\0") => {
+                    orientation = orient::from_tiff_exif(&m.data[6..]);
+                }
+                Marker::APP(14) if m.data.starts_with(b"Adobe") => adobe = true,
+                _ => {}
+            }
+        }
+        let (w, h) = d.size();
+        Header {
+            width: u32::try_from(w).unwrap_or(u32::MAX),
+            height: u32::try_from(h).unwrap_or(u32::MAX),
+            orientation,
+            adobe,
+        }
+    }
+
+    fn caught<T>(f: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingError> {
+        // mozjpeg reports libjpeg's fatal errors by unwinding (its documented contract).
+        catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(decode_err("jpeg", panic_text(&*p))))
+    }
+
+    pub(super) fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
+        caught(|| {
+            let d = Decompress::with_markers(&[Marker::APP(1)]).from_mem(input).map_err(|e| decode_err("jpeg", e))?;
+            let h = header(&d);
+            Ok(SourceInfo { format: "jpeg".into(), width: h.width, height: h.height, orientation: h.orientation })
+        })
+    }
+
+    pub(super) fn decode(
+        input: &[u8],
+        limits: &Limits,
+        plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+    ) -> Result<Decoded, ImagingError> {
+        let (sof_w, sof_h) = scan(input)?;
+        check_dims(sof_w, sof_h, limits)?;
+        caught(|| {
+            let mut d = Decompress::with_markers(&[Marker::APP(1), Marker::APP(14)])
+                .from_mem(input)
+                .map_err(|e| decode_err("jpeg", e))?;
+            let h = header(&d);
+            check_dims(h.width, h.height, limits)?;
+            let geometry = Geometry { width: h.width, height: h.height, orientation: h.orientation };
+            let denom = plan(&geometry)?;
+            let num = match denom {
+                8 => 1,
+                4 => 2,
+                2 => 4,
+                _ => 8,
+            };
+            d.scale(num);
+            let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
+            let (rgb, pw, ph) = if cmyk {
+                let mut s = d.to_colorspace(ColorSpace::JCS_CMYK).map_err(|e| decode_err("jpeg", e))?;
+                let (pw, ph) = (s.width(), s.height());
+                let px = s.read_scanlines::<u8>().map_err(|e| decode_err("jpeg", e))?;
+                s.finish().map_err(|e| decode_err("jpeg", e))?;
+                (cmyk_to_rgb(&px, h.adobe), pw, ph)
+            } else {
+                let mut s = d.rgb().map_err(|e| decode_err("jpeg", e))?;
+                let (pw, ph) = (s.width(), s.height());
+                let px = s.read_scanlines::<u8>().map_err(|e| decode_err("jpeg", e))?;
+                s.finish().map_err(|e| decode_err("jpeg", e))?;
+                (px, pw, ph)
+            };
+            let (pw, ph) = (u32::try_from(pw).unwrap_or(0), u32::try_from(ph).unwrap_or(0));
+            if pw == 0 || ph == 0 || rgb.len() != pw as usize * ph as usize * 3 {
+                return Err(decode_err("jpeg", "decoder returned no pixels"));
+            }
+            Ok(Decoded {
+                info: SourceInfo { format: "jpeg".into(), width: h.width, height: h.height, orientation: h.orientation },
+                geometry,
+                rgb,
+                pix_width: pw,
+                pix_height: ph,
+            })
+        })
+    }
+
+    /// Naive CMYK → RGB (no ICC): what browsers and Pillow do without a profile.
+    /// Photoshop (Adobe APP14) writes CMYK inverted: 255 means no ink.
+    pub(super) fn cmyk_to_rgb(px: &[u8], adobe_inverted: bool) -> Vec<u8> {
+        let mut out = Vec::with_capacity(px.len() / 4 * 3);
+        for p in px.chunks_exact(4) {
+            let (c, m, y, k) = if adobe_inverted {
+                (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]), u32::from(p[3]))
+            } else {
+                (255 - u32::from(p[0]), 255 - u32::from(p[1]), 255 - u32::from(p[2]), 255 - u32::from(p[3]))
+            };
+            out.push(((c * k + 127) / 255) as u8);
+            out.push(((m * k + 127) / 255) as u8);
+            out.push(((y * k + 127) / 255) as u8);
+        }
+        out
+    }
+}
+
+#[cfg(not(feature = "heic"))]
+mod heic {
+    use super::*;
+
+    fn unsupported() -> ImagingError {
+        ImagingError::Unsupported { format: "HEIC/HEIF".into(), feature: "heic".into() }
+    }
+
+    pub(super) fn probe(_input: &[u8]) -> Result<SourceInfo, ImagingError> {
+        Err(unsupported())
+    }
+
+    pub(super) fn decode(
+        _input: &[u8],
+        _limits: &Limits,
+        _background: [u8; 3],
+        _plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+    ) -> Result<Decoded, ImagingError> {
+        Err(unsupported())
+    }
+}
+
+#[cfg(feature = "heic")]
+mod heic {
+    use super::*;
+    use libheif_rs::{ColorSpace, HeifContext, ImageHandle, ItemId, RgbChroma};
+
+    fn herr(e: impl std::fmt::Display) -> ImagingError {
+        decode_err("heic", e)
+    }
+
+    /// Whether the file's `meta` box holds an `irot` or `imir` property. libheif applies
+    /// those itself; when present, the EXIF orientation must not be applied on top.
+    pub(super) fn has_transform_boxes(input: &[u8]) -> bool {
+        let mut i = 0usize;
+        while i + 8 <= input.len() {
+            let size = u32::from_be_bytes([input[i], input[i + 1], input[i + 2], input[i + 3]]) as usize;
+            let kind = &input[i + 4..i + 8];
+            let end = match size {
+                0 => input.len(),
+                1 => return false, // 64-bit box before meta: not something we need to walk
+                s => i.saturating_add(s).min(input.len()),
+            };
+            if kind == b"meta" {
+                let meta = &input[i..end];
+                // irot and imir are 9-byte boxes: size 9, type, one payload byte.
+                return meta.windows(8).any(|w| w == b"\0\0\0\x09irot" || w == b"\0\0\0\x09imir");
+            }
+            if end <= i {
+                return false;
+            }
+            i = end;
+        }
+        false
+    }
+
+    fn exif_orientation(handle: &ImageHandle) -> u8 {
+        let mut ids: [ItemId; 4] = [0; 4];
+        let n = handle.metadata_block_ids(&mut ids, b"Exif");
+        for id in ids.iter().take(n) {
+            if let Ok(block) = handle.metadata(*id) {
+                // HEIF Exif items start with a 4-byte offset to the TIFF header.
+                if block.len() > 4 {
+                    let off = u32::from_be_bytes([block[0], block[1], block[2], block[3]]) as usize;
+                    if let Some(tiff) = block.get(4 + off..) {
+                        return orient::from_tiff_exif(tiff);
+                    }
+                }
+            }
+        }
+        1
+    }
+
+    struct Opened {
+        ctx: HeifContext,
+        exif: u8,
+        boxes: bool,
+    }
+
+    fn open(input: &[u8]) -> Result<Opened, ImagingError> {
+        let ctx = HeifContext::read_from_bytes(input).map_err(herr)?;
+        let exif = exif_orientation(&ctx.primary_image_handle().map_err(herr)?);
+        Ok(Opened { ctx, exif, boxes: has_transform_boxes(input) })
+    }
+
+    pub(super) fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
+        let o = open(input)?;
+        let handle = o.ctx.primary_image_handle().map_err(herr)?;
+        let (w, h) = stored_dims(&handle);
+        Ok(SourceInfo { format: "heic".into(), width: w, height: h, orientation: if o.boxes { 1 } else { o.exif } })
+    }
+
+    /// Size as stored (before irot): `ispe` when given, else the handle's size.
+    fn stored_dims(handle: &ImageHandle) -> (u32, u32) {
+        let (iw, ih) = (handle.ispe_width(), handle.ispe_height());
+        if iw > 0 && ih > 0 {
+            (iw as u32, ih as u32)
+        } else {
+            (handle.width(), handle.height())
+        }
+    }
+
+    pub(super) fn decode(
+        input: &[u8],
+        limits: &Limits,
+        background: [u8; 3],
+        plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+    ) -> Result<Decoded, ImagingError> {
+        let o = open(input)?;
+        let handle = o.ctx.primary_image_handle().map_err(herr)?;
+        let (sw, sh) = stored_dims(&handle);
+        check_dims(sw, sh, limits)?;
+        let orientation = if o.boxes { 1 } else { o.exif };
+        // Before decoding: the size after libheif's own transforms is the handle's.
+        plan(&Geometry { width: handle.width(), height: handle.height(), orientation })?;
+        let alpha = handle.has_alpha_channel();
+        let chroma = if alpha { RgbChroma::Rgba } else { RgbChroma::Rgb };
+        let img = catch_unwind(AssertUnwindSafe(|| handle.decode(ColorSpace::Rgb(chroma), None)))
+            .unwrap_or_else(|p| Err(libheif_rs::HeifError {
+                code: libheif_rs::HeifErrorCode::DecoderPluginError,
+                sub_code: libheif_rs::HeifErrorSubCode::Unspecified,
+                message: panic_text(&*p),
+            }))
+            .map_err(herr)?;
+        let planes = img.planes();
+        let plane = planes.interleaved.ok_or_else(|| herr("decoder returned no interleaved plane"))?;
+        // The decoded image's size, not the handle's: with irot it is the rotated one.
+        let (w, h) = (plane.width, plane.height);
+        check_dims(w, h, limits)?;
+        let bpp = if alpha { 4 } else { 3 };
+        let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
+        for row in 0..h as usize {
+            let start = row * plane.stride;
+            let line = plane
+                .data
+                .get(start..start + w as usize * bpp)
+                .ok_or_else(|| herr("decoded plane is shorter than its size"))?;
+            if alpha {
+                let flat = flatten_rgba_row(line, background);
+                rgb.extend_from_slice(&flat);
+            } else {
+                rgb.extend_from_slice(line);
+            }
+        }
+        Ok(Decoded {
+            info: SourceInfo { format: "heic".into(), width: sw, height: sh, orientation },
+            geometry: Geometry { width: w, height: h, orientation },
+            rgb,
+            pix_width: w,
+            pix_height: h,
+        })
+    }
+
+    fn flatten_rgba_row(line: &[u8], bg: [u8; 3]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(line.len() / 4 * 3);
+        for p in line.chunks_exact(4) {
+            let a = u32::from(p[3]);
+            for c in 0..3 {
+                out.push(((u32::from(p[c]) * a + u32::from(bg[c]) * (255 - a) + 127) / 255) as u8);
+            }
+        }
+        out
+    }
+}
