@@ -23,6 +23,16 @@ pb_random_password() {
   printf 'Pb7-%s' "$r"
 }
 
+# pb_lock DIR -- serialize start/stop/seed on one DIR (fd 9; the daemons are
+# started with 9>&- so they never inherit the lock).
+pb_lock() {
+  mkdir -p "$1"
+  exec 9>"$1/.lock"
+  if ! flock -w 300 9; then
+    pb_die "timed out waiting for the lock on $1"
+  fi
+}
+
 pb_pid_alive() {
   local pid=${1:-}
   [[ -n $pid && $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
