@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::backup::{BackupReason, BackupRecord, BackupStore, Subject};
 use crate::error::{map_ldap, map_rc};
-use crate::filter::{escape_filter_value, Lookup, USER_FILTER};
+use crate::filter::{escape_filter_value, user_filter, Lookup};
 use crate::{DirectoryError, MAX_PHOTO_BYTES, PHOTO_ATTR};
 
 /// A password that never shows up in `Debug` output or logs.
@@ -400,6 +400,11 @@ impl Directory {
         &self.url
     }
 
+    /// The user-class filter for this server ([`user_filter`]).
+    pub fn user_filter(&self) -> &'static str {
+        user_filter(self.server.kind.is_ad())
+    }
+
     fn handle(&self) -> Ldap {
         let mut l = self.ldap.clone();
         l.with_timeout(self.timeout);
@@ -443,6 +448,13 @@ impl Directory {
         let mut out = Vec::new();
         while let Some(re) = s.next().await.map_err(map)? {
             out.push(SearchEntry::construct(re));
+            if sizelimit > 0 && out.len() >= sizelimit as usize {
+                // Samba ignores the request's size limit: stop reading and abandon the rest.
+                let msgid = s.ldap_handle().last_id();
+                let _ = s.finish().await;
+                let _ = self.ldap.clone().abandon(msgid).await;
+                return Ok(out);
+            }
         }
         let res = s.finish().await;
         match res.rc {
@@ -480,8 +492,15 @@ impl Directory {
 
     /// Find exactly one user whose `by` attribute equals `value` (escaped: wildcards and filter
     /// syntax in `value` are literal). None → `UserNotFound`; two or more → `Ambiguous`.
+    ///
+    /// A value containing NUL is not found without asking the server: no directory name can
+    /// hold NUL, and Samba compares filter values as C strings, so `john.smith\0x` would match
+    /// `john.smith` there.
     pub async fn find_user(&self, by: &Lookup, value: &str, with_photo: bool) -> Result<User, DirectoryError> {
-        let filter = by.filter(value)?;
+        let filter = by.filter(self.user_filter(), value)?;
+        if value.contains('\0') {
+            return Err(DirectoryError::UserNotFound { by: by.to_string(), value: value.to_string() });
+        }
         let base = self.base()?.to_string();
         let entries = self.search_all("find user", &base, Scope::Subtree, &filter, user_attrs(with_photo), 2).await?;
         match entries.len() {
@@ -508,9 +527,9 @@ impl Directory {
             None => self.base()?.to_string(),
         };
         let filter = if opts.only_with_photo {
-            format!("(&{USER_FILTER}({PHOTO_ATTR}=*))")
+            format!("(&{}({PHOTO_ATTR}=*))", self.user_filter())
         } else {
-            USER_FILTER.to_string()
+            self.user_filter().to_string()
         };
         let entries = self.search_paged("list users", &base, &filter, user_attrs(opts.fetch_photo)).await?;
         Ok(entries.iter().map(User::from_entry).collect())

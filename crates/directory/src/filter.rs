@@ -5,13 +5,26 @@ use std::fmt;
 
 use crate::DirectoryError;
 
-/// Users, on AD/Samba and on an AD-like OpenLDAP profile alike.
+/// Users on AD and Samba: people with the `user` class. Computer accounts (whose class derives
+/// from `user`) and contacts have other object categories, so they are excluded.
+pub const AD_USER_FILTER: &str = "(&(objectCategory=person)(objectClass=user))";
+
+/// Users on other LDAP servers, including the AD-like OpenLDAP profile (whose `user` class
+/// derives from `inetOrgPerson`).
 ///
-/// In AD every `user` is also a `person`, and so are computer accounts (`computer` derives from
-/// `user`), which are excluded. `inetOrgPerson` covers OpenLDAP schemas that have no `user`
-/// class; on AD `inetOrgPerson` derives from `user`, so it adds nothing there. An equality test
-/// on a class a server does not know is simply false, so one filter serves both.
-pub const USER_FILTER: &str = "(&(|(objectClass=user)(objectClass=inetOrgPerson))(!(objectClass=computer)))";
+/// Why not one filter for both: OpenLDAP evaluates an equality test on an object class it does
+/// not know (`computer`) or on an attribute it does not know (`objectCategory`) as Undefined,
+/// and `NOT Undefined` is still Undefined, so AD's exclusions would make every user vanish.
+pub const LDAP_USER_FILTER: &str = "(|(objectClass=user)(objectClass=inetOrgPerson))";
+
+/// The user-class filter for a kind of server.
+pub fn user_filter(ad: bool) -> &'static str {
+    if ad {
+        AD_USER_FILTER
+    } else {
+        LDAP_USER_FILTER
+    }
+}
 
 /// Which attribute identifies a user in a lookup.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,11 +68,11 @@ impl Lookup {
         }
     }
 
-    /// `(&USER_FILTER(attr=escaped value))`.
-    pub fn filter(&self, value: &str) -> Result<String, DirectoryError> {
+    /// `(&CLASS(attr=escaped value))`, with `class` from [`user_filter`].
+    pub fn filter(&self, class: &str, value: &str) -> Result<String, DirectoryError> {
         let attr = self.attribute();
         validate_attribute(attr)?;
-        Ok(format!("(&{USER_FILTER}({attr}={}))", escape_filter_value(value.as_bytes())))
+        Ok(format!("(&{class}({attr}={}))", escape_filter_value(value.as_bytes())))
     }
 }
 
@@ -169,8 +182,10 @@ mod tests {
 
     #[test]
     fn lookup_filter_wraps_the_user_class() {
-        let f = Lookup::SamAccountName.filter("star*user").expect("filter");
-        assert_eq!(f, format!("(&{USER_FILTER}(sAMAccountName=star\\2auser))"));
-        assert!(ldap3::parse_filter(&f).is_ok());
+        for ad in [true, false] {
+            let f = Lookup::SamAccountName.filter(user_filter(ad), "star*user").expect("filter");
+            assert_eq!(f, format!("(&{}(sAMAccountName=star\\2auser))", user_filter(ad)));
+            assert!(ldap3::parse_filter(&f).is_ok());
+        }
     }
 }

@@ -71,7 +71,7 @@ pub use client::{
     PhotoItem, RestoreFrom, RestoreOutcome, ServerInfo, ServerKind, User, WriteOptions, WriteOutcome,
 };
 pub use error::DirectoryError;
-pub use filter::{escape_filter_value, validate_attribute, Lookup, USER_FILTER};
+pub use filter::{escape_filter_value, user_filter, validate_attribute, Lookup, AD_USER_FILTER, LDAP_USER_FILTER};
 
 /// The LDAP attribute this crate writes.
 pub const PHOTO_ATTR: &str = "thumbnailPhoto";

@@ -1,0 +1,553 @@
+//! `photobulk ad`: read, write, back up and restore AD thumbnailPhoto over LDAP.
+//!
+//! A thin layer over `photobulk_directory`: parse arguments, get the password safely, convert
+//! images through `photobulk_imaging`, print results. Every user is handled on its own: one
+//! failure is reported and the rest go on; the exit code is 1 when any item failed.
+//!
+//! # Password
+//! From `PHOTOBULK_LDAP_PASSWORD`, `--password-file PATH` (first line), or a prompt with echo
+//! off when stdin is a terminal. Never from a command-line value, never printed.
+//!
+//! # JSON output (`--json`)
+//! Every subcommand prints one JSON array, one object per user, in the order asked:
+//!
+//! ```json
+//! [{"user":"john.smith","ok":true,"dn":"CN=John Smith,OU=People,DC=photobulk,DC=test",
+//!   "bytes":8123,"sha256":"…","backup_id":"20261122T…-000001","file":"john.jpg"},
+//!  {"user":"nobody","ok":false,"error":{"kind":"user_not_found","retryable":false,
+//!   "message":"no user with sAMAccountName=\"nobody\""}}]
+//! ```
+//!
+//! Fields beyond `user`/`ok`/`error` appear when they apply: `dn`, `bytes`, `sha256`,
+//! `backup_id` (backup taken before the write), `restored_id` (backup put back), `file`
+//! (`get --out`), and for `list`: `sam_account_name`, `user_principal_name`, `mail`,
+//! `has_photo`, `format`, `width`, `height` (from `photobulk_imaging::probe`; absent when the
+//! bytes are not a recognised image).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use photobulk_directory::{
+    check_photo_size, sha256_hex, BackupStore, ConnectOptions, Credentials, Directory, DirectoryError, ListOptions,
+    Lookup, Password, RestoreFrom, User, WriteOptions,
+};
+use serde::Serialize;
+
+/// Read, write, back up and restore AD thumbnailPhoto over LDAP.
+#[derive(clap::Args, Debug)]
+pub struct AdArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(subcommand)]
+    command: AdCommand,
+}
+
+/// Connection and output options, accepted before or after the subcommand.
+#[derive(clap::Args, Debug)]
+struct ConnArgs {
+    /// Directory server: ldaps://host[:636], or ldap://host[:389] with --starttls.
+    #[arg(long, global = true, env = "PHOTOBULK_LDAP_SERVER", value_name = "URL")]
+    server: Option<String>,
+    /// Search base DN (default: the server's defaultNamingContext).
+    #[arg(long, global = true, value_name = "DN")]
+    base: Option<String>,
+    /// Bind name: a DN, user@domain or DOMAIN\user. Without it the bind is anonymous.
+    #[arg(long, global = true, env = "PHOTOBULK_LDAP_BIND", value_name = "NAME")]
+    bind: Option<String>,
+    /// Read the bind password from the first line of this file (else PHOTOBULK_LDAP_PASSWORD,
+    /// else a prompt when stdin is a terminal).
+    #[arg(long, global = true, value_name = "PATH")]
+    password_file: Option<PathBuf>,
+    /// Trust the certificates in this PEM file instead of the system roots.
+    #[arg(long, global = true, value_name = "PEM")]
+    ca_file: Option<PathBuf>,
+    /// Do not verify the server certificate (tests only: anyone in the path can read the password).
+    #[arg(long, global = true)]
+    insecure_skip_verify: bool,
+    /// Allow a simple bind without TLS (the password crosses the network in clear text).
+    #[arg(long, global = true)]
+    allow_plaintext_bind: bool,
+    /// Upgrade an ldap:// connection with StartTLS.
+    #[arg(long, global = true)]
+    starttls: bool,
+    /// Backup folder (default: PHOTOBULK_BACKUP_DIR, else $XDG_STATE_HOME or
+    /// ~/.local/state, /photobulk/ad-backups).
+    #[arg(long, global = true, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+    /// Which attribute --user names: samaccountname, upn, mail, employeeid, or an attribute name.
+    #[arg(long, global = true, default_value = "samaccountname", value_name = "ATTR")]
+    by: String,
+    /// Seconds allowed for each LDAP operation.
+    #[arg(long, global = true, default_value_t = 30, value_name = "SECONDS")]
+    timeout: u64,
+    /// Print JSON (one array, an object per user) instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum AdCommand {
+    /// Save a user's current photo to a file, byte for byte.
+    Get {
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// Where to write the bytes.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Set a user's photo from an image file (converted to 96x96 JPEG <= 10 KB unless --raw).
+    /// The old photo is backed up first.
+    Set {
+        #[arg(long, value_name = "NAME")]
+        user: String,
+        /// The image.
+        file: PathBuf,
+        /// Send the file's bytes as they are (still refused over 102,400 bytes).
+        #[arg(long)]
+        raw: bool,
+        /// Do not back up the old photo (it is lost).
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// Remove users' photos (backed up first).
+    Remove {
+        #[arg(long, value_name = "NAME", required = true)]
+        user: Vec<String>,
+        /// Do not back up the old photo (it is lost).
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// Put photos back from the backup folder: each user's latest backup, or one backup by id.
+    Restore {
+        #[arg(long, value_name = "NAME", required_unless_present = "backup")]
+        user: Vec<String>,
+        /// Backup id (from the index or an earlier run's output).
+        #[arg(long, value_name = "ID")]
+        backup: Option<String>,
+        /// Do not back up the photo being replaced by the restore.
+        #[arg(long)]
+        no_backup: bool,
+    },
+    /// List users with a photo: bytes and dimensions. --all includes users without one.
+    List {
+        #[arg(long, value_name = "NAME", conflicts_with = "all")]
+        user: Vec<String>,
+        /// Every user, with or without a photo.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// One line of output (see the module docs for the JSON form).
+#[derive(Debug, Default, Serialize)]
+struct Item {
+    user: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sam_account_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_principal_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    has_photo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restored_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ItemError>,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemError {
+    kind: String,
+    retryable: bool,
+    message: String,
+}
+
+impl Item {
+    fn ok(user: &str) -> Self {
+        Item { user: user.to_string(), ok: true, ..Default::default() }
+    }
+    fn failed(user: &str, err: &DirectoryError) -> Self {
+        Item {
+            user: user.to_string(),
+            ok: false,
+            error: Some(ItemError { kind: err.kind().into(), retryable: err.is_retryable(), message: err.to_string() }),
+            ..Default::default()
+        }
+    }
+    fn failed_other(user: &str, kind: &str, message: String) -> Self {
+        Item {
+            user: user.to_string(),
+            ok: false,
+            error: Some(ItemError { kind: kind.into(), retryable: false, message }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Run `photobulk ad ...`. Returns exit code 1 when any user failed.
+pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
+    let AdArgs { conn, command } = args;
+    let lookup = Lookup::parse(&conn.by).map_err(|e| anyhow!("--by: {e}"))?;
+
+    // Everything that can be refused without the network is refused before connecting.
+    let prepared_photo = match &command {
+        AdCommand::Set { file, raw, .. } => Some(prepare_photo(file, *raw)?),
+        _ => None,
+    };
+    let store = match &command {
+        AdCommand::Set { no_backup: false, .. }
+        | AdCommand::Remove { no_backup: false, .. }
+        | AdCommand::Restore { .. } => Some(open_backup_dir(conn.backup_dir.as_deref())?),
+        _ => None,
+    };
+
+    let dir = connect(&conn).await?;
+    let mut items = Vec::new();
+    match command {
+        AdCommand::Get { user, out } => {
+            items.push(match get(&dir, &lookup, &user, &out).await {
+                Ok(item) => item,
+                Err(e) => Item::failed(&user, &e),
+            });
+        }
+        AdCommand::Set { user, no_backup, .. } => {
+            let photo = prepared_photo.unwrap_or_default();
+            let opts = write_options(store, no_backup)?;
+            items.push(match set(&dir, &lookup, &user, &photo, &opts).await {
+                Ok(item) => item,
+                Err(e) => Item::failed(&user, &e),
+            });
+        }
+        AdCommand::Remove { user, no_backup } => {
+            let opts = write_options(store, no_backup)?;
+            for u in user {
+                items.push(match remove(&dir, &lookup, &u, &opts).await {
+                    Ok(item) => item,
+                    Err(e) => Item::failed(&u, &e),
+                });
+            }
+        }
+        AdCommand::Restore { user, backup, no_backup } => {
+            let store = store.ok_or_else(|| anyhow!("restore needs a backup folder"))?;
+            let opts = if no_backup { WriteOptions::without_backup() } else { WriteOptions::backup_to(store.clone()) };
+            if user.is_empty() {
+                let id = backup.unwrap_or_default();
+                items.push(match restore_by_id(&dir, &store, &id, &opts).await {
+                    Ok(item) => item,
+                    Err(e) => Item::failed(&id, &e),
+                });
+            } else {
+                if backup.is_some() && user.len() > 1 {
+                    bail!("--backup ID restores one user: give a single --user");
+                }
+                let from = backup.map(RestoreFrom::Id).unwrap_or(RestoreFrom::Latest);
+                for u in user {
+                    items.push(match restore(&dir, &lookup, &u, &store, &from, &opts).await {
+                        Ok(item) => item,
+                        Err(e) => Item::failed(&u, &e),
+                    });
+                }
+            }
+        }
+        AdCommand::List { user, all } => {
+            if user.is_empty() {
+                let users = dir
+                    .list_users(&ListOptions { base: None, only_with_photo: !all, fetch_photo: true })
+                    .await
+                    .context("listing users")?;
+                let mut users = users;
+                users.sort_by(|a, b| label(a).to_lowercase().cmp(&label(b).to_lowercase()));
+                items.extend(users.iter().map(list_item));
+            } else {
+                for u in user {
+                    items.push(match dir.find_user(&lookup, &u, true).await {
+                        Ok(found) => list_item(&found),
+                        Err(e) => Item::failed(&u, &e),
+                    });
+                }
+            }
+        }
+    }
+    let _ = dir.unbind().await;
+    print_items(&items, conn.json, is_list(&items))?;
+    Ok(if items.iter().all(|i| i.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn is_list(items: &[Item]) -> bool {
+    items.iter().any(|i| i.has_photo.is_some())
+}
+
+fn label(u: &User) -> String {
+    u.sam_account_name.clone().or_else(|| u.user_principal_name.clone()).unwrap_or_else(|| u.dn.clone())
+}
+
+fn list_item(u: &User) -> Item {
+    let mut item = Item::ok(&label(u));
+    item.dn = Some(u.dn.clone());
+    item.sam_account_name = u.sam_account_name.clone();
+    item.user_principal_name = u.user_principal_name.clone();
+    item.mail = u.mail.clone();
+    item.has_photo = Some(u.photo.is_some());
+    if let Some(p) = &u.photo {
+        item.bytes = Some(p.len());
+        item.sha256 = Some(sha256_hex(p));
+        match photobulk_imaging::probe(p) {
+            Ok(info) => {
+                item.format = Some(info.format);
+                item.width = Some(info.width);
+                item.height = Some(info.height);
+            }
+            Err(e) => item.note = Some(format!("not a recognised image: {e}")),
+        }
+    }
+    item
+}
+
+fn prepare_photo(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if raw {
+        check_photo_size(&data).with_context(|| format!("{}", file.display()))?;
+        return Ok(data);
+    }
+    let opts = photobulk_imaging::Options {
+        targets: vec![photobulk_imaging::Target::ad()],
+        ..Default::default()
+    };
+    let conv = photobulk_imaging::convert(&data, &opts).with_context(|| format!("converting {}", file.display()))?;
+    let out = conv.outputs.into_iter().next().ok_or_else(|| anyhow!("converting {}: no output", file.display()))?;
+    check_photo_size(&out.jpeg)?;
+    Ok(out.jpeg)
+}
+
+fn default_backup_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("PHOTOBULK_BACKUP_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d));
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| PathBuf::from(h).join(".local/state")))?;
+    Some(state.join("photobulk/ad-backups"))
+}
+
+fn open_backup_dir(dir: Option<&Path>) -> anyhow::Result<BackupStore> {
+    let dir = dir.map(Path::to_path_buf).or_else(default_backup_dir).ok_or_else(|| {
+        anyhow!("no backup folder: give --backup-dir DIR (or PHOTOBULK_BACKUP_DIR), or --no-backup to write without one")
+    })?;
+    Ok(BackupStore::open(&dir)?)
+}
+
+fn write_options(store: Option<BackupStore>, no_backup: bool) -> anyhow::Result<WriteOptions> {
+    Ok(match (store, no_backup) {
+        (_, true) => WriteOptions::without_backup(),
+        (Some(s), false) => WriteOptions::backup_to(s),
+        (None, false) => bail!("no backup folder"),
+    })
+}
+
+fn read_password(conn: &ConnArgs) -> anyhow::Result<Password> {
+    if let Some(path) = &conn.password_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading --password-file {}", path.display()))?;
+        let line = text.lines().next().unwrap_or("");
+        if line.is_empty() {
+            bail!("--password-file {} is empty", path.display());
+        }
+        return Ok(Password::new(line));
+    }
+    if let Ok(p) = std::env::var("PHOTOBULK_LDAP_PASSWORD") {
+        if !p.is_empty() {
+            return Ok(Password::new(p));
+        }
+    }
+    if std::io::stdin().is_terminal() {
+        return prompt_password(conn.bind.as_deref().unwrap_or(""));
+    }
+    bail!("no password: set PHOTOBULK_LDAP_PASSWORD or give --password-file (stdin is not a terminal, so no prompt)")
+}
+
+fn prompt_password(bind: &str) -> anyhow::Result<Password> {
+    let _ = bind;
+    bail!("interactive password prompt not available in this build: set PHOTOBULK_LDAP_PASSWORD or give --password-file")
+}
+
+async fn connect(conn: &ConnArgs) -> anyhow::Result<Directory> {
+    let url = conn
+        .server
+        .clone()
+        .ok_or_else(|| anyhow!("--server URL is required (ldaps://host or ldap://host --starttls)"))?;
+    let mut opts = ConnectOptions::new(url);
+    opts.starttls = conn.starttls;
+    opts.ca_file = conn.ca_file.clone();
+    opts.insecure_skip_verify = conn.insecure_skip_verify;
+    opts.allow_plaintext_bind = conn.allow_plaintext_bind;
+    opts.base_dn = conn.base.clone();
+    opts.timeout = Duration::from_secs(conn.timeout.max(1));
+    let creds = match &conn.bind {
+        Some(bind) => Credentials::Simple { bind: bind.clone(), password: read_password(conn)? },
+        None => Credentials::Anonymous,
+    };
+    Ok(Directory::connect(&opts, &creds).await?)
+}
+
+async fn get(dir: &Directory, by: &Lookup, user: &str, out: &Path) -> Result<Item, DirectoryError> {
+    let found = dir.find_user(by, user, true).await?;
+    let mut item = Item::ok(user);
+    item.dn = Some(found.dn.clone());
+    let Some(photo) = found.photo else {
+        let mut item = Item::failed_other(user, "no_photo", format!("{} has no thumbnailPhoto", found.dn));
+        item.dn = Some(found.dn);
+        return Ok(item);
+    };
+    if let Err(e) = std::fs::write(out, &photo) {
+        let mut item = Item::failed_other(user, "io", format!("writing {}: {e}", out.display()));
+        item.dn = Some(found.dn);
+        return Ok(item);
+    }
+    item.bytes = Some(photo.len());
+    item.sha256 = Some(sha256_hex(&photo));
+    item.file = Some(out.display().to_string());
+    Ok(item)
+}
+
+async fn set(dir: &Directory, by: &Lookup, user: &str, photo: &[u8], opts: &WriteOptions) -> Result<Item, DirectoryError> {
+    let found = dir.find_user(by, user, false).await?;
+    let outcome = dir.set_photo(&found.dn, photo, opts).await?;
+    let mut item = Item::ok(user);
+    item.dn = Some(outcome.dn);
+    item.bytes = Some(outcome.bytes);
+    item.sha256 = Some(sha256_hex(photo));
+    item.backup_id = outcome.backup.map(|b| b.id);
+    Ok(item)
+}
+
+async fn remove(dir: &Directory, by: &Lookup, user: &str, opts: &WriteOptions) -> Result<Item, DirectoryError> {
+    let found = dir.find_user(by, user, false).await?;
+    let outcome = dir.remove_photo(&found.dn, opts).await?;
+    let mut item = Item::ok(user);
+    item.dn = Some(outcome.dn);
+    item.backup_id = outcome.backup.map(|b| b.id);
+    Ok(item)
+}
+
+async fn restore(
+    dir: &Directory,
+    by: &Lookup,
+    user: &str,
+    store: &BackupStore,
+    from: &RestoreFrom,
+    opts: &WriteOptions,
+) -> Result<Item, DirectoryError> {
+    let found = dir.find_user(by, user, false).await?;
+    let outcome = dir.restore_photo(&found, store, from, opts).await?;
+    let mut item = Item::ok(user);
+    item.dn = Some(outcome.dn);
+    item.bytes = Some(outcome.restored.bytes);
+    item.sha256 = outcome.restored.sha256.clone();
+    item.has_photo = None;
+    item.restored_id = Some(outcome.restored.id);
+    item.backup_id = outcome.backup.map(|b| b.id);
+    if item.sha256.is_none() {
+        item.note = Some("the backup had no photo: photo removed".into());
+    }
+    Ok(item)
+}
+
+async fn restore_by_id(dir: &Directory, store: &BackupStore, id: &str, opts: &WriteOptions) -> Result<Item, DirectoryError> {
+    let record = store.get(id)?;
+    let user = match &record.object_guid {
+        Some(g) => match dir.find_by_guid(g, false).await {
+            Ok(u) => u,
+            Err(DirectoryError::UserNotFound { .. }) => dir.read_user(&record.dn, false).await?,
+            Err(e) => return Err(e),
+        },
+        None => dir.read_user(&record.dn, false).await?,
+    };
+    let outcome = dir.restore_photo(&user, store, &RestoreFrom::Id(id.to_string()), opts).await?;
+    let mut item = Item::ok(&label(&user));
+    item.dn = Some(outcome.dn);
+    item.bytes = Some(outcome.restored.bytes);
+    item.sha256 = outcome.restored.sha256.clone();
+    item.restored_id = Some(outcome.restored.id);
+    item.backup_id = outcome.backup.map(|b| b.id);
+    if item.sha256.is_none() {
+        item.note = Some("the backup had no photo: photo removed".into());
+    }
+    Ok(item)
+}
+
+fn print_items(items: &[Item], json: bool, list: bool) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, items)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if list {
+        writeln!(out, "{:<24} {:>7} {:>9}  DN", "USER", "BYTES", "SIZE")?;
+        for i in items {
+            if !i.ok {
+                continue;
+            }
+            let bytes = i.bytes.map(|b| b.to_string()).unwrap_or_else(|| "-".into());
+            let dims = match (i.width, i.height) {
+                (Some(w), Some(h)) => format!("{w}x{h}"),
+                _ if i.bytes.is_some() => "?".into(),
+                _ => "-".into(),
+            };
+            writeln!(out, "{:<24} {:>7} {:>9}  {}", i.user, bytes, dims, i.dn.as_deref().unwrap_or(""))?;
+        }
+        let with = items.iter().filter(|i| i.has_photo == Some(true)).count();
+        writeln!(out, "{} users, {} with a photo", items.iter().filter(|i| i.ok).count(), with)?;
+    } else {
+        for i in items.iter().filter(|i| i.ok) {
+            let mut line = format!("{}: ok", i.user);
+            if let Some(f) = &i.file {
+                line.push_str(&format!(", {} bytes written to {f}", i.bytes.unwrap_or(0)));
+            } else if let Some(r) = &i.restored_id {
+                line.push_str(&format!(", restored backup {r}"));
+            } else if let Some(b) = i.bytes {
+                line.push_str(&format!(", {b} bytes written"));
+            } else {
+                line.push_str(", photo removed");
+            }
+            if let Some(b) = &i.backup_id {
+                line.push_str(&format!(" (previous value backed up as {b})"));
+            }
+            if let Some(n) = &i.note {
+                line.push_str(&format!(" [{n}]"));
+            }
+            writeln!(out, "{line}")?;
+        }
+    }
+    for i in items.iter().filter(|i| !i.ok) {
+        if let Some(e) = &i.error {
+            let retry = if e.retryable { " (retryable)" } else { "" };
+            eprintln!("photobulk ad: {}: {}{retry}", i.user, e.message);
+        }
+    }
+    Ok(())
+}
