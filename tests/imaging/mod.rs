@@ -415,7 +415,7 @@ fn heic_with_irot_and_exif_orientation_is_not_rotated_twice() {
 fn heic_without_the_feature_is_unsupported_not_unknown() {
     match convert(&read("formats/plain.heic"), &opts()) {
         Err(ImagingError::Unsupported { format, feature }) => {
-            assert_eq!(format.to_lowercase(), "heic");
+            assert!(format.to_lowercase().contains("heic"), "format {format:?}");
             assert_eq!(feature, "heic");
         }
         other => panic!("want Unsupported {{ heic }}, got {other:?}"),
@@ -654,9 +654,10 @@ fn top_crop_keeps_the_head_of_a_tall_portrait() {
         t.crop.y,
         t.crop.y + 400
     );
+    // The whole ellipse (pi * 90 * 70 = 19,792 px) in a 400x400 square is 12.4% of it.
     let (fc, ft) = (red_fraction(&decode(&c.jpeg)), red_fraction(&decode(&t.jpeg)));
-    assert!(ft > 0.2, "top crop shows {:.1}% of the red head", ft * 100.0);
-    assert!(fc < 0.08, "centre crop unexpectedly shows {:.1}% red", fc * 100.0);
+    assert!(ft > 0.11, "top crop shows {:.1}% red, want the whole head (~12.4%)", ft * 100.0);
+    assert!(fc < 0.02, "centre crop unexpectedly shows {:.1}% red", fc * 100.0);
     for target in ["ad", "hd"] {
         let out = output(&top, target);
         assert_no_failures(check_output(rel, out, &if target == "ad" { Target::ad() } else { Target::hd() }));
@@ -676,7 +677,9 @@ fn pad_letterboxes_onto_the_background_without_losing_pixels() {
         let m = mean_rgb(&band);
         assert!(m.iter().all(|&c| c > 245.0), "side band at x={x0} is {m:.1?}, want white");
     }
-    assert!(red_fraction(&img) > 0.03, "the head is missing from the padded output");
+    // The whole ellipse (19,792 px) in the 900x900 padded square is 2.4% of it.
+    let red = red_fraction(&img);
+    assert!(red > 0.021, "padded output shows {:.2}% red, want the whole head (~2.4%)", red * 100.0);
 }
 
 #[test]
@@ -707,14 +710,26 @@ fn configured_limits_are_enforced() {
 
 #[test]
 fn unreachable_budget_names_the_smallest_size_reached() {
+    // 648x648 of a real photo needs ~5 KB even at quality 1 (Pillow: 5,293 B), so 2,000 B cannot
+    // be met; the error must say how close it came.
+    let tight = Target { name: "hd".into(), size: 648, max_bytes: 2_000 };
+    let options = Options { targets: vec![tight], ..Options::default() };
+    match convert(&read("real/astronaut.jpg"), &options) {
+        Err(ImagingError::BudgetUnreachable { target, size, budget, smallest, .. }) => {
+            assert_eq!((target.as_str(), size, budget), ("hd", 648, 2_000));
+            assert!(smallest > 2_000, "smallest {smallest} would have fitted");
+        }
+        other => panic!("want BudgetUnreachable, got {other:?}"),
+    }
+}
+
+#[test]
+fn absurdly_small_budget_is_refused() {
     let tiny = Target { name: "ad".into(), size: 96, max_bytes: 200 };
     let options = Options { targets: vec![tiny], ..Options::default() };
     match convert(&read("real/astronaut.jpg"), &options) {
-        Err(ImagingError::BudgetUnreachable { target, size, budget, smallest, .. }) => {
-            assert_eq!((target.as_str(), size, budget), ("ad", 96, 200));
-            assert!(smallest > 200, "smallest {smallest} would have fitted");
-        }
-        other => panic!("want BudgetUnreachable, got {other:?}"),
+        Err(ImagingError::BudgetUnreachable { budget: 200, .. } | ImagingError::InvalidOption(_)) => {}
+        other => panic!("want BudgetUnreachable or InvalidOption, got {other:?}"),
     }
 }
 
