@@ -1,2 +1,4 @@
 mod util;
+mod imaging;
 mod ad;
+mod convert;
