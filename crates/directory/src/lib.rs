@@ -36,12 +36,15 @@
 //! # Authentication: what works where
 //! - Simple bind over `ldaps://` or `ldap://` + StartTLS: everywhere (AD, Samba, OpenLDAP).
 //!   Samba and recent AD refuse simple binds without TLS (rc 8/13 → `StrongAuthRequired`).
-//! - Kerberos (SASL GSSAPI, how domain-joined Windows admins log on without a password) is
-//!   the cargo feature `gssapi` (ldap3's `gssapi`, via the `cross-krb5` crate: SSPI on Windows,
-//!   MIT/Heimdal GSSAPI on Unix). On Unix it needs the Kerberos development headers and libclang
-//!   at build time (Debian `libkrb5-dev`, `libclang-dev`) and a ticket (`kinit`) at run time; it
-//!   is off by default and not exercised by the test suite (the test DC is reached by IP, with
-//!   no KDC in DNS).
+//! - Kerberos (SASL GSSAPI, how domain-joined Windows admins log on without typing a password)
+//!   is the cargo feature `gssapi` ([`Credentials::Gssapi`]; ldap3's `gssapi` via `cross-krb5`:
+//!   SSPI on Windows, MIT/Heimdal GSSAPI on Unix). Off by default. On Debian it builds with
+//!   `libkrb5-dev` and `libclang-dev` installed (bindgen); at run time it needs a ticket
+//!   (`kinit`) and the DC's service principal `ldap/<fqdn>`. Checked here against the test Samba
+//!   DC with `examples/gssapi_whoami.rs` (after adding the `ldap/pbdc.photobulk.test` SPN, which a
+//!   DC provisioned with `--dns-backend=NONE` lacks). Not part of the automatic test suite: the
+//!   test DC is reached by IP, and CI images need the extra packages. A GSSAPI bind over plain
+//!   `ldap://` is allowed (the password never travels; the SASL layer protects the session).
 //!
 //! # Example
 //! ```no_run
