@@ -31,8 +31,8 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use photobulk_directory::{
-    check_photo_size, sha256_hex, BackupStore, ConnectOptions, Credentials, Directory, DirectoryError, ListOptions,
-    Lookup, Password, RestoreFrom, User, WriteOptions,
+    check_photo_size, sha256_hex, BackupStore, ConnectOptions, Credentials, Directory,
+    DirectoryError, ListOptions, Lookup, Password, RestoreFrom, User, WriteOptions,
 };
 use serde::Serialize;
 
@@ -78,7 +78,12 @@ struct ConnArgs {
     #[arg(long, global = true, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
     /// Which attribute --user names: samaccountname, upn, mail, employeeid, or an attribute name.
-    #[arg(long, global = true, default_value = "samaccountname", value_name = "ATTR")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "samaccountname",
+        value_name = "ATTR"
+    )]
     by: String,
     /// Seconds allowed for each LDAP operation.
     #[arg(long, global = true, default_value_t = 30, value_name = "SECONDS")]
@@ -187,13 +192,21 @@ struct ItemError {
 
 impl Item {
     fn ok(user: &str) -> Self {
-        Item { user: user.to_string(), ok: true, ..Default::default() }
+        Item {
+            user: user.to_string(),
+            ok: true,
+            ..Default::default()
+        }
     }
     fn failed(user: &str, err: &DirectoryError) -> Self {
         Item {
             user: user.to_string(),
             ok: false,
-            error: Some(ItemError { kind: err.kind().into(), retryable: err.is_retryable(), message: err.to_string() }),
+            error: Some(ItemError {
+                kind: err.kind().into(),
+                retryable: err.is_retryable(),
+                message: err.to_string(),
+            }),
             ..Default::default()
         }
     }
@@ -201,7 +214,11 @@ impl Item {
         Item {
             user: user.to_string(),
             ok: false,
-            error: Some(ItemError { kind: kind.into(), retryable: false, message }),
+            error: Some(ItemError {
+                kind: kind.into(),
+                retryable: false,
+                message,
+            }),
             ..Default::default()
         }
     }
@@ -218,8 +235,12 @@ pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
         _ => None,
     };
     let store = match &command {
-        AdCommand::Set { no_backup: false, .. }
-        | AdCommand::Remove { no_backup: false, .. }
+        AdCommand::Set {
+            no_backup: false, ..
+        }
+        | AdCommand::Remove {
+            no_backup: false, ..
+        }
         | AdCommand::Restore { .. } => Some(open_backup_dir(conn.backup_dir.as_deref())?),
         _ => None,
     };
@@ -233,7 +254,9 @@ pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
                 Err(e) => Item::failed(&user, &e),
             });
         }
-        AdCommand::Set { user, no_backup, .. } => {
+        AdCommand::Set {
+            user, no_backup, ..
+        } => {
             let photo = prepared_photo.unwrap_or_default();
             let opts = write_options(store, no_backup)?;
             items.push(match set(&dir, &lookup, &user, &photo, &opts).await {
@@ -250,9 +273,17 @@ pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
                 });
             }
         }
-        AdCommand::Restore { user, backup, no_backup } => {
+        AdCommand::Restore {
+            user,
+            backup,
+            no_backup,
+        } => {
             let store = store.ok_or_else(|| anyhow!("restore needs a backup folder"))?;
-            let opts = if no_backup { WriteOptions::without_backup() } else { WriteOptions::backup_to(store.clone()) };
+            let opts = if no_backup {
+                WriteOptions::without_backup()
+            } else {
+                WriteOptions::backup_to(store.clone())
+            };
             if user.is_empty() {
                 let id = backup.unwrap_or_default();
                 items.push(match restore_by_id(&dir, &store, &id, &opts).await {
@@ -265,21 +296,27 @@ pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
                 }
                 let from = backup.map(RestoreFrom::Id).unwrap_or(RestoreFrom::Latest);
                 for u in user {
-                    items.push(match restore(&dir, &lookup, &u, &store, &from, &opts).await {
-                        Ok(item) => item,
-                        Err(e) => Item::failed(&u, &e),
-                    });
+                    items.push(
+                        match restore(&dir, &lookup, &u, &store, &from, &opts).await {
+                            Ok(item) => item,
+                            Err(e) => Item::failed(&u, &e),
+                        },
+                    );
                 }
             }
         }
         AdCommand::List { user, all } => {
             if user.is_empty() {
                 let users = dir
-                    .list_users(&ListOptions { base: None, only_with_photo: !all, fetch_photo: true })
+                    .list_users(&ListOptions {
+                        base: None,
+                        only_with_photo: !all,
+                        fetch_photo: true,
+                    })
                     .await
                     .context("listing users")?;
                 let mut users = users;
-                users.sort_by(|a, b| label(a).to_lowercase().cmp(&label(b).to_lowercase()));
+                users.sort_by_key(|u| label(u).to_lowercase());
                 items.extend(users.iter().map(list_item));
             } else {
                 for u in user {
@@ -293,7 +330,11 @@ pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
     }
     let _ = dir.unbind().await;
     print_items(&items, conn.json, is_list(&items))?;
-    Ok(if items.iter().all(|i| i.ok) { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if items.iter().all(|i| i.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn is_list(items: &[Item]) -> bool {
@@ -301,7 +342,10 @@ fn is_list(items: &[Item]) -> bool {
 }
 
 fn label(u: &User) -> String {
-    u.sam_account_name.clone().or_else(|| u.user_principal_name.clone()).unwrap_or_else(|| u.dn.clone())
+    u.sam_account_name
+        .clone()
+        .or_else(|| u.user_principal_name.clone())
+        .unwrap_or_else(|| u.dn.clone())
 }
 
 fn list_item(u: &User) -> Item {
@@ -336,8 +380,13 @@ fn prepare_photo(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
         targets: vec![photobulk_imaging::Target::ad()],
         ..Default::default()
     };
-    let conv = photobulk_imaging::convert(&data, &opts).with_context(|| format!("converting {}", file.display()))?;
-    let out = conv.outputs.into_iter().next().ok_or_else(|| anyhow!("converting {}: no output", file.display()))?;
+    let conv = photobulk_imaging::convert(&data, &opts)
+        .with_context(|| format!("converting {}", file.display()))?;
+    let out = conv
+        .outputs
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow!("converting {}: no output", file.display()))?;
     check_photo_size(&out.jpeg)?;
     Ok(out.jpeg)
 }
@@ -349,7 +398,11 @@ fn default_backup_dir() -> Option<PathBuf> {
     let state = std::env::var_os("XDG_STATE_HOME")
         .filter(|d| !d.is_empty())
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").filter(|d| !d.is_empty()).map(|h| PathBuf::from(h).join(".local/state")))?;
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|d| !d.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        })?;
     Some(state.join("photobulk/ad-backups"))
 }
 
@@ -370,7 +423,8 @@ fn write_options(store: Option<BackupStore>, no_backup: bool) -> anyhow::Result<
 
 fn read_password(conn: &ConnArgs) -> anyhow::Result<Password> {
     if let Some(path) = &conn.password_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading --password-file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading --password-file {}", path.display()))?;
         let line = text.lines().next().unwrap_or("");
         if line.is_empty() {
             bail!("--password-file {} is empty", path.display());
@@ -394,10 +448,9 @@ fn prompt_password(bind: &str) -> anyhow::Result<Password> {
 }
 
 async fn connect(conn: &ConnArgs) -> anyhow::Result<Directory> {
-    let url = conn
-        .server
-        .clone()
-        .ok_or_else(|| anyhow!("--server URL is required (ldaps://host or ldap://host --starttls)"))?;
+    let url = conn.server.clone().ok_or_else(|| {
+        anyhow!("--server URL is required (ldaps://host or ldap://host --starttls)")
+    })?;
     let mut opts = ConnectOptions::new(url);
     opts.starttls = conn.starttls;
     opts.ca_file = conn.ca_file.clone();
@@ -406,7 +459,10 @@ async fn connect(conn: &ConnArgs) -> anyhow::Result<Directory> {
     opts.base_dn = conn.base.clone();
     opts.timeout = Duration::from_secs(conn.timeout.max(1));
     let creds = match &conn.bind {
-        Some(bind) => Credentials::Simple { bind: bind.clone(), password: read_password(conn)? },
+        Some(bind) => Credentials::Simple {
+            bind: bind.clone(),
+            password: read_password(conn)?,
+        },
         None => Credentials::Anonymous,
     };
     Ok(Directory::connect(&opts, &creds).await?)
@@ -417,7 +473,11 @@ async fn get(dir: &Directory, by: &Lookup, user: &str, out: &Path) -> Result<Ite
     let mut item = Item::ok(user);
     item.dn = Some(found.dn.clone());
     let Some(photo) = found.photo else {
-        let mut item = Item::failed_other(user, "no_photo", format!("{} has no thumbnailPhoto", found.dn));
+        let mut item = Item::failed_other(
+            user,
+            "no_photo",
+            format!("{} has no thumbnailPhoto", found.dn),
+        );
         item.dn = Some(found.dn);
         return Ok(item);
     };
@@ -432,7 +492,13 @@ async fn get(dir: &Directory, by: &Lookup, user: &str, out: &Path) -> Result<Ite
     Ok(item)
 }
 
-async fn set(dir: &Directory, by: &Lookup, user: &str, photo: &[u8], opts: &WriteOptions) -> Result<Item, DirectoryError> {
+async fn set(
+    dir: &Directory,
+    by: &Lookup,
+    user: &str,
+    photo: &[u8],
+    opts: &WriteOptions,
+) -> Result<Item, DirectoryError> {
     let found = dir.find_user(by, user, false).await?;
     let outcome = dir.set_photo(&found.dn, photo, opts).await?;
     let mut item = Item::ok(user);
@@ -443,7 +509,12 @@ async fn set(dir: &Directory, by: &Lookup, user: &str, photo: &[u8], opts: &Writ
     Ok(item)
 }
 
-async fn remove(dir: &Directory, by: &Lookup, user: &str, opts: &WriteOptions) -> Result<Item, DirectoryError> {
+async fn remove(
+    dir: &Directory,
+    by: &Lookup,
+    user: &str,
+    opts: &WriteOptions,
+) -> Result<Item, DirectoryError> {
     let found = dir.find_user(by, user, false).await?;
     let outcome = dir.remove_photo(&found.dn, opts).await?;
     let mut item = Item::ok(user);
@@ -475,7 +546,12 @@ async fn restore(
     Ok(item)
 }
 
-async fn restore_by_id(dir: &Directory, store: &BackupStore, id: &str, opts: &WriteOptions) -> Result<Item, DirectoryError> {
+async fn restore_by_id(
+    dir: &Directory,
+    store: &BackupStore,
+    id: &str,
+    opts: &WriteOptions,
+) -> Result<Item, DirectoryError> {
     let record = store.get(id)?;
     let user = match &record.object_guid {
         Some(g) => match dir.find_by_guid(g, false).await {
@@ -485,7 +561,9 @@ async fn restore_by_id(dir: &Directory, store: &BackupStore, id: &str, opts: &Wr
         },
         None => dir.read_user(&record.dn, false).await?,
     };
-    let outcome = dir.restore_photo(&user, store, &RestoreFrom::Id(id.to_string()), opts).await?;
+    let outcome = dir
+        .restore_photo(&user, store, &RestoreFrom::Id(id.to_string()), opts)
+        .await?;
     let mut item = Item::ok(&label(&user));
     item.dn = Some(outcome.dn);
     item.bytes = Some(outcome.restored.bytes);
@@ -518,10 +596,22 @@ fn print_items(items: &[Item], json: bool, list: bool) -> anyhow::Result<()> {
                 _ if i.bytes.is_some() => "?".into(),
                 _ => "-".into(),
             };
-            writeln!(out, "{:<24} {:>7} {:>9}  {}", i.user, bytes, dims, i.dn.as_deref().unwrap_or(""))?;
+            writeln!(
+                out,
+                "{:<24} {:>7} {:>9}  {}",
+                i.user,
+                bytes,
+                dims,
+                i.dn.as_deref().unwrap_or("")
+            )?;
         }
         let with = items.iter().filter(|i| i.has_photo == Some(true)).count();
-        writeln!(out, "{} users, {} with a photo", items.iter().filter(|i| i.ok).count(), with)?;
+        writeln!(
+            out,
+            "{} users, {} with a photo",
+            items.iter().filter(|i| i.ok).count(),
+            with
+        )?;
     } else {
         for i in items.iter().filter(|i| i.ok) {
             let mut line = format!("{}: ok", i.user);

@@ -17,17 +17,23 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use photobulk_directory::{
-    BackupStore, ConnectOptions, Credentials, Directory, ListOptions, Password, PhotoItem, WriteOptions,
+    BackupStore, ConnectOptions, Credentials, Directory, ListOptions, Password, PhotoItem,
+    WriteOptions,
 };
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }
 
 fn photo(seed: u64, len: usize) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
     let mut v = Vec::with_capacity(len);
-    v.extend_from_slice(&[0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0]);
+    v.extend_from_slice(&[
+        0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0,
+    ]);
     while v.len() < len - 2 {
         x ^= x << 13;
         x ^= x >> 7;
@@ -46,8 +52,16 @@ fn base64(data: &[u8]) -> String {
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(T[(n >> 18) as usize & 63] as char);
         out.push(T[(n >> 12) as usize & 63] as char);
-        out.push(if c.len() > 1 { T[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if c.len() > 2 { T[n as usize & 63] as char } else { '=' });
+        out.push(if c.len() > 1 {
+            T[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if c.len() > 2 {
+            T[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -61,19 +75,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let bind = need("--bind")?;
     let ou = need("--ou")?;
     let count: usize = need("--count")?.parse()?;
-    let window: usize = arg(&args, "--window").map(|w| w.parse()).transpose()?.unwrap_or(32);
-    let size: usize = arg(&args, "--size").map(|w| w.parse()).transpose()?.unwrap_or(8192);
+    let window: usize = arg(&args, "--window")
+        .map(|w| w.parse())
+        .transpose()?
+        .unwrap_or(32);
+    let size: usize = arg(&args, "--size")
+        .map(|w| w.parse())
+        .transpose()?
+        .unwrap_or(8192);
     let password = std::env::var("PB_BENCH_PASSWORD").map_err(|_| "PB_BENCH_PASSWORD not set")?;
 
     let mut opts = ConnectOptions::new(url);
     opts.ca_file = Some(ca.into());
     opts.window = window;
     opts.timeout = Duration::from_secs(60);
-    let creds = Credentials::Simple { bind, password: Password::new(password) };
+    let creds = Credentials::Simple {
+        bind,
+        password: Password::new(password),
+    };
 
     let setup = Directory::connect(&opts, &creds).await?;
     let mut dns: Vec<String> = setup
-        .list_users(&ListOptions { base: Some(ou.clone()), only_with_photo: false, fetch_photo: false })
+        .list_users(&ListOptions {
+            base: Some(ou.clone()),
+            only_with_photo: false,
+            fetch_photo: false,
+        })
         .await?
         .into_iter()
         .map(|u| u.dn)
@@ -85,17 +112,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // Sizes vary a little around --size (±256 bytes), like real photos.
     let items: Vec<PhotoItem> = (0..count)
-        .map(|i| PhotoItem { dn: dns[i % dns.len()].clone(), photo: photo(i as u64 + 1, size - 256 + (i * 37) % 512) })
+        .map(|i| PhotoItem {
+            dn: dns[i % dns.len()].clone(),
+            photo: photo(i as u64 + 1, size - 256 + (i * 37) % 512),
+        })
         .collect();
 
     if let Some(path) = arg(&args, "--ldif") {
         let mut f = std::io::BufWriter::new(std::fs::File::create(&path)?);
         for it in &items {
-            writeln!(f, "dn: {}\nchangetype: modify\nreplace: thumbnailPhoto\nthumbnailPhoto:: {}\n-\n", it.dn, base64(&it.photo))?;
+            writeln!(
+                f,
+                "dn: {}\nchangetype: modify\nreplace: thumbnailPhoto\nthumbnailPhoto:: {}\n-\n",
+                it.dn,
+                base64(&it.photo)
+            )?;
         }
         f.flush()?;
         let bytes: usize = items.iter().map(|i| i.photo.len()).sum();
-        println!("ldif={path} records={} users={} photo_bytes_total={bytes}", items.len(), dns.len());
+        println!(
+            "ldif={path} records={} users={} photo_bytes_total={bytes}",
+            items.len(),
+            dns.len()
+        );
         return Ok(());
     }
 

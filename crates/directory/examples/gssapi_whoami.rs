@@ -18,8 +18,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: gssapi_whoami URL SERVER_FQDN SAMACCOUNTNAME".into());
     };
     let opts = ConnectOptions::new(url.clone());
-    let dir = Directory::connect(&opts, &Credentials::Gssapi { server_fqdn: fqdn.clone() }).await?;
+    let dir = Directory::connect(
+        &opts,
+        &Credentials::Gssapi {
+            server_fqdn: fqdn.clone(),
+        },
+    )
+    .await?;
     let u = dir.find_user(&Lookup::SamAccountName, user, false).await?;
-    println!("bound with Kerberos to {:?} ({}); found {}", dir.server().kind, dir.base()?, u.dn);
+    println!(
+        "bound with Kerberos to {:?} ({}); found {}",
+        dir.server().kind,
+        dir.base()?,
+        u.dn
+    );
     Ok(())
 }

@@ -106,7 +106,11 @@ impl BackupStore {
         fs::create_dir_all(dir.join(PHOTOS)).map_err(io(&dir))?;
         let index = dir.join(INDEX);
         if !index.exists() {
-            let f = OpenOptions::new().create(true).append(true).open(&index).map_err(io(&index))?;
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&index)
+                .map_err(io(&index))?;
             f.sync_all().map_err(io(&index))?;
             sync_dir(&dir)?;
         }
@@ -120,17 +124,33 @@ impl BackupStore {
 
     /// Save `old` (the current value, or `None` when there is no photo) for `who`, durably.
     /// Returns the record appended to the index.
-    pub fn save(&self, who: &Subject<'_>, old: Option<&[u8]>, reason: BackupReason) -> Result<BackupRecord, DirectoryError> {
+    pub fn save(
+        &self,
+        who: &Subject<'_>,
+        old: Option<&[u8]>,
+        reason: BackupReason,
+    ) -> Result<BackupRecord, DirectoryError> {
         let now = Utc::now();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("{}-{}-{seq:06}", now.compact(), std::process::id());
         let (sha256, bytes, file) = match old {
             Some(data) => {
-                let ext = if data.starts_with(&[0xff, 0xd8]) { "jpg" } else { "bin" };
+                let ext = if data.starts_with(&[0xff, 0xd8]) {
+                    "jpg"
+                } else {
+                    "bin"
+                };
                 let rel = format!("{PHOTOS}/{id}.{ext}");
                 let path = self.dir.join(&rel);
-                let io = |source| DirectoryError::BackupIo { path: path.clone(), source };
-                let mut f = OpenOptions::new().write(true).create_new(true).open(&path).map_err(io)?;
+                let io = |source| DirectoryError::BackupIo {
+                    path: path.clone(),
+                    source,
+                };
+                let mut f = OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&path)
+                    .map_err(io)?;
                 f.write_all(data).map_err(io)?;
                 f.sync_all().map_err(io)?;
                 sync_dir(&self.dir.join(PHOTOS))?;
@@ -156,9 +176,16 @@ impl BackupStore {
         })?;
         line.push('\n');
         let index = self.dir.join(INDEX);
-        let io = |source| DirectoryError::BackupIo { path: index.clone(), source };
+        let io = |source| DirectoryError::BackupIo {
+            path: index.clone(),
+            source,
+        };
         let _guard = APPEND.lock().unwrap_or_else(|p| p.into_inner());
-        let mut f = OpenOptions::new().create(true).append(true).open(&index).map_err(io)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&index)
+            .map_err(io)?;
         f.write_all(line.as_bytes()).map_err(io)?;
         f.sync_data().map_err(io)?;
         Ok(record)
@@ -171,12 +198,20 @@ impl BackupStore {
         let f = match File::open(&index) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => return Err(DirectoryError::BackupIo { path: index, source }),
+            Err(source) => {
+                return Err(DirectoryError::BackupIo {
+                    path: index,
+                    source,
+                })
+            }
         };
         let lines: Vec<String> = BufReader::new(f)
             .lines()
             .collect::<Result<_, _>>()
-            .map_err(|source| DirectoryError::BackupIo { path: index.clone(), source })?;
+            .map_err(|source| DirectoryError::BackupIo {
+                path: index.clone(),
+                source,
+            })?;
         let mut out = Vec::with_capacity(lines.len());
         let last = lines.len();
         for (n, line) in lines.iter().enumerate() {
@@ -187,7 +222,11 @@ impl BackupStore {
                 Ok(r) => out.push(r),
                 Err(_) if n + 1 == last => {} // torn final append
                 Err(e) => {
-                    return Err(DirectoryError::BackupIndex { path: index.clone(), line: n + 1, reason: e.to_string() })
+                    return Err(DirectoryError::BackupIndex {
+                        path: index.clone(),
+                        line: n + 1,
+                        reason: e.to_string(),
+                    })
                 }
             }
         }
@@ -205,7 +244,11 @@ impl BackupStore {
     /// Records about this user (matched by objectGUID when both sides have one, else by DN,
     /// case-insensitively), oldest first.
     pub fn records_for(&self, who: &Subject<'_>) -> Result<Vec<BackupRecord>, DirectoryError> {
-        Ok(self.records()?.into_iter().filter(|r| same_subject(r, who)).collect())
+        Ok(self
+            .records()?
+            .into_iter()
+            .filter(|r| same_subject(r, who))
+            .collect())
     }
 
     /// The newest backup of this user taken before a replace or a removal (backups taken by a
@@ -224,24 +267,38 @@ impl BackupStore {
         if !record.had_photo {
             return Ok(None);
         }
-        let rel = record.file.as_deref().ok_or_else(|| DirectoryError::BackupIndex {
-            path: self.dir.join(INDEX),
-            line: 0,
-            reason: format!("record {} has a photo but no file", record.id),
-        })?;
+        let rel = record
+            .file
+            .as_deref()
+            .ok_or_else(|| DirectoryError::BackupIndex {
+                path: self.dir.join(INDEX),
+                line: 0,
+                reason: format!("record {} has a photo but no file", record.id),
+            })?;
         if rel.contains("..") || Path::new(rel).is_absolute() {
             return Err(DirectoryError::BackupIndex {
                 path: self.dir.join(INDEX),
                 line: 0,
-                reason: format!("record {} names a file outside the folder: {rel}", record.id),
+                reason: format!(
+                    "record {} names a file outside the folder: {rel}",
+                    record.id
+                ),
             });
         }
         let path = self.dir.join(rel);
-        let data = fs::read(&path).map_err(|source| DirectoryError::BackupIo { path: path.clone(), source })?;
+        let data = fs::read(&path).map_err(|source| DirectoryError::BackupIo {
+            path: path.clone(),
+            source,
+        })?;
         let found = sha256_hex(&data);
         let expected = record.sha256.clone().unwrap_or_default();
         if found != expected {
-            return Err(DirectoryError::BackupCorrupt { id: record.id.clone(), path, expected, found });
+            return Err(DirectoryError::BackupCorrupt {
+                id: record.id.clone(),
+                path,
+                expected,
+                found,
+            });
         }
         Ok(Some(data))
     }
@@ -257,7 +314,10 @@ fn same_subject(r: &BackupRecord, who: &Subject<'_>) -> bool {
 fn sync_dir(dir: &Path) -> Result<(), DirectoryError> {
     File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(|source| DirectoryError::BackupIo { path: dir.to_path_buf(), source })
+        .map_err(|source| DirectoryError::BackupIo {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// Lower-case hex SHA-256.
@@ -275,29 +335,55 @@ mod tests {
     use super::*;
 
     fn who(dn: &str) -> Subject<'_> {
-        Subject { dn, object_guid: None, sam_account_name: Some("x") }
+        Subject {
+            dn,
+            object_guid: None,
+            sam_account_name: Some("x"),
+        }
     }
 
     #[test]
     fn save_load_and_latest() {
         let tmp = tempfile::tempdir().expect("tmp");
         let store = BackupStore::open(tmp.path()).expect("open");
-        let a = store.save(&who("CN=A,DC=x"), Some(b"\xff\xd8one\xff\xd9"), BackupReason::Replace).expect("save");
-        let b = store.save(&who("cn=a,dc=x"), None, BackupReason::Remove).expect("save");
-        let c = store.save(&who("CN=A,DC=x"), Some(b"two"), BackupReason::Restore).expect("save");
+        let a = store
+            .save(
+                &who("CN=A,DC=x"),
+                Some(b"\xff\xd8one\xff\xd9"),
+                BackupReason::Replace,
+            )
+            .expect("save");
+        let b = store
+            .save(&who("cn=a,dc=x"), None, BackupReason::Remove)
+            .expect("save");
+        let c = store
+            .save(&who("CN=A,DC=x"), Some(b"two"), BackupReason::Restore)
+            .expect("save");
         assert!(a.file.as_deref().is_some_and(|f| f.ends_with(".jpg")));
         assert!(c.file.as_deref().is_some_and(|f| f.ends_with(".bin")));
-        assert_eq!(store.load(&a).expect("load").as_deref(), Some(&b"\xff\xd8one\xff\xd9"[..]));
+        assert_eq!(
+            store.load(&a).expect("load").as_deref(),
+            Some(&b"\xff\xd8one\xff\xd9"[..])
+        );
         assert_eq!(store.load(&b).expect("load"), None);
         assert_eq!(store.records().expect("records").len(), 3);
         // restore-made backups are skipped by latest_for, found by id
-        assert_eq!(store.latest_for(&who("CN=A,DC=X")).expect("latest").id, b.id);
+        assert_eq!(
+            store.latest_for(&who("CN=A,DC=X")).expect("latest").id,
+            b.id
+        );
         assert_eq!(store.get(&c.id).expect("get"), c);
-        assert!(matches!(store.latest_for(&who("CN=B,DC=x")), Err(DirectoryError::BackupNotFound(_))));
+        assert!(matches!(
+            store.latest_for(&who("CN=B,DC=x")),
+            Err(DirectoryError::BackupNotFound(_))
+        ));
         // reopening sees the same index
         let again = BackupStore::open(tmp.path()).expect("reopen");
         assert_eq!(again.records().expect("records"), vec![a.clone(), b, c]);
-        assert_eq!(a.sha256.as_deref(), Some(sha256_hex(b"\xff\xd8one\xff\xd9").as_str()));
+        assert_eq!(
+            a.sha256.as_deref(),
+            Some(sha256_hex(b"\xff\xd8one\xff\xd9").as_str())
+        );
     }
 
     #[test]
@@ -306,9 +392,21 @@ mod tests {
         let store = BackupStore::open(tmp.path()).expect("open");
         let g = "0a1b2c3d-0000-0000-0000-000000000001";
         let r = store
-            .save(&Subject { dn: "CN=Old,DC=x", object_guid: Some(g), sam_account_name: None }, None, BackupReason::Replace)
+            .save(
+                &Subject {
+                    dn: "CN=Old,DC=x",
+                    object_guid: Some(g),
+                    sam_account_name: None,
+                },
+                None,
+                BackupReason::Replace,
+            )
             .expect("save");
-        let moved = Subject { dn: "CN=New,OU=Moved,DC=x", object_guid: Some(g), sam_account_name: None };
+        let moved = Subject {
+            dn: "CN=New,OU=Moved,DC=x",
+            object_guid: Some(g),
+            sam_account_name: None,
+        };
         assert_eq!(store.latest_for(&moved).expect("latest").id, r.id);
     }
 
@@ -316,14 +414,25 @@ mod tests {
     fn corrupt_bytes_are_not_restored_and_torn_lines_ignored() {
         let tmp = tempfile::tempdir().expect("tmp");
         let store = BackupStore::open(tmp.path()).expect("open");
-        let r = store.save(&who("CN=A"), Some(b"abc"), BackupReason::Replace).expect("save");
+        let r = store
+            .save(&who("CN=A"), Some(b"abc"), BackupReason::Replace)
+            .expect("save");
         fs::write(tmp.path().join(r.file.as_deref().expect("file")), b"abd").expect("tamper");
-        assert!(matches!(store.load(&r), Err(DirectoryError::BackupCorrupt { .. })));
-        let mut f = OpenOptions::new().append(true).open(tmp.path().join(INDEX)).expect("index");
+        assert!(matches!(
+            store.load(&r),
+            Err(DirectoryError::BackupCorrupt { .. })
+        ));
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(tmp.path().join(INDEX))
+            .expect("index");
         f.write_all(b"{\"id\":\"torn").expect("write");
         assert_eq!(store.records().expect("records").len(), 1);
         f.write_all(b"\n{}\n").expect("write");
-        assert!(matches!(store.records(), Err(DirectoryError::BackupIndex { .. })));
+        assert!(matches!(
+            store.records(),
+            Err(DirectoryError::BackupIndex { .. })
+        ));
     }
 
     #[test]
@@ -336,7 +445,9 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..25 {
                         let dn = format!("CN=u{t}-{i}");
-                        store.save(&who(&dn), Some(dn.as_bytes()), BackupReason::Replace).expect("save");
+                        store
+                            .save(&who(&dn), Some(dn.as_bytes()), BackupReason::Replace)
+                            .expect("save");
                     }
                 })
             })
@@ -349,7 +460,10 @@ mod tests {
         let ids: std::collections::HashSet<_> = recs.iter().map(|r| r.id.clone()).collect();
         assert_eq!(ids.len(), 100);
         for r in &recs {
-            assert_eq!(store.load(r).expect("load").as_deref(), Some(r.dn.as_bytes()));
+            assert_eq!(
+                store.load(r).expect("load").as_deref(),
+                Some(r.dn.as_bytes())
+            );
         }
     }
 }

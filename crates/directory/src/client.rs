@@ -144,7 +144,10 @@ impl ServerInfo {
             } else {
                 ServerKind::ActiveDirectory
             }
-        } else if classes.iter().any(|c| c.eq_ignore_ascii_case("OpenLDAProotDSE")) {
+        } else if classes
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case("OpenLDAProotDSE"))
+        {
             ServerKind::OpenLdap
         } else {
             ServerKind::Generic
@@ -155,9 +158,12 @@ impl ServerInfo {
             vendor_version: first(e, "vendorVersion"),
             default_naming_context: first(e, "defaultNamingContext"),
             naming_contexts: values(e, "namingContexts"),
-            dc_functionality: first(e, "domainControllerFunctionality").and_then(|v| v.parse().ok()),
+            dc_functionality: first(e, "domainControllerFunctionality")
+                .and_then(|v| v.parse().ok()),
             dns_host_name: first(e, "dnsHostName"),
-            paged_results: values(e, "supportedControl").iter().any(|c| c == OID_PAGED_RESULTS),
+            paged_results: values(e, "supportedControl")
+                .iter()
+                .any(|c| c == OID_PAGED_RESULTS),
         }
     }
 }
@@ -181,7 +187,11 @@ pub struct User {
 impl User {
     /// The backup subject for this user.
     pub fn subject(&self) -> Subject<'_> {
-        Subject { dn: &self.dn, object_guid: self.object_guid.as_deref(), sam_account_name: self.sam_account_name.as_deref() }
+        Subject {
+            dn: &self.dn,
+            object_guid: self.object_guid.as_deref(),
+            sam_account_name: self.sam_account_name.as_deref(),
+        }
     }
 
     fn from_entry(e: &SearchEntry) -> Self {
@@ -201,8 +211,15 @@ impl User {
     }
 }
 
-const USER_ATTRS: [&str; 7] =
-    ["sAMAccountName", "userPrincipalName", "mail", "employeeID", "displayName", "objectGUID", "entryUUID"];
+const USER_ATTRS: [&str; 7] = [
+    "sAMAccountName",
+    "userPrincipalName",
+    "mail",
+    "employeeID",
+    "displayName",
+    "objectGUID",
+    "entryUUID",
+];
 
 fn user_attrs(with_photo: bool) -> Vec<&'static str> {
     let mut a = USER_ATTRS.to_vec();
@@ -235,11 +252,17 @@ pub struct WriteOptions {
 impl WriteOptions {
     /// Back up into `store` before every write.
     pub fn backup_to(store: BackupStore) -> Self {
-        WriteOptions { backup: Some(store), no_backup: false }
+        WriteOptions {
+            backup: Some(store),
+            no_backup: false,
+        }
     }
     /// Write without backups (the caller accepts that old photos are lost).
     pub fn without_backup() -> Self {
-        WriteOptions { backup: None, no_backup: true }
+        WriteOptions {
+            backup: None,
+            no_backup: true,
+        }
     }
     fn check(&self) -> Result<(), DirectoryError> {
         if self.backup.is_none() && !self.no_backup {
@@ -288,7 +311,10 @@ pub struct PhotoItem {
 /// Refuse a photo over [`MAX_PHOTO_BYTES`] (AD's schema rangeUpper) without touching the network.
 pub fn check_photo_size(photo: &[u8]) -> Result<(), DirectoryError> {
     if photo.len() > MAX_PHOTO_BYTES {
-        return Err(DirectoryError::PhotoTooLarge { bytes: photo.len(), limit: MAX_PHOTO_BYTES });
+        return Err(DirectoryError::PhotoTooLarge {
+            bytes: photo.len(),
+            limit: MAX_PHOTO_BYTES,
+        });
     }
     Ok(())
 }
@@ -308,10 +334,18 @@ pub struct Directory {
 
 impl Directory {
     /// Connect, secure the connection, bind and read the rootDSE.
-    pub async fn connect(opts: &ConnectOptions, creds: &Credentials) -> Result<Self, DirectoryError> {
+    pub async fn connect(
+        opts: &ConnectOptions,
+        creds: &Credentials,
+    ) -> Result<Self, DirectoryError> {
         let tls = TlsMode::from_url(&opts.url, opts.starttls)?;
-        if matches!(creds, Credentials::Simple { .. }) && tls == TlsMode::None && !opts.allow_plaintext_bind {
-            return Err(DirectoryError::PlaintextBindRefused { url: opts.url.clone() });
+        if matches!(creds, Credentials::Simple { .. })
+            && tls == TlsMode::None
+            && !opts.allow_plaintext_bind
+        {
+            return Err(DirectoryError::PlaintextBindRefused {
+                url: opts.url.clone(),
+            });
         }
         let mut settings = LdapConnSettings::new().set_conn_timeout(opts.connect_timeout);
         if tls != TlsMode::None {
@@ -374,13 +408,17 @@ impl Directory {
             window: opts.window.max(1),
         };
         let info = dir.read_root_dse().await?;
-        dir.base = opts.base_dn.clone().or_else(|| info.default_naming_context.clone()).or_else(|| {
-            if info.naming_contexts.len() == 1 {
-                info.naming_contexts.first().cloned()
-            } else {
-                None
-            }
-        });
+        dir.base = opts
+            .base_dn
+            .clone()
+            .or_else(|| info.default_naming_context.clone())
+            .or_else(|| {
+                if info.naming_contexts.len() == 1 {
+                    info.naming_contexts.first().cloned()
+                } else {
+                    None
+                }
+            });
         dir.server = Arc::new(info);
         Ok(dir)
     }
@@ -423,8 +461,12 @@ impl Directory {
             "dnsHostName",
             "objectClass",
         ];
-        let entries = self.search_all("read rootDSE", "", Scope::Base, "(objectClass=*)", attrs, 0).await?;
-        let e = entries.first().ok_or_else(|| DirectoryError::Protocol("the server returned no rootDSE".into()))?;
+        let entries = self
+            .search_all("read rootDSE", "", Scope::Base, "(objectClass=*)", attrs, 0)
+            .await?;
+        let e = entries
+            .first()
+            .ok_or_else(|| DirectoryError::Protocol("the server returned no rootDSE".into()))?;
         Ok(ServerInfo::from_entry(e))
     }
 
@@ -444,7 +486,10 @@ impl Directory {
             l.with_search_options(ldap3::SearchOptions::new().sizelimit(sizelimit));
         }
         let map = |e| map_ldap(op, base, e, self.timeout);
-        let mut s = l.streaming_search_with(EntriesOnly::new(), base, scope, filter, attrs).await.map_err(map)?;
+        let mut s = l
+            .streaming_search_with(EntriesOnly::new(), base, scope, filter, attrs)
+            .await
+            .map_err(map)?;
         let mut out = Vec::new();
         while let Some(re) = s.next().await.map_err(map)? {
             out.push(SearchEntry::construct(re));
@@ -476,9 +521,14 @@ impl Directory {
     ) -> Result<Vec<SearchEntry>, DirectoryError> {
         let mut l = self.handle();
         let map = |e| map_ldap(op, base, e, self.timeout);
-        let adapters: Vec<Box<dyn Adapter<_, _>>> =
-            vec![Box::new(EntriesOnly::new()), Box::new(PagedResults::new(self.page_size))];
-        let mut s = l.streaming_search_with(adapters, base, Scope::Subtree, filter, attrs).await.map_err(map)?;
+        let adapters: Vec<Box<dyn Adapter<_, _>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(self.page_size)),
+        ];
+        let mut s = l
+            .streaming_search_with(adapters, base, Scope::Subtree, filter, attrs)
+            .await
+            .map_err(map)?;
         let mut out = Vec::new();
         while let Some(re) = s.next().await.map_err(map)? {
             out.push(SearchEntry::construct(re));
@@ -496,15 +546,35 @@ impl Directory {
     /// A value containing NUL is not found without asking the server: no directory name can
     /// hold NUL, and Samba compares filter values as C strings, so `john.smith\0x` would match
     /// `john.smith` there.
-    pub async fn find_user(&self, by: &Lookup, value: &str, with_photo: bool) -> Result<User, DirectoryError> {
+    pub async fn find_user(
+        &self,
+        by: &Lookup,
+        value: &str,
+        with_photo: bool,
+    ) -> Result<User, DirectoryError> {
         let filter = by.filter(self.user_filter(), value)?;
         if value.contains('\0') {
-            return Err(DirectoryError::UserNotFound { by: by.to_string(), value: value.to_string() });
+            return Err(DirectoryError::UserNotFound {
+                by: by.to_string(),
+                value: value.to_string(),
+            });
         }
         let base = self.base()?.to_string();
-        let entries = self.search_all("find user", &base, Scope::Subtree, &filter, user_attrs(with_photo), 2).await?;
+        let entries = self
+            .search_all(
+                "find user",
+                &base,
+                Scope::Subtree,
+                &filter,
+                user_attrs(with_photo),
+                2,
+            )
+            .await?;
         match entries.len() {
-            0 => Err(DirectoryError::UserNotFound { by: by.to_string(), value: value.to_string() }),
+            0 => Err(DirectoryError::UserNotFound {
+                by: by.to_string(),
+                value: value.to_string(),
+            }),
             1 => Ok(User::from_entry(&entries[0])),
             _ => Err(DirectoryError::Ambiguous {
                 by: by.to_string(),
@@ -516,8 +586,23 @@ impl Directory {
 
     /// Read one user by DN.
     pub async fn read_user(&self, dn: &str, with_photo: bool) -> Result<User, DirectoryError> {
-        let entries = self.search_all("read user", dn, Scope::Base, "(objectClass=*)", user_attrs(with_photo), 0).await?;
-        entries.first().map(User::from_entry).ok_or_else(|| DirectoryError::NoSuchObject { dn: dn.to_string(), text: String::new() })
+        let entries = self
+            .search_all(
+                "read user",
+                dn,
+                Scope::Base,
+                "(objectClass=*)",
+                user_attrs(with_photo),
+                0,
+            )
+            .await?;
+        entries
+            .first()
+            .map(User::from_entry)
+            .ok_or_else(|| DirectoryError::NoSuchObject {
+                dn: dn.to_string(),
+                text: String::new(),
+            })
     }
 
     /// Every user under the base (or `opts.base`), paged.
@@ -531,33 +616,66 @@ impl Directory {
         } else {
             self.user_filter().to_string()
         };
-        let entries = self.search_paged("list users", &base, &filter, user_attrs(opts.fetch_photo)).await?;
+        let entries = self
+            .search_paged("list users", &base, &filter, user_attrs(opts.fetch_photo))
+            .await?;
         Ok(entries.iter().map(User::from_entry).collect())
     }
 
     /// The user's thumbnailPhoto bytes, or `None`.
     pub async fn read_photo(&self, dn: &str) -> Result<Option<Vec<u8>>, DirectoryError> {
-        let entries = self.search_all("read photo", dn, Scope::Base, "(objectClass=*)", vec![PHOTO_ATTR], 0).await?;
-        let e = entries.first().ok_or_else(|| DirectoryError::NoSuchObject { dn: dn.to_string(), text: String::new() })?;
+        let entries = self
+            .search_all(
+                "read photo",
+                dn,
+                Scope::Base,
+                "(objectClass=*)",
+                vec![PHOTO_ATTR],
+                0,
+            )
+            .await?;
+        let e = entries
+            .first()
+            .ok_or_else(|| DirectoryError::NoSuchObject {
+                dn: dn.to_string(),
+                text: String::new(),
+            })?;
         Ok(bin_value(e, PHOTO_ATTR))
     }
 
     /// Replace the user's thumbnailPhoto with `photo`, backing up the old value first (see
     /// [`WriteOptions`]). A photo over 102,400 bytes is refused before anything is sent.
-    pub async fn set_photo(&self, dn: &str, photo: &[u8], opts: &WriteOptions) -> Result<WriteOutcome, DirectoryError> {
+    pub async fn set_photo(
+        &self,
+        dn: &str,
+        photo: &[u8],
+        opts: &WriteOptions,
+    ) -> Result<WriteOutcome, DirectoryError> {
         check_photo_size(photo)?;
         opts.check()?;
         let backup = self.backup_current(dn, opts, BackupReason::Replace).await?;
         self.modify_photo("replace photo", dn, Some(photo)).await?;
-        Ok(WriteOutcome { dn: dn.to_string(), bytes: photo.len(), backup })
+        Ok(WriteOutcome {
+            dn: dn.to_string(),
+            bytes: photo.len(),
+            backup,
+        })
     }
 
     /// Remove the user's thumbnailPhoto (no error if there is none), backing up first.
-    pub async fn remove_photo(&self, dn: &str, opts: &WriteOptions) -> Result<WriteOutcome, DirectoryError> {
+    pub async fn remove_photo(
+        &self,
+        dn: &str,
+        opts: &WriteOptions,
+    ) -> Result<WriteOutcome, DirectoryError> {
         opts.check()?;
         let backup = self.backup_current(dn, opts, BackupReason::Remove).await?;
         self.modify_photo("remove photo", dn, None).await?;
-        Ok(WriteOutcome { dn: dn.to_string(), bytes: 0, backup })
+        Ok(WriteOutcome {
+            dn: dn.to_string(),
+            bytes: 0,
+            backup,
+        })
     }
 
     /// Put a backed-up value back on `user`, byte for byte (or remove the photo if the backup
@@ -576,13 +694,20 @@ impl Directory {
             RestoreFrom::Latest => store.latest_for(&who)?,
             RestoreFrom::Id(id) => {
                 let r = store.get(id)?;
-                let other = Subject { dn: &r.dn, object_guid: r.object_guid.as_deref(), sam_account_name: None };
+                let other = Subject {
+                    dn: &r.dn,
+                    object_guid: r.object_guid.as_deref(),
+                    sam_account_name: None,
+                };
                 let same = match (other.object_guid, who.object_guid) {
                     (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
                     _ => other.dn.eq_ignore_ascii_case(who.dn),
                 };
                 if !same {
-                    return Err(DirectoryError::BackupNotFound(format!("id {id} for user {} (it is about {})", user.dn, r.dn)));
+                    return Err(DirectoryError::BackupNotFound(format!(
+                        "id {id} for user {} (it is about {})",
+                        user.dn, r.dn
+                    )));
                 }
                 r
             }
@@ -595,33 +720,56 @@ impl Directory {
         if let Some(b) = &bytes {
             check_photo_size(b)?;
         }
-        let backup = self.backup_current(&user.dn, opts, BackupReason::Restore).await?;
+        let backup = self
+            .backup_current(&user.dn, opts, BackupReason::Restore)
+            .await?;
         match &bytes {
-            Some(b) => self.modify_photo("restore photo", &user.dn, Some(b)).await?,
-            None => self.modify_photo("restore photo (remove)", &user.dn, None).await?,
+            Some(b) => {
+                self.modify_photo("restore photo", &user.dn, Some(b))
+                    .await?
+            }
+            None => {
+                self.modify_photo("restore photo (remove)", &user.dn, None)
+                    .await?
+            }
         }
-        Ok(RestoreOutcome { dn: user.dn.clone(), restored: record, backup })
+        Ok(RestoreOutcome {
+            dn: user.dn.clone(),
+            restored: record,
+            backup,
+        })
     }
 
     /// Replace many photos on this one connection, keeping up to `window` operations in flight.
     /// Results come back in input order, one per item; a failing item does not stop the rest.
-    pub async fn set_photos(&self, items: Vec<PhotoItem>, opts: &WriteOptions) -> Vec<Result<WriteOutcome, DirectoryError>> {
-        let mut results: Vec<(usize, Result<WriteOutcome, DirectoryError>)> = stream::iter(items.into_iter().enumerate())
-            .map(|(i, item)| async move { (i, self.set_photo(&item.dn, &item.photo, opts).await) })
-            .buffer_unordered(self.window)
-            .collect()
-            .await;
+    pub async fn set_photos(
+        &self,
+        items: Vec<PhotoItem>,
+        opts: &WriteOptions,
+    ) -> Vec<Result<WriteOutcome, DirectoryError>> {
+        let mut results: Vec<(usize, Result<WriteOutcome, DirectoryError>)> = stream::iter(
+            items.into_iter().enumerate(),
+        )
+        .map(|(i, item)| async move { (i, self.set_photo(&item.dn, &item.photo, opts).await) })
+        .buffer_unordered(self.window)
+        .collect()
+        .await;
         results.sort_by_key(|(i, _)| *i);
         results.into_iter().map(|(_, r)| r).collect()
     }
 
     /// Remove many photos; per-item results in input order.
-    pub async fn remove_photos(&self, dns: Vec<String>, opts: &WriteOptions) -> Vec<Result<WriteOutcome, DirectoryError>> {
-        let mut results: Vec<(usize, Result<WriteOutcome, DirectoryError>)> = stream::iter(dns.into_iter().enumerate())
-            .map(|(i, dn)| async move { (i, self.remove_photo(&dn, opts).await) })
-            .buffer_unordered(self.window)
-            .collect()
-            .await;
+    pub async fn remove_photos(
+        &self,
+        dns: Vec<String>,
+        opts: &WriteOptions,
+    ) -> Vec<Result<WriteOutcome, DirectoryError>> {
+        let mut results: Vec<(usize, Result<WriteOutcome, DirectoryError>)> =
+            stream::iter(dns.into_iter().enumerate())
+                .map(|(i, dn)| async move { (i, self.remove_photo(&dn, opts).await) })
+                .buffer_unordered(self.window)
+                .collect()
+                .await;
         results.sort_by_key(|(i, _)| *i);
         results.into_iter().map(|(_, r)| r).collect()
     }
@@ -629,19 +777,35 @@ impl Directory {
     /// Politely close the connection.
     pub async fn unbind(self) -> Result<(), DirectoryError> {
         let mut l = self.ldap;
-        l.unbind().await.map_err(|e| map_ldap("unbind", "", e, self.timeout))
+        l.unbind()
+            .await
+            .map_err(|e| map_ldap("unbind", "", e, self.timeout))
     }
 
-    async fn backup_current(&self, dn: &str, opts: &WriteOptions, reason: BackupReason) -> Result<Option<BackupRecord>, DirectoryError> {
-        let Some(store) = opts.backup.clone() else { return Ok(None) };
+    async fn backup_current(
+        &self,
+        dn: &str,
+        opts: &WriteOptions,
+        reason: BackupReason,
+    ) -> Result<Option<BackupRecord>, DirectoryError> {
+        let Some(store) = opts.backup.clone() else {
+            return Ok(None);
+        };
         let user = self.read_user(dn, true).await?;
-        let rec = tokio::task::spawn_blocking(move || store.save(&user.subject(), user.photo.as_deref(), reason))
-            .await
-            .map_err(|e| DirectoryError::Protocol(format!("backup writer failed: {e}")))??;
+        let rec = tokio::task::spawn_blocking(move || {
+            store.save(&user.subject(), user.photo.as_deref(), reason)
+        })
+        .await
+        .map_err(|e| DirectoryError::Protocol(format!("backup writer failed: {e}")))??;
         Ok(Some(rec))
     }
 
-    async fn modify_photo(&self, op: &'static str, dn: &str, photo: Option<&[u8]>) -> Result<(), DirectoryError> {
+    async fn modify_photo(
+        &self,
+        op: &'static str,
+        dn: &str,
+        photo: Option<&[u8]>,
+    ) -> Result<(), DirectoryError> {
         let values: HashSet<Vec<u8>> = match photo {
             Some(p) => {
                 check_photo_size(p)?;
@@ -651,7 +815,10 @@ impl Directory {
         };
         let res = self
             .handle()
-            .modify(dn, vec![Mod::Replace(PHOTO_ATTR.as_bytes().to_vec(), values)])
+            .modify(
+                dn,
+                vec![Mod::Replace(PHOTO_ATTR.as_bytes().to_vec(), values)],
+            )
             .await
             .map_err(|e| map_ldap(op, dn, e, self.timeout))?;
         if res.rc != 0 {
@@ -663,13 +830,27 @@ impl Directory {
     /// Find a user by objectGUID string (AD/Samba) or entryUUID (OpenLDAP).
     pub async fn find_by_guid(&self, guid: &str, with_photo: bool) -> Result<User, DirectoryError> {
         let filter = match parse_guid(guid) {
-            Some(bytes) if self.server.kind.is_ad() => format!("(objectGUID={})", escape_filter_value(&bytes)),
+            Some(bytes) if self.server.kind.is_ad() => {
+                format!("(objectGUID={})", escape_filter_value(&bytes))
+            }
             _ => format!("(entryUUID={})", escape_filter_value(guid.as_bytes())),
         };
         let base = self.base()?.to_string();
-        let entries = self.search_all("find user", &base, Scope::Subtree, &filter, user_attrs(with_photo), 2).await?;
+        let entries = self
+            .search_all(
+                "find user",
+                &base,
+                Scope::Subtree,
+                &filter,
+                user_attrs(with_photo),
+                2,
+            )
+            .await?;
         match entries.len() {
-            0 => Err(DirectoryError::UserNotFound { by: "objectGUID".into(), value: guid.to_string() }),
+            0 => Err(DirectoryError::UserNotFound {
+                by: "objectGUID".into(),
+                value: guid.to_string(),
+            }),
             1 => Ok(User::from_entry(&entries[0])),
             _ => Err(DirectoryError::Ambiguous {
                 by: "objectGUID".into(),
@@ -689,13 +870,20 @@ enum TlsMode {
 
 impl TlsMode {
     fn from_url(url: &str, starttls: bool) -> Result<Self, DirectoryError> {
-        let bad = |reason: &str| DirectoryError::InvalidUrl { url: url.to_string(), reason: reason.to_string() };
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected ldap://host or ldaps://host"))?;
+        let bad = |reason: &str| DirectoryError::InvalidUrl {
+            url: url.to_string(),
+            reason: reason.to_string(),
+        };
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected ldap://host or ldaps://host"))?;
         if rest.trim_end_matches('/').is_empty() {
             return Err(bad("no host"));
         }
         match scheme.to_ascii_lowercase().as_str() {
-            "ldaps" if starttls => Err(bad("StartTLS is for ldap:// URLs; ldaps:// is already TLS")),
+            "ldaps" if starttls => {
+                Err(bad("StartTLS is for ldap:// URLs; ldaps:// is already TLS"))
+            }
             "ldaps" => Ok(TlsMode::Ldaps),
             "ldap" if starttls => Ok(TlsMode::StartTls),
             "ldap" => Ok(TlsMode::None),
@@ -710,33 +898,45 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, DirectoryError> {
+fn tls_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, DirectoryError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
         Some(path) => {
-            let pem = std::fs::read(path)
-                .map_err(|e| DirectoryError::TlsConfig(format!("cannot read CA file {}: {e}", path.display())))?;
+            let pem = std::fs::read(path).map_err(|e| {
+                DirectoryError::TlsConfig(format!("cannot read CA file {}: {e}", path.display()))
+            })?;
             for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| DirectoryError::TlsConfig(format!("CA file {}: {e}", path.display())))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| DirectoryError::TlsConfig(format!("CA file {}: {e}", path.display())))?;
+                let cert = cert.map_err(|e| {
+                    DirectoryError::TlsConfig(format!("CA file {}: {e}", path.display()))
+                })?;
+                roots.add(cert).map_err(|e| {
+                    DirectoryError::TlsConfig(format!("CA file {}: {e}", path.display()))
+                })?;
             }
             if roots.is_empty() {
-                return Err(DirectoryError::TlsConfig(format!("CA file {} holds no certificate", path.display())));
+                return Err(DirectoryError::TlsConfig(format!(
+                    "CA file {} holds no certificate",
+                    path.display()
+                )));
             }
         }
         None => {
             let native = rustls_native_certs::load_native_certs();
             roots.add_parsable_certificates(native.certs);
             if roots.is_empty() {
-                return Err(DirectoryError::TlsConfig("no system CA certificates found; give a CA file".into()));
+                return Err(DirectoryError::TlsConfig(
+                    "no system CA certificates found; give a CA file".into(),
+                ));
             }
         }
     }
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     Ok(Arc::new(config))
 }
 
@@ -745,23 +945,52 @@ fn connect_error(url: &str, e: ldap3::LdapError, timeout: Duration) -> Directory
     match e {
         E::Io { source } => {
             // rustls handshake failures surface as io errors wrapping rustls::Error.
-            if source.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) || source.kind() == std::io::ErrorKind::InvalidData {
-                DirectoryError::Tls { url: url.to_string(), reason: source.to_string() }
+            if source
+                .get_ref()
+                .is_some_and(|inner| inner.is::<rustls::Error>())
+                || source.kind() == std::io::ErrorKind::InvalidData
+            {
+                DirectoryError::Tls {
+                    url: url.to_string(),
+                    reason: source.to_string(),
+                }
             } else {
-                DirectoryError::Connect { url: url.to_string(), reason: source.to_string() }
+                DirectoryError::Connect {
+                    url: url.to_string(),
+                    reason: source.to_string(),
+                }
             }
         }
-        E::Timeout { .. } => DirectoryError::Timeout { op: "connect", after: timeout },
-        e @ (E::Rustls { .. } | E::DNSName { .. }) => DirectoryError::Tls { url: url.to_string(), reason: e.to_string() },
-        E::UrlParsing { source } => DirectoryError::InvalidUrl { url: url.to_string(), reason: source.to_string() },
-        E::UnknownScheme(s) => DirectoryError::InvalidUrl { url: url.to_string(), reason: format!("unknown scheme {s}") },
+        E::Timeout { .. } => DirectoryError::Timeout {
+            op: "connect",
+            after: timeout,
+        },
+        e @ (E::Rustls { .. } | E::DNSName { .. }) => DirectoryError::Tls {
+            url: url.to_string(),
+            reason: e.to_string(),
+        },
+        E::UrlParsing { source } => DirectoryError::InvalidUrl {
+            url: url.to_string(),
+            reason: source.to_string(),
+        },
+        E::UnknownScheme(s) => DirectoryError::InvalidUrl {
+            url: url.to_string(),
+            reason: format!("unknown scheme {s}"),
+        },
         E::LdapResult { result } => map_rc("StartTLS", "", result.rc, result.text),
-        e => DirectoryError::Connect { url: url.to_string(), reason: e.to_string() },
+        e => DirectoryError::Connect {
+            url: url.to_string(),
+            reason: e.to_string(),
+        },
     }
 }
 
 fn find_key<'a, V>(map: &'a std::collections::HashMap<String, V>, attr: &str) -> Option<&'a V> {
-    map.get(attr).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(attr)).map(|(_, v)| v))
+    map.get(attr).or_else(|| {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(attr))
+            .map(|(_, v)| v)
+    })
 }
 
 fn values(e: &SearchEntry, attr: &str) -> Vec<String> {
@@ -796,7 +1025,9 @@ fn parse_guid(s: &str) -> Option<Vec<u8>> {
     if hex.len() != 32 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
-    let raw: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0)).collect();
+    let raw: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0))
+        .collect();
     let order = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
     Some(order.iter().map(|&i| raw[i]).collect())
 }
@@ -816,9 +1047,18 @@ mod tests {
 
     #[test]
     fn tls_modes_from_urls() {
-        assert_eq!(TlsMode::from_url("ldaps://127.0.0.1", false).expect("ok"), TlsMode::Ldaps);
-        assert_eq!(TlsMode::from_url("ldap://127.0.0.1:389", true).expect("ok"), TlsMode::StartTls);
-        assert_eq!(TlsMode::from_url("LDAP://dc1", false).expect("ok"), TlsMode::None);
+        assert_eq!(
+            TlsMode::from_url("ldaps://127.0.0.1", false).expect("ok"),
+            TlsMode::Ldaps
+        );
+        assert_eq!(
+            TlsMode::from_url("ldap://127.0.0.1:389", true).expect("ok"),
+            TlsMode::StartTls
+        );
+        assert_eq!(
+            TlsMode::from_url("LDAP://dc1", false).expect("ok"),
+            TlsMode::None
+        );
         assert!(TlsMode::from_url("ldaps://h", true).is_err());
         assert!(TlsMode::from_url("http://h", false).is_err());
         assert!(TlsMode::from_url("ldap://", false).is_err());
@@ -829,7 +1069,10 @@ mod tests {
     fn password_is_redacted() {
         let p = Password::new("hunter2");
         assert!(!format!("{p:?}").contains("hunter2"));
-        let c = Credentials::Simple { bind: "cn=a".into(), password: p };
+        let c = Credentials::Simple {
+            bind: "cn=a".into(),
+            password: p,
+        };
         assert!(!format!("{c:?}").contains("hunter2"));
     }
 
@@ -838,7 +1081,10 @@ mod tests {
         assert!(check_photo_size(&vec![0; MAX_PHOTO_BYTES]).is_ok());
         assert!(matches!(
             check_photo_size(&vec![0; MAX_PHOTO_BYTES + 1]),
-            Err(DirectoryError::PhotoTooLarge { bytes: 102_401, limit: 102_400 })
+            Err(DirectoryError::PhotoTooLarge {
+                bytes: 102_401,
+                limit: 102_400
+            })
         ));
     }
 
@@ -846,19 +1092,32 @@ mod tests {
     async fn plaintext_simple_bind_is_refused_before_connecting() {
         // Port 9 on loopback: nothing listens; the refusal must come before any connect attempt.
         let opts = ConnectOptions::new("ldap://127.0.0.1:9");
-        let creds = Credentials::Simple { bind: "cn=x".into(), password: Password::new("pw") };
-        let err = Directory::connect(&opts, &creds).await.expect_err("refused");
+        let creds = Credentials::Simple {
+            bind: "cn=x".into(),
+            password: Password::new("pw"),
+        };
+        let err = Directory::connect(&opts, &creds)
+            .await
+            .expect_err("refused");
         assert_eq!(err.kind(), "plaintext_bind_refused", "{err}");
         // With the opt-in it gets as far as connecting (and fails there: retryable).
-        let opts = ConnectOptions { allow_plaintext_bind: true, ..opts };
-        let err = Directory::connect(&opts, &creds).await.expect_err("nothing listens");
+        let opts = ConnectOptions {
+            allow_plaintext_bind: true,
+            ..opts
+        };
+        let err = Directory::connect(&opts, &creds)
+            .await
+            .expect_err("nothing listens");
         assert_eq!(err.kind(), "connect", "{err}");
         assert!(err.is_retryable());
     }
 
     #[test]
     fn write_options_demand_an_explicit_backup_choice() {
-        let w = WriteOptions { backup: None, no_backup: false };
+        let w = WriteOptions {
+            backup: None,
+            no_backup: false,
+        };
         assert!(matches!(w.check(), Err(DirectoryError::BackupRequired)));
         assert!(WriteOptions::without_backup().check().is_ok());
     }

@@ -17,7 +17,9 @@ pub(crate) struct Utc {
 
 impl Utc {
     pub fn now() -> Self {
-        let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let d = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         Self::from_unix(d.as_secs() as i64, d.subsec_nanos())
     }
 
@@ -74,15 +76,33 @@ mod tests {
 
     #[test]
     fn known_instants() {
-        assert_eq!(Utc::from_unix(0, 0).rfc3339(), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            Utc::from_unix(0, 0).rfc3339(),
+            "1970-01-01T00:00:00.000000Z"
+        );
         // 2000-02-29 (leap day in a century leap year)
-        assert_eq!(Utc::from_unix(951_782_400, 0).rfc3339(), "2000-02-29T00:00:00.000000Z");
+        assert_eq!(
+            Utc::from_unix(951_782_400, 0).rfc3339(),
+            "2000-02-29T00:00:00.000000Z"
+        );
         // 2026-11-22T22:40:05.5Z
-        assert_eq!(Utc::from_unix(1_795_387_205, 500_000_000).rfc3339(), "2026-11-22T22:40:05.500000Z");
-        assert_eq!(Utc::from_unix(1_795_387_205, 7).compact(), "20261122T224005000000007Z");
+        assert_eq!(
+            Utc::from_unix(1_795_387_205, 500_000_000).rfc3339(),
+            "2026-11-22T22:40:05.500000Z"
+        );
+        assert_eq!(
+            Utc::from_unix(1_795_387_205, 7).compact(),
+            "20261122T224005000000007Z"
+        );
         // 2100-03-01 (2100 is not a leap year)
-        assert_eq!(Utc::from_unix(4_107_542_400, 0).rfc3339(), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(
+            Utc::from_unix(4_107_542_400, 0).rfc3339(),
+            "2100-03-01T00:00:00.000000Z"
+        );
         // before the epoch
-        assert_eq!(Utc::from_unix(-1, 0).rfc3339(), "1969-12-31T23:59:59.000000Z");
+        assert_eq!(
+            Utc::from_unix(-1, 0).rfc3339(),
+            "1969-12-31T23:59:59.000000Z"
+        );
     }
 }

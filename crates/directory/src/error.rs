@@ -53,7 +53,11 @@ pub enum DirectoryError {
 
     /// rc 50: the bound account may not do this.
     #[error("insufficient access rights for {op} on {dn} (LDAP rc 50): {text}")]
-    InsufficientRights { op: &'static str, dn: String, text: String },
+    InsufficientRights {
+        op: &'static str,
+        dn: String,
+        text: String,
+    },
 
     /// rc 32: the object named does not exist.
     #[error("no such object {dn} (LDAP rc 32): {text}")]
@@ -65,7 +69,11 @@ pub enum DirectoryError {
 
     /// A lookup found more than one entry; nothing is picked silently.
     #[error("{by}={value:?} matches more than one entry: {}", dns.join("; "))]
-    Ambiguous { by: String, value: String, dns: Vec<String> },
+    Ambiguous {
+        by: String,
+        value: String,
+        dns: Vec<String>,
+    },
 
     /// A photo over the limit, refused on the client before anything is sent.
     #[error("photo is {bytes} bytes, over the {limit}-byte thumbnailPhoto limit: not sent")]
@@ -87,7 +95,11 @@ pub enum DirectoryError {
 
     /// Any other LDAP result code.
     #[error("{op} failed (LDAP rc {rc}): {text}")]
-    Ldap { op: &'static str, rc: u32, text: String },
+    Ldap {
+        op: &'static str,
+        rc: u32,
+        text: String,
+    },
 
     /// An attribute name that is not an LDAP attribute description (letters, digits, hyphens,
     /// starting with a letter, or a numeric OID).
@@ -95,7 +107,9 @@ pub enum DirectoryError {
     InvalidAttribute(String),
 
     /// No base DN given and the rootDSE names no single default.
-    #[error("no base DN given and the server's rootDSE has no defaultNamingContext (pass a base DN)")]
+    #[error(
+        "no base DN given and the server's rootDSE has no defaultNamingContext (pass a base DN)"
+    )]
     NoBaseDn,
 
     /// The server answered something this client cannot interpret.
@@ -103,7 +117,9 @@ pub enum DirectoryError {
     Protocol(String),
 
     /// A write was asked for without a backup store and without an explicit `no_backup`.
-    #[error("refusing to overwrite without a backup: give a backup folder or say no_backup explicitly")]
+    #[error(
+        "refusing to overwrite without a backup: give a backup folder or say no_backup explicitly"
+    )]
     BackupRequired,
 
     /// Reading or writing the backup folder failed. Nothing was sent to the server.
@@ -116,7 +132,11 @@ pub enum DirectoryError {
 
     /// The backup index has a line that is not a backup record.
     #[error("backup index {path} line {line}: {reason}")]
-    BackupIndex { path: PathBuf, line: usize, reason: String },
+    BackupIndex {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
 
     /// No backup matches the request.
     #[error("no backup found for {0}")]
@@ -124,7 +144,12 @@ pub enum DirectoryError {
 
     /// A backed-up file no longer has the SHA-256 recorded for it: not restored.
     #[error("backup {id}: saved bytes in {path} do not match the recorded SHA-256 (expected {expected}, found {found}); not restored")]
-    BackupCorrupt { id: String, path: PathBuf, expected: String, found: String },
+    BackupCorrupt {
+        id: String,
+        path: PathBuf,
+        expected: String,
+        found: String,
+    },
 }
 
 impl DirectoryError {
@@ -189,17 +214,35 @@ impl DirectoryError {
 }
 
 /// Map an ldap3 error from operation `op` on `dn` to a typed error.
-pub(crate) fn map_ldap(op: &'static str, dn: &str, err: ldap3::LdapError, timeout: Duration) -> DirectoryError {
+pub(crate) fn map_ldap(
+    op: &'static str,
+    dn: &str,
+    err: ldap3::LdapError,
+    timeout: Duration,
+) -> DirectoryError {
     use ldap3::LdapError as E;
     match err {
         E::LdapResult { result } => map_rc(op, dn, result.rc, result.text),
         E::Timeout { .. } => DirectoryError::Timeout { op, after: timeout },
-        E::Io { source } => DirectoryError::ConnectionLost { op, reason: source.to_string() },
-        e @ (E::OpSend { .. } | E::ResultRecv { .. } | E::IdScrubSend { .. } | E::MiscSend { .. } | E::EndOfStream) => {
-            DirectoryError::ConnectionLost { op, reason: e.to_string() }
-        }
-        E::FilterParsing => DirectoryError::Protocol(format!("{op}: filter did not parse (a bug: filters are built escaped)")),
-        e @ (E::Rustls { .. } | E::DNSName { .. }) => DirectoryError::Tls { url: String::new(), reason: e.to_string() },
+        E::Io { source } => DirectoryError::ConnectionLost {
+            op,
+            reason: source.to_string(),
+        },
+        e @ (E::OpSend { .. }
+        | E::ResultRecv { .. }
+        | E::IdScrubSend { .. }
+        | E::MiscSend { .. }
+        | E::EndOfStream) => DirectoryError::ConnectionLost {
+            op,
+            reason: e.to_string(),
+        },
+        E::FilterParsing => DirectoryError::Protocol(format!(
+            "{op}: filter did not parse (a bug: filters are built escaped)"
+        )),
+        e @ (E::Rustls { .. } | E::DNSName { .. }) => DirectoryError::Tls {
+            url: String::new(),
+            reason: e.to_string(),
+        },
         e => DirectoryError::Protocol(format!("{op}: {e}")),
     }
 }
@@ -225,13 +268,31 @@ mod tests {
 
     #[test]
     fn result_codes_map_to_kinds() {
-        assert_eq!(map_rc("bind", "", 49, "x".into()).kind(), "invalid_credentials");
-        assert_eq!(map_rc("replace photo", "cn=a", 50, "x".into()).kind(), "insufficient_rights");
-        assert_eq!(map_rc("replace photo", "cn=a", 19, "x".into()).kind(), "photo_rejected");
-        assert_eq!(map_rc("replace photo", "cn=a", 21, "x".into()).kind(), "photo_rejected");
+        assert_eq!(
+            map_rc("bind", "", 49, "x".into()).kind(),
+            "invalid_credentials"
+        );
+        assert_eq!(
+            map_rc("replace photo", "cn=a", 50, "x".into()).kind(),
+            "insufficient_rights"
+        );
+        assert_eq!(
+            map_rc("replace photo", "cn=a", 19, "x".into()).kind(),
+            "photo_rejected"
+        );
+        assert_eq!(
+            map_rc("replace photo", "cn=a", 21, "x".into()).kind(),
+            "photo_rejected"
+        );
         assert_eq!(map_rc("search", "cn=a", 21, "x".into()).kind(), "ldap");
-        assert_eq!(map_rc("read photo", "cn=a", 32, "x".into()).kind(), "no_such_object");
-        assert_eq!(map_rc("bind", "", 8, "x".into()).kind(), "strong_auth_required");
+        assert_eq!(
+            map_rc("read photo", "cn=a", 32, "x".into()).kind(),
+            "no_such_object"
+        );
+        assert_eq!(
+            map_rc("bind", "", 8, "x".into()).kind(),
+            "strong_auth_required"
+        );
         assert!(map_rc("x", "", 51, String::new()).is_retryable());
         assert!(map_rc("x", "", 52, String::new()).is_retryable());
         assert!(!map_rc("x", "", 53, String::new()).is_retryable());
@@ -244,12 +305,19 @@ mod tests {
         let e = map_ldap(
             "replace photo",
             "cn=a",
-            ldap3::LdapError::Io { source: std::io::Error::from(std::io::ErrorKind::ConnectionReset) },
+            ldap3::LdapError::Io {
+                source: std::io::Error::from(std::io::ErrorKind::ConnectionReset),
+            },
             Duration::from_secs(1),
         );
         assert_eq!(e.kind(), "connection_lost");
         assert!(e.is_retryable());
-        let e = map_ldap("search", "", ldap3::LdapError::EndOfStream, Duration::from_secs(1));
+        let e = map_ldap(
+            "search",
+            "",
+            ldap3::LdapError::EndOfStream,
+            Duration::from_secs(1),
+        );
         assert!(e.is_retryable());
         assert!(!DirectoryError::PhotoTooLarge { bytes: 1, limit: 0 }.is_retryable());
     }

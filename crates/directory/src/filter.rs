@@ -72,7 +72,10 @@ impl Lookup {
     pub fn filter(&self, class: &str, value: &str) -> Result<String, DirectoryError> {
         let attr = self.attribute();
         validate_attribute(attr)?;
-        Ok(format!("(&{class}({attr}={}))", escape_filter_value(value.as_bytes())))
+        Ok(format!(
+            "(&{class}({attr}={}))",
+            escape_filter_value(value.as_bytes())
+        ))
     }
 }
 
@@ -155,7 +158,15 @@ mod tests {
     fn escaped_filters_parse_to_the_exact_bytes() {
         // ldap3's own filter parser must read our escapes back as the original bytes, with no
         // substring (wildcard) component.
-        for v in ["star*user", "*", "paren(user)", "back\\slash", "a\0b", "zoë.müller", ")(objectClass=*"] {
+        for v in [
+            "star*user",
+            "*",
+            "paren(user)",
+            "back\\slash",
+            "a\0b",
+            "zoë.müller",
+            ")(objectClass=*",
+        ] {
             let f = format!("(sAMAccountName={})", escape_filter_value(v.as_bytes()));
             // equalityMatch is context tag 3; substrings would be 4.
             let tag = ldap3::parse_filter(&f).expect("parses").into_structure();
@@ -168,23 +179,55 @@ mod tests {
 
     #[test]
     fn attribute_names_are_validated() {
-        for ok in ["mail", "employeeID", "extensionAttribute1", "x-custom", "1.2.840.113556.1.4.221"] {
+        for ok in [
+            "mail",
+            "employeeID",
+            "extensionAttribute1",
+            "x-custom",
+            "1.2.840.113556.1.4.221",
+        ] {
             assert!(validate_attribute(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "mail)(x=*", "a b", "1mail", "1.2.", "01.2", "mail;binary", "ma=il", "é"] {
+        for bad in [
+            "",
+            "mail)(x=*",
+            "a b",
+            "1mail",
+            "1.2.",
+            "01.2",
+            "mail;binary",
+            "ma=il",
+            "é",
+        ] {
             assert!(validate_attribute(bad).is_err(), "{bad:?}");
         }
         assert!(Lookup::parse("mail)(cn=*").is_err());
-        assert_eq!(Lookup::parse("UPN").expect("upn"), Lookup::UserPrincipalName);
-        assert_eq!(Lookup::parse("employeeid").expect("eid").attribute(), "employeeID");
-        assert_eq!(Lookup::parse("extensionAttribute3").expect("ext").attribute(), "extensionAttribute3");
+        assert_eq!(
+            Lookup::parse("UPN").expect("upn"),
+            Lookup::UserPrincipalName
+        );
+        assert_eq!(
+            Lookup::parse("employeeid").expect("eid").attribute(),
+            "employeeID"
+        );
+        assert_eq!(
+            Lookup::parse("extensionAttribute3")
+                .expect("ext")
+                .attribute(),
+            "extensionAttribute3"
+        );
     }
 
     #[test]
     fn lookup_filter_wraps_the_user_class() {
         for ad in [true, false] {
-            let f = Lookup::SamAccountName.filter(user_filter(ad), "star*user").expect("filter");
-            assert_eq!(f, format!("(&{}(sAMAccountName=star\\2auser))", user_filter(ad)));
+            let f = Lookup::SamAccountName
+                .filter(user_filter(ad), "star*user")
+                .expect("filter");
+            assert_eq!(
+                f,
+                format!("(&{}(sAMAccountName=star\\2auser))", user_filter(ad))
+            );
             assert!(ldap3::parse_filter(&f).is_ok());
         }
     }

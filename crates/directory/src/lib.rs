@@ -70,11 +70,14 @@ pub mod filter;
 
 pub use backup::{sha256_hex, BackupReason, BackupRecord, BackupStore, Subject};
 pub use client::{
-    check_photo_size, install_crypto_provider, ConnectOptions, Credentials, Directory, ListOptions, Password,
-    PhotoItem, RestoreFrom, RestoreOutcome, ServerInfo, ServerKind, User, WriteOptions, WriteOutcome,
+    check_photo_size, install_crypto_provider, ConnectOptions, Credentials, Directory, ListOptions,
+    Password, PhotoItem, RestoreFrom, RestoreOutcome, ServerInfo, ServerKind, User, WriteOptions,
+    WriteOutcome,
 };
 pub use error::DirectoryError;
-pub use filter::{escape_filter_value, user_filter, validate_attribute, Lookup, AD_USER_FILTER, LDAP_USER_FILTER};
+pub use filter::{
+    escape_filter_value, user_filter, validate_attribute, Lookup, AD_USER_FILTER, LDAP_USER_FILTER,
+};
 
 /// The LDAP attribute this crate writes.
 pub const PHOTO_ATTR: &str = "thumbnailPhoto";
