@@ -442,9 +442,38 @@ fn read_password(conn: &ConnArgs) -> anyhow::Result<Password> {
     bail!("no password: set PHOTOBULK_LDAP_PASSWORD or give --password-file (stdin is not a terminal, so no prompt)")
 }
 
+/// Prompt on the terminal with echo off. The workspace forbids `unsafe` (no termios calls), so
+/// echo is switched with `stty` on `/dev/tty`; if that is not possible the prompt is refused
+/// rather than showing the password.
 fn prompt_password(bind: &str) -> anyhow::Result<Password> {
-    let _ = bind;
-    bail!("interactive password prompt not available in this build: set PHOTOBULK_LDAP_PASSWORD or give --password-file")
+    use std::process::{Command, Stdio};
+    let tty = std::fs::File::open("/dev/tty").context("opening the terminal for the password prompt")?;
+    let stty = |arg: &str, tty: &std::fs::File| -> anyhow::Result<()> {
+        let ok = Command::new("stty")
+            .arg(arg)
+            .stdin(Stdio::from(tty.try_clone()?))
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        if !ok {
+            bail!("cannot turn terminal echo {arg:?} for the password prompt: set PHOTOBULK_LDAP_PASSWORD or give --password-file");
+        }
+        Ok(())
+    };
+    stty("-echo", &tty)?;
+    eprint!("LDAP password for {bind}: ");
+    let mut line = String::new();
+    let read = std::io::stdin().read_line(&mut line);
+    let restored = stty("echo", &tty);
+    eprintln!();
+    read.context("reading the password")?;
+    restored?;
+    let pw = line.trim_end_matches(['\r', '\n']);
+    if pw.is_empty() {
+        bail!("empty password");
+    }
+    Ok(Password::new(pw))
 }
 
 async fn connect(conn: &ConnArgs) -> anyhow::Result<Directory> {
