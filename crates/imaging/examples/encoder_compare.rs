@@ -53,8 +53,16 @@ fn moz(rgb: &[u8], w: u32, h: u32, q: u8, fastest: bool) -> Vec<u8> {
 fn enc_moz_baseline(rgb: &[u8], w: u32, h: u32, q: u8) -> Vec<u8> { moz(rgb, w, h, q, true) }
 fn enc_moz_trellis_progressive(rgb: &[u8], w: u32, h: u32, q: u8) -> Vec<u8> { moz(rgb, w, h, q, false) }
 
+/// Decoded with libjpeg-turbo (mozjpeg), the reference decoder, for every encoder alike.
 fn decode(jpeg: &[u8]) -> Vec<u8> {
-    image::load_from_memory(jpeg).expect("decode").to_rgb8().into_raw()
+    std::panic::catch_unwind(|| {
+        let d = mozjpeg::Decompress::new_mem(jpeg).expect("header");
+        let mut s = d.rgb().expect("start");
+        let px: Vec<u8> = s.read_scanlines().expect("read");
+        s.finish().expect("finish");
+        px
+    })
+    .expect("decode")
 }
 
 fn square_resize(rgb: &[u8], w: u32, h: u32, size: u32) -> Vec<u8> {

@@ -179,56 +179,63 @@ mod jpeg {
     use super::*;
     use mozjpeg::{ColorSpace, Decompress, Marker};
 
-    /// Walks the marker segments and the entropy-coded data to the EOI marker and
-    /// returns the first SOF's declared width and height (so limits are checked
-    /// before libjpeg sees the file). libjpeg pads a truncated file with grey and
-    /// reports success; a half-grey directory photo is worse than an error, so a
-    /// missing EOI is refused.
+    /// Walks the marker segments up to the first scan and returns the first SOF's
+    /// declared width and height, so limits are checked before libjpeg sees the file.
+    /// Then requires an EOI marker after that scan's start: libjpeg pads a truncated
+    /// file with grey and reports success, and a half-grey directory photo is worse
+    /// than an error. EOI is searched from the end (cheap for whole files; files with
+    /// trailing data such as MPO still pass).
     pub(super) fn scan(input: &[u8]) -> Result<(u32, u32), ImagingError> {
-        let mut i = 2usize; // after SOI
-        let n = input.len();
-        let mut sof: Option<(u32, u32)> = None;
         let trunc = || decode_err("jpeg", "file is truncated (no end-of-image marker)");
+        let n = input.len();
+        let mut i = 2usize; // after SOI
+        let mut sof: Option<(u32, u32)> = None;
         loop {
-            // Find the next marker: 0xFF followed by a non-0xFF, non-zero byte.
-            while i < n && input[i] != 0xFF {
-                i += 1;
-            }
+            // Markers may be preceded by any number of 0xFF fill bytes.
             while i < n && input[i] == 0xFF {
                 i += 1;
             }
             if i >= n {
                 return Err(trunc());
             }
+            if i < 1 || input[i - 1] != 0xFF {
+                return Err(decode_err("jpeg", format!("expected a marker at byte {i}")));
+            }
             let m = input[i];
             i += 1;
             match m {
-                0x00 | 0x01 | 0xD0..=0xD7 => continue, // stuffed byte, TEM, restart markers
-                0xD9 => return sof.ok_or_else(|| decode_err("jpeg", "no frame header (SOF)")),
-                _ => {
-                    if i + 2 > n {
-                        return Err(trunc());
-                    }
-                    let len = usize::from(u16::from_be_bytes([input[i], input[i + 1]]));
-                    if len < 2 {
-                        return Err(decode_err("jpeg", format!("bad segment length {len} in marker 0x{m:02X}")));
-                    }
-                    let is_sof = matches!(m, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF);
-                    if is_sof && sof.is_none() {
-                        if len < 7 || i + 7 > n {
-                            return Err(trunc());
-                        }
-                        let h = u16::from_be_bytes([input[i + 3], input[i + 4]]);
-                        let w = u16::from_be_bytes([input[i + 5], input[i + 6]]);
-                        sof = Some((u32::from(w), u32::from(h)));
-                    }
-                    i += len;
-                    if i > n {
-                        return Err(trunc());
-                    }
+                0x01 | 0xD0..=0xD7 => continue, // TEM, stray restart markers
+                0xD8 | 0xD9 | 0x00 => return Err(decode_err("jpeg", format!("unexpected marker 0x{m:02X} before the scan"))),
+                _ => {}
+            }
+            if i + 2 > n {
+                return Err(trunc());
+            }
+            let len = usize::from(u16::from_be_bytes([input[i], input[i + 1]]));
+            if len < 2 {
+                return Err(decode_err("jpeg", format!("bad segment length {len} in marker 0x{m:02X}")));
+            }
+            if matches!(m, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF) && sof.is_none() {
+                if len < 7 || i + 7 > n {
+                    return Err(trunc());
                 }
+                let h = u16::from_be_bytes([input[i + 3], input[i + 4]]);
+                let w = u16::from_be_bytes([input[i + 5], input[i + 6]]);
+                sof = Some((u32::from(w), u32::from(h)));
+            }
+            i += len;
+            if i > n {
+                return Err(trunc());
+            }
+            if m == 0xDA {
+                break;
             }
         }
+        let dims = sof.ok_or_else(|| decode_err("jpeg", "no frame header (SOF) before the scan"))?;
+        if !input[i..].windows(2).rev().any(|w| w == [0xFF, 0xD9]) {
+            return Err(trunc());
+        }
+        Ok(dims)
     }
 
     struct Header {
