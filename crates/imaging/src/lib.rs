@@ -38,6 +38,11 @@
 //! libheif behind the `heic` feature. A HEIC's own rotation boxes (`irot`/`imir`) are
 //! applied by libheif and its EXIF orientation is then ignored (iPhones write both);
 //! a HEIC without such boxes gets its EXIF orientation applied like any other format.
+//! Known gap: libjpeg reports *corrupt entropy data* (a bad Huffman code, a marker
+//! in the middle of a scan) as a warning and carries on, so such a JPEG converts to
+//! a damaged-looking picture instead of failing; turning those warnings into errors
+//! needs a custom libjpeg error manager (FFI), not written yet. Truncation is caught.
+//!
 //! Colour: greyscale, 16-bit, palette and CMYK sources all become 8-bit RGB; alpha is
 //! flattened onto [`Options::background`]. Embedded ICC profiles are not converted
 //! (treated as sRGB) and are never copied to the output.
