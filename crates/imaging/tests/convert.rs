@@ -294,7 +294,7 @@ mod crops {
     fn pad_keeps_every_pixel_and_fills_bars() {
         // 400x200 landscape, green with a red marker in each corner.
         let img = RgbImage::from_fn(400, 200, |x, y| {
-            let corner = (x < 40 || x >= 360) && (y < 40 || y >= 160);
+            let corner = !(40..360).contains(&x) && !(40..160).contains(&y);
             if corner { Rgb([230, 0, 0]) } else { Rgb([0, 200, 0]) }
         });
         let src = support::png(img.as_raw(), 400, 200, image::ExtendedColorType::Rgb8);
@@ -402,8 +402,10 @@ mod hostile {
             other => panic!("{other:?}"),
         }
         // With the limits lifted, libjpeg's own checks must still fail cleanly.
-        let mut o = Options::default();
-        o.limits = Limits { max_pixels: u64::MAX, max_side: u32::MAX, max_input_bytes: usize::MAX };
+        let o = Options {
+            limits: Limits { max_pixels: u64::MAX, max_side: u32::MAX, max_input_bytes: usize::MAX },
+            ..Options::default()
+        };
         assert!(convert(&jpeg_with_sof(65535, 65535), &o).is_err());
         assert!(convert(&jpeg_with_sof(1000, 1000), &o).is_err(), "no tables: must fail");
     }
@@ -416,13 +418,20 @@ mod hostile {
         assert!(matches!(convert(&src, &o), Err(ImagingError::InputTooLarge { limit: 100, .. })));
     }
 
+    fn heic_built_in() -> bool {
+        cfg!(feature = "heic")
+    }
+
     #[test]
     fn heic_brand_is_recognised() {
         let mut b = vec![0, 0, 0, 24];
         b.extend_from_slice(b"ftypheic\0\0\0\0mif1heic");
         b.extend_from_slice(&[0; 32]);
         match convert(&b, &Options::default()) {
-            Err(ImagingError::Unsupported { .. }) => assert!(!cfg!(feature = "heic")),
+            Err(ImagingError::Unsupported { feature, .. }) => {
+                assert_eq!(feature, "heic");
+                assert!(!heic_built_in(), "heic feature is on but HEIC was refused");
+            }
             Err(ImagingError::Decode { format, .. }) => assert_eq!(format, "heic"),
             other => panic!("{other:?}"),
         }
