@@ -19,16 +19,28 @@ fuzz_target!(|data: &[u8]| {
     };
     let target = Target::ad();
     let opts = Options {
-        limits: Limits { max_pixels: 16_000_000, max_side: 8_192, max_input_bytes: 4 << 20 },
+        limits: Limits {
+            max_pixels: 16_000_000,
+            max_side: 8_192,
+            max_input_bytes: 4 << 20,
+        },
         crop,
         targets: vec![target.clone()],
         ..Options::default()
     };
     if let Ok(conversion) = convert(data, &opts) {
         for out in &conversion.outputs {
-            assert_eq!((out.width, out.height), (target.size, target.size), "output size");
+            assert_eq!(
+                (out.width, out.height),
+                (target.size, target.size),
+                "output size"
+            );
             assert_eq!(out.bytes, out.jpeg.len(), "reported bytes");
-            assert!(out.jpeg.len() <= target.max_bytes, "over budget: {} bytes", out.jpeg.len());
+            assert!(
+                out.jpeg.len() <= target.max_bytes,
+                "over budget: {} bytes",
+                out.jpeg.len()
+            );
             assert!(out.jpeg.starts_with(&[0xFF, 0xD8]), "output is not a JPEG");
         }
     }

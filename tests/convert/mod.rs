@@ -11,7 +11,9 @@ use serde_json::Value;
 const PANIC_EXIT: i32 = 101;
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 /// A temp dir with `in/` holding `files` (name in `in/` ← fixture), and `out/` not yet made.
@@ -49,15 +51,26 @@ impl Job {
             .args(extra)
             .output()
             .expect("run photobulk");
-        assert_ne!(output.status.code(), Some(PANIC_EXIT), "photobulk panicked:\n{}", stderr(&output));
-        assert!(output.status.code().is_some(), "photobulk killed by a signal:\n{}", stderr(&output));
+        assert_ne!(
+            output.status.code(),
+            Some(PANIC_EXIT),
+            "photobulk panicked:\n{}",
+            stderr(&output)
+        );
+        assert!(
+            output.status.code().is_some(),
+            "photobulk killed by a signal:\n{}",
+            stderr(&output)
+        );
         output
     }
 
     fn manifest(&self) -> Value {
         let path = self.out().join("manifest.json");
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("manifest.json is not JSON: {e}\n{text}"))
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("manifest.json is not JSON: {e}\n{text}"))
     }
 }
 
@@ -102,24 +115,54 @@ fn mixed_job() -> Job {
 fn mixed_folder_writes_good_accounts_and_reports_the_rest() {
     let job = mixed_job();
     let run = job.run(&[job.input()], &[]);
-    assert_ne!(run.status.code(), Some(0), "a file failed, so the exit code must be non-zero");
+    assert_ne!(
+        run.status.code(),
+        Some(0),
+        "a file failed, so the exit code must be non-zero"
+    );
 
     let out = job.out();
     for account in ["John.Smith", "jane.doe", "John.Smith648x648"] {
-        assert_eq!(jpeg_dims(&out.join(format!("ad/{account}.jpg"))), (96, 96), "{account}");
-        assert_eq!(jpeg_dims(&out.join(format!("hd/{account}.jpg"))), (648, 648), "{account}");
-        let ad_bytes = std::fs::metadata(out.join(format!("ad/{account}.jpg"))).expect("ad file").len();
-        assert!(ad_bytes <= 10_240, "{account}: AD photo is {ad_bytes} bytes");
+        assert_eq!(
+            jpeg_dims(&out.join(format!("ad/{account}.jpg"))),
+            (96, 96),
+            "{account}"
+        );
+        assert_eq!(
+            jpeg_dims(&out.join(format!("hd/{account}.jpg"))),
+            (648, 648),
+            "{account}"
+        );
+        let ad_bytes = std::fs::metadata(out.join(format!("ad/{account}.jpg")))
+            .expect("ad file")
+            .len();
+        assert!(
+            ad_bytes <= 10_240,
+            "{account}: AD photo is {ad_bytes} bytes"
+        );
     }
-    for absent in ["ad/Bob.Jones.jpg", "hd/Bob.Jones.jpg", "ad/corrupt.jpg", "hd/corrupt.jpg", "ad/Thumbs.jpg"] {
+    for absent in [
+        "ad/Bob.Jones.jpg",
+        "hd/Bob.Jones.jpg",
+        "ad/corrupt.jpg",
+        "hd/corrupt.jpg",
+        "ad/Thumbs.jpg",
+    ] {
         assert!(!out.join(absent).exists(), "{absent} must not be written");
     }
     let written: Vec<_> = std::fs::read_dir(out.join("ad")).expect("ad/").collect();
-    assert_eq!(written.len(), 3, "ad/ holds exactly the three good accounts: {written:?}");
+    assert_eq!(
+        written.len(),
+        3,
+        "ad/ holds exactly the three good accounts: {written:?}"
+    );
 
     // The failure is named on stderr with its reason.
     let err = stderr(&run);
-    assert!(err.contains("corrupt.jpg"), "stderr does not name the corrupt file:\n{err}");
+    assert!(
+        err.contains("corrupt.jpg"),
+        "stderr does not name the corrupt file:\n{err}"
+    );
 }
 
 #[test]
@@ -130,26 +173,54 @@ fn manifest_records_every_file_with_its_status() {
     assert_eq!(m["format"], "photobulk-convert-manifest");
     assert_eq!(m["version"], 1);
     let s = &m["summary"];
-    assert_eq!((s["total"].as_u64(), s["ok"].as_u64(), s["failed"].as_u64(), s["duplicate"].as_u64()),
-               (Some(6), Some(3), Some(1), Some(2)), "summary {s:#}");
-    assert_eq!(m["items"].as_array().map(Vec::len), Some(6), "one item per image file");
+    assert_eq!(
+        (
+            s["total"].as_u64(),
+            s["ok"].as_u64(),
+            s["failed"].as_u64(),
+            s["duplicate"].as_u64()
+        ),
+        (Some(6), Some(3), Some(1), Some(2)),
+        "summary {s:#}"
+    );
+    assert_eq!(
+        m["items"].as_array().map(Vec::len),
+        Some(6),
+        "one item per image file"
+    );
 
     let john = item(&m, "John.Smith 648x648.jpg");
     assert_eq!(john["account"], "John.Smith");
     assert_eq!(john["status"], "ok");
     assert_eq!(john["source"]["format"], "jpeg");
-    assert_eq!(john["source"]["orientation"], 6, "EXIF orientation recorded");
+    assert_eq!(
+        john["source"]["orientation"], 6,
+        "EXIF orientation recorded"
+    );
     let outputs = john["outputs"].as_array().expect("outputs");
     assert_eq!(outputs.len(), 2);
     for o in outputs {
         let target = o["target"].as_str().expect("target");
         let path = o["path"].as_str().expect("path");
-        assert_eq!(path, format!("{target}/John.Smith.jpg"), "paths are relative to the manifest folder");
-        let on_disk = std::fs::metadata(job.out().join(path)).expect("written file").len();
-        assert_eq!(o["bytes"].as_u64(), Some(on_disk), "{path}: manifest bytes = file size");
+        assert_eq!(
+            path,
+            format!("{target}/John.Smith.jpg"),
+            "paths are relative to the manifest folder"
+        );
+        let on_disk = std::fs::metadata(job.out().join(path))
+            .expect("written file")
+            .len();
+        assert_eq!(
+            o["bytes"].as_u64(),
+            Some(on_disk),
+            "{path}: manifest bytes = file size"
+        );
         assert_eq!(o["sha256"].as_str().map(str::len), Some(64));
         let size = if target == "ad" { 96 } else { 648 };
-        assert_eq!((o["width"].as_u64(), o["height"].as_u64()), (Some(size), Some(size)));
+        assert_eq!(
+            (o["width"].as_u64(), o["height"].as_u64()),
+            (Some(size), Some(size))
+        );
     }
 
     // No space: the account is the whole stem — just another account name.
@@ -161,21 +232,49 @@ fn manifest_records_every_file_with_its_status() {
     let bad = item(&m, "corrupt.jpg");
     assert_eq!(bad["status"], "failed");
     let reason = bad["error"].as_str().expect("failed item has an error");
-    assert!(reason.to_lowercase().contains("jpeg"), "error should say what was wrong: {reason:?}");
+    assert!(
+        reason.to_lowercase().contains("jpeg"),
+        "error should say what was wrong: {reason:?}"
+    );
 
     let a = item(&m, "Bob.Jones a.jpg");
     let b = item(&m, "Bob.Jones b.png");
     for (dup, other) in [(a, "Bob.Jones b.png"), (b, "Bob.Jones a.jpg")] {
         assert_eq!(dup["status"], "duplicate");
         assert_eq!(dup["account"], "Bob.Jones");
-        assert!(dup.get("outputs").is_none_or(|o| o.as_array().is_some_and(Vec::is_empty)), "duplicate wrote outputs");
-        let names: Vec<&str> = dup["duplicates"].as_array().expect("duplicates").iter().filter_map(Value::as_str).collect();
-        assert!(names.iter().any(|n| n.ends_with(other)), "{dup:#} does not name {other}");
-        assert!(dup["error"].as_str().is_some_and(|e| e.contains("Bob.Jones")), "{dup:#}");
+        assert!(
+            dup.get("outputs")
+                .is_none_or(|o| o.as_array().is_some_and(Vec::is_empty)),
+            "duplicate wrote outputs"
+        );
+        let names: Vec<&str> = dup["duplicates"]
+            .as_array()
+            .expect("duplicates")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            names.iter().any(|n| n.ends_with(other)),
+            "{dup:#} does not name {other}"
+        );
+        assert!(
+            dup["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("Bob.Jones")),
+            "{dup:#}"
+        );
     }
 
-    let skipped: Vec<&str> = m["skipped_files"].as_array().expect("skipped_files").iter().filter_map(Value::as_str).collect();
-    assert!(skipped.iter().any(|f| f.ends_with("Thumbs.db")), "Thumbs.db not listed as skipped: {skipped:?}");
+    let skipped: Vec<&str> = m["skipped_files"]
+        .as_array()
+        .expect("skipped_files")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        skipped.iter().any(|f| f.ends_with("Thumbs.db")),
+        "Thumbs.db not listed as skipped: {skipped:?}"
+    );
 }
 
 #[test]
@@ -188,12 +287,19 @@ fn json_flag_prints_the_manifest() {
     let written = job.manifest();
     assert_eq!(printed["summary"], written["summary"]);
     assert_eq!(printed["items"], written["items"]);
-    assert_ne!(run.status.code(), Some(0), "--json does not change the exit code");
+    assert_ne!(
+        run.status.code(),
+        Some(0),
+        "--json does not change the exit code"
+    );
 }
 
 #[test]
 fn all_good_files_exit_zero() {
-    let job = Job::new(&[("ann.lee 2024.webp", "orient/webp_o8.webp"), ("cmyk.user.jpg", "formats/cmyk.jpg")]);
+    let job = Job::new(&[
+        ("ann.lee 2024.webp", "orient/webp_o8.webp"),
+        ("cmyk.user.jpg", "formats/cmyk.jpg"),
+    ]);
     let run = job.run(&[job.input()], &[]);
     assert_eq!(run.status.code(), Some(0), "stderr:\n{}", stderr(&run));
     assert_eq!(jpeg_dims(&job.out().join("hd/ann.lee.jpg")), (648, 648));
@@ -208,20 +314,32 @@ fn target_ad_writes_only_ad() {
     assert_eq!(run.status.code(), Some(0), "stderr:\n{}", stderr(&run));
     assert_eq!(jpeg_dims(&job.out().join("ad/jane.doe.jpg")), (96, 96));
     let hd = job.out().join("hd");
-    assert!(!hd.exists() || std::fs::read_dir(&hd).expect("hd/").next().is_none(), "hd/ was written to");
+    assert!(
+        !hd.exists() || std::fs::read_dir(&hd).expect("hd/").next().is_none(),
+        "hd/ was written to"
+    );
     let m = job.manifest();
-    let outputs = item(&m, "jane.doe.png")["outputs"].as_array().expect("outputs").clone();
+    let outputs = item(&m, "jane.doe.png")["outputs"]
+        .as_array()
+        .expect("outputs")
+        .clone();
     assert_eq!(outputs.len(), 1);
     assert_eq!(outputs[0]["target"], "ad");
 }
 
 #[test]
 fn explicit_files_are_accepted_as_inputs() {
-    let job = Job::new(&[("John.Smith 648x648.jpg", "orient/jpeg_o3.jpg"), ("other.png", "orient/upright.png")]);
+    let job = Job::new(&[
+        ("John.Smith 648x648.jpg", "orient/jpeg_o3.jpg"),
+        ("other.png", "orient/upright.png"),
+    ]);
     let run = job.run(&[job.input().join("John.Smith 648x648.jpg")], &[]);
     assert_eq!(run.status.code(), Some(0), "stderr:\n{}", stderr(&run));
     assert!(job.out().join("ad/John.Smith.jpg").exists());
-    assert!(!job.out().join("ad/other.jpg").exists(), "only the named file is converted");
+    assert!(
+        !job.out().join("ad/other.jpg").exists(),
+        "only the named file is converted"
+    );
     assert_eq!(job.manifest()["summary"]["total"], 1);
 }
 
@@ -230,10 +348,20 @@ fn ad_max_bytes_sets_the_ad_budget() {
     let job = Job::new(&[("astro.naut.jpg", "real/astronaut.jpg")]);
     let run = job.run(&[job.input()], &["--ad-max-bytes", "4000"]);
     assert_eq!(run.status.code(), Some(0), "stderr:\n{}", stderr(&run));
-    let bytes = std::fs::metadata(job.out().join("ad/astro.naut.jpg")).expect("ad file").len();
-    assert!(bytes <= 4000, "AD photo is {bytes} bytes, over --ad-max-bytes 4000");
+    let bytes = std::fs::metadata(job.out().join("ad/astro.naut.jpg"))
+        .expect("ad file")
+        .len();
+    assert!(
+        bytes <= 4000,
+        "AD photo is {bytes} bytes, over --ad-max-bytes 4000"
+    );
     let m = job.manifest();
-    let ad = m["options"]["targets"].as_array().expect("targets").iter().find(|t| t["name"] == "ad").cloned();
+    let ad = m["options"]["targets"]
+        .as_array()
+        .expect("targets")
+        .iter()
+        .find(|t| t["name"] == "ad")
+        .cloned();
     assert_eq!(ad.map(|t| t["max_bytes"].clone()), Some(Value::from(4000)));
 }
 
@@ -242,7 +370,12 @@ fn crop_option_reaches_the_imaging_engine() {
     let job = Job::new(&[("tall.person.jpg", "edge/portrait_400x900.jpg")]);
     let crop_y = |mode: &str| {
         let run = job.run(&[job.input()], &["--crop", mode]);
-        assert_eq!(run.status.code(), Some(0), "--crop {mode}: {}", stderr(&run));
+        assert_eq!(
+            run.status.code(),
+            Some(0),
+            "--crop {mode}: {}",
+            stderr(&run)
+        );
         let m = job.manifest();
         assert_eq!(m["options"]["crop"], mode);
         let hd = item(&m, "tall.person.jpg")["outputs"]
@@ -252,11 +385,17 @@ fn crop_option_reaches_the_imaging_engine() {
             .find(|o| o["target"] == "hd")
             .cloned()
             .expect("hd output");
-        (hd["crop"]["x"].as_i64().expect("x"), hd["crop"]["y"].as_i64().expect("y"))
+        (
+            hd["crop"]["x"].as_i64().expect("x"),
+            hd["crop"]["y"].as_i64().expect("y"),
+        )
     };
     assert_eq!(crop_y("center"), (0, 250));
     let (_, top_y) = crop_y("top");
-    assert!(top_y <= 120, "top crop starts at row {top_y}: the head (rows 120..260) is cut");
+    assert!(
+        top_y <= 120,
+        "top crop starts at row {top_y}: the head (rows 120..260) is cut"
+    );
     assert_eq!(crop_y("pad"), (-250, 0));
 }
 
@@ -290,5 +429,9 @@ fn missing_input_is_an_error_naming_it() {
     let missing = job.input().join("nobody here.jpg");
     let run = job.run(&[missing], &[]);
     assert_ne!(run.status.code(), Some(0));
-    assert!(stderr(&run).contains("nobody here.jpg"), "stderr:\n{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("nobody here.jpg"),
+        "stderr:\n{}",
+        stderr(&run)
+    );
 }

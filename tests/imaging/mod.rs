@@ -35,7 +35,9 @@ const DIFFERENT: f64 = 30.0;
 // ------------------------------------------------------------------------------------------
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("fixtures")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
 }
 
 fn read(rel: &str) -> Vec<u8> {
@@ -47,7 +49,13 @@ fn read(rel: &str) -> Vec<u8> {
 fn list(dir: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(fixtures().join(dir))
         .unwrap_or_else(|e| panic!("cannot list fixtures/{dir}: {e}"))
-        .map(|entry| entry.expect("directory entry").file_name().to_string_lossy().into_owned())
+        .map(|entry| {
+            entry
+                .expect("directory entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
         .filter(|name| name != "README.md")
         .map(|name| format!("{dir}/{name}"))
         .collect();
@@ -84,7 +92,10 @@ fn expected_format(rel: &str) -> &'static str {
 }
 
 fn opts() -> Options {
-    Options { targets: vec![Target::ad(), Target::hd()], ..Options::default() }
+    Options {
+        targets: vec![Target::ad(), Target::hd()],
+        ..Options::default()
+    }
 }
 
 fn opts_crop(crop: Crop) -> Options {
@@ -92,7 +103,10 @@ fn opts_crop(crop: Crop) -> Options {
 }
 
 fn ad_only() -> Options {
-    Options { targets: vec![Target::ad()], ..Options::default() }
+    Options {
+        targets: vec![Target::ad()],
+        ..Options::default()
+    }
 }
 
 fn convert_ok(rel: &str, opts: &Options) -> Conversion {
@@ -120,7 +134,11 @@ fn decode(jpeg: &[u8]) -> RgbImage {
 
 /// Mean absolute difference per channel, 0..255.
 fn mad(a: &RgbImage, b: &RgbImage) -> f64 {
-    assert_eq!(a.dimensions(), b.dimensions(), "comparing images of different sizes");
+    assert_eq!(
+        a.dimensions(),
+        b.dimensions(),
+        "comparing images of different sizes"
+    );
     let sum: u64 = a
         .as_raw()
         .iter()
@@ -177,7 +195,9 @@ fn compare_upright(name: &str, got: &Conversion, want: &Conversion, same: f64) -
         let label = format!("{name} [{}]", want_out.target);
         if d >= same {
             let saved = save_mismatch(&label, &got_img, &want_img);
-            failures.push(format!("{label}: differs from upright reference by {d:.2} (limit {same}) {saved}"));
+            failures.push(format!(
+                "{label}: differs from upright reference by {d:.2} (limit {same}) {saved}"
+            ));
         }
         for (what, wrong) in wrong_orientations(&want_img) {
             let dw = mad(&got_img, &wrong);
@@ -224,7 +244,9 @@ fn jpeg_markers(jpeg: &[u8]) -> Result<Vec<u8>, String> {
         i += 2 + len;
         if m == 0xDA {
             // Entropy-coded data runs to the next marker that is not a stuffed 00 or an RSTn.
-            while i + 1 < jpeg.len() && !(jpeg[i] == 0xFF && jpeg[i + 1] != 0 && !(0xD0..=0xD7).contains(&jpeg[i + 1])) {
+            while i + 1 < jpeg.len()
+                && !(jpeg[i] == 0xFF && jpeg[i + 1] != 0 && !(0xD0..=0xD7).contains(&jpeg[i + 1]))
+            {
                 i += 1;
             }
         }
@@ -240,13 +262,24 @@ fn check_output(rel: &str, out: &Output, target: &Target) -> Vec<String> {
     let mut failures = Vec::new();
     let mut fail = |msg: String| failures.push(format!("{rel} [{}]: {msg}", target.name));
     if (out.width, out.height) != (target.size, target.size) {
-        fail(format!("reported {}x{}, want {}x{}", out.width, out.height, target.size, target.size));
+        fail(format!(
+            "reported {}x{}, want {}x{}",
+            out.width, out.height, target.size, target.size
+        ));
     }
     if out.bytes != out.jpeg.len() {
-        fail(format!("reports {} bytes but the JPEG has {}", out.bytes, out.jpeg.len()));
+        fail(format!(
+            "reports {} bytes but the JPEG has {}",
+            out.bytes,
+            out.jpeg.len()
+        ));
     }
     if out.jpeg.len() > target.max_bytes {
-        fail(format!("{} bytes, over the {} budget", out.jpeg.len(), target.max_bytes));
+        fail(format!(
+            "{} bytes, over the {} budget",
+            out.jpeg.len(),
+            target.max_bytes
+        ));
     }
     if !(1..=100).contains(&out.quality) {
         fail(format!("quality {} out of 1..=100", out.quality));
@@ -273,7 +306,14 @@ fn check_output(rel: &str, out: &Output, target: &Target) -> Vec<String> {
         }
         Err(e) => fail(format!("malformed JPEG structure: {e}")),
     }
-    for needle in [&b"Exif\0"[..], b"http://ns.adobe.com", b"Photoshop 3.0", b"FixturePhone", b"secret", b"Fixture Photographer"] {
+    for needle in [
+        &b"Exif\0"[..],
+        b"http://ns.adobe.com",
+        b"Photoshop 3.0",
+        b"FixturePhone",
+        b"secret",
+        b"Fixture Photographer",
+    ] {
         if contains(&out.jpeg, needle) {
             fail(format!("contains {:?}", String::from_utf8_lossy(needle)));
         }
@@ -282,7 +322,12 @@ fn check_output(rel: &str, out: &Output, target: &Target) -> Vec<String> {
 }
 
 fn assert_no_failures(failures: Vec<String>) {
-    assert!(failures.is_empty(), "{} failure(s):\n  {}", failures.len(), failures.join("\n  "));
+    assert!(
+        failures.is_empty(),
+        "{} failure(s):\n  {}",
+        failures.len(),
+        failures.join("\n  ")
+    );
 }
 
 // ------------------------------------------------------------------------------------------
@@ -291,7 +336,9 @@ fn assert_no_failures(failures: Vec<String>) {
 
 /// Oriented fixtures of the 300x200 astronaut crop: (file, EXIF orientation).
 fn generated_oriented() -> Vec<(String, u8)> {
-    let mut v: Vec<(String, u8)> = (1..=8).map(|n| (format!("orient/jpeg_o{n}.jpg"), n)).collect();
+    let mut v: Vec<(String, u8)> = (1..=8)
+        .map(|n| (format!("orient/jpeg_o{n}.jpg"), n))
+        .collect();
     for n in [3, 6, 8] {
         v.push((format!("orient/png_o{n}.png"), n));
     }
@@ -310,7 +357,10 @@ fn every_exif_orientation_comes_out_upright() {
     for (rel, n) in generated_oriented() {
         let got = convert_ok(&rel, &opts());
         if got.source.orientation != n {
-            failures.push(format!("{rel}: reports orientation {}, want {n}", got.source.orientation));
+            failures.push(format!(
+                "{rel}: reports orientation {}, want {n}",
+                got.source.orientation
+            ));
         }
         let stored = if n <= 4 { (300, 200) } else { (200, 300) };
         if (got.source.width, got.source.height) != stored {
@@ -346,7 +396,12 @@ fn phone_sized_jpeg_with_orientation_6_comes_out_upright() {
     let got = convert_ok("orient/large_o6.jpg", &opts());
     assert_eq!(got.source.orientation, 6);
     assert_eq!((got.source.width, got.source.height), (1000, 1500));
-    assert_no_failures(compare_upright("orient/large_o6.jpg", &got, &reference, SAME));
+    assert_no_failures(compare_upright(
+        "orient/large_o6.jpg",
+        &got,
+        &reference,
+        SAME,
+    ));
 }
 
 #[test]
@@ -358,7 +413,10 @@ fn pillow_hopper_orientations_come_out_upright() {
         let rel = format!("real/hopper_orientation_{n}.jpg");
         let got = convert_ok(&rel, &opts());
         if got.source.orientation != n {
-            failures.push(format!("{rel}: reports orientation {}, want {n}", got.source.orientation));
+            failures.push(format!(
+                "{rel}: reports orientation {}, want {n}",
+                got.source.orientation
+            ));
         }
         failures.extend(compare_upright(&rel, &got, &reference, SAME));
     }
@@ -371,8 +429,16 @@ fn webp_with_improper_exif_header_is_still_oriented() {
     // both still read Orientation=6, and so must we: writers that do this exist in the wild.
     let reference = convert_ok("real/hopper.jpg", &opts());
     let got = convert_ok("real/hopper_orientation_6.webp", &opts());
-    assert_eq!(got.source.orientation, 6, "orientation read through the malformed EXIF header");
-    assert_no_failures(compare_upright("real/hopper_orientation_6.webp", &got, &reference, SAME));
+    assert_eq!(
+        got.source.orientation, 6,
+        "orientation read through the malformed EXIF header"
+    );
+    assert_no_failures(compare_upright(
+        "real/hopper_orientation_6.webp",
+        &got,
+        &reference,
+        SAME,
+    ));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -386,7 +452,12 @@ fn heic_converts() {
     assert_eq!(got.source.format, "heic");
     assert_eq!(got.source.orientation, 1);
     let reference = convert_ok("orient/upright.png", &opts());
-    assert_no_failures(compare_upright("formats/plain.heic", &got, &reference, SAME));
+    assert_no_failures(compare_upright(
+        "formats/plain.heic",
+        &got,
+        &reference,
+        SAME,
+    ));
 }
 
 #[cfg(feature = "heic")]
@@ -397,7 +468,12 @@ fn heic_with_only_exif_orientation_is_rotated() {
     let reference = convert_ok("orient/upright.png", &opts());
     let got = convert_ok("orient/heic_o6.heic", &opts());
     assert_eq!(got.source.orientation, 6);
-    assert_no_failures(compare_upright("orient/heic_o6.heic", &got, &reference, SAME));
+    assert_no_failures(compare_upright(
+        "orient/heic_o6.heic",
+        &got,
+        &reference,
+        SAME,
+    ));
 }
 
 #[cfg(feature = "heic")]
@@ -407,7 +483,12 @@ fn heic_with_irot_and_exif_orientation_is_not_rotated_twice() {
     // applies irot; applying the EXIF tag as well would turn the photo sideways.
     let reference = convert_ok("orient/upright.png", &opts());
     let got = convert_ok("orient/heic_irot_exif6.heic", &opts());
-    assert_no_failures(compare_upright("orient/heic_irot_exif6.heic", &got, &reference, SAME));
+    assert_no_failures(compare_upright(
+        "orient/heic_irot_exif6.heic",
+        &got,
+        &reference,
+        SAME,
+    ));
 }
 
 #[cfg(not(feature = "heic"))]
@@ -431,7 +512,11 @@ fn every_good_fixture_converts_to_both_targets_cleanly() {
     let targets = [Target::ad(), Target::hd()];
     let mut failures = Vec::new();
     let fixtures = good_fixtures();
-    assert!(fixtures.len() >= 40, "only {} good fixtures found", fixtures.len());
+    assert!(
+        fixtures.len() >= 40,
+        "only {} good fixtures found",
+        fixtures.len()
+    );
     for rel in fixtures {
         let input = read(&rel);
         let conversion = match catch_unwind(AssertUnwindSafe(|| convert(&input, &opts()))) {
@@ -446,17 +531,33 @@ fn every_good_fixture_converts_to_both_targets_cleanly() {
             }
         };
         if conversion.source.format != expected_format(&rel) {
-            failures.push(format!("{rel}: format {:?}, want {:?}", conversion.source.format, expected_format(&rel)));
+            failures.push(format!(
+                "{rel}: format {:?}, want {:?}",
+                conversion.source.format,
+                expected_format(&rel)
+            ));
         }
         match probe(&input) {
             Ok(info) if info == conversion.source => {}
-            Ok(info) if (info.format.as_str(), info.width, info.height)
-                == (conversion.source.format.as_str(), conversion.source.width, conversion.source.height) => {}
-            Ok(info) => failures.push(format!("{rel}: probe says {info:?}, convert says {:?}", conversion.source)),
+            Ok(info)
+                if (info.format.as_str(), info.width, info.height)
+                    == (
+                        conversion.source.format.as_str(),
+                        conversion.source.width,
+                        conversion.source.height,
+                    ) => {}
+            Ok(info) => failures.push(format!(
+                "{rel}: probe says {info:?}, convert says {:?}",
+                conversion.source
+            )),
             Err(e) => failures.push(format!("{rel}: probe failed: {e}")),
         }
         if conversion.outputs.len() != targets.len() {
-            failures.push(format!("{rel}: {} outputs, want {}", conversion.outputs.len(), targets.len()));
+            failures.push(format!(
+                "{rel}: {} outputs, want {}",
+                conversion.outputs.len(),
+                targets.len()
+            ));
         }
         for target in &targets {
             match conversion.outputs.iter().find(|o| o.target == target.name) {
@@ -472,8 +573,18 @@ fn every_good_fixture_converts_to_both_targets_cleanly() {
 fn gps_exif_xmp_iptc_and_comments_never_reach_the_output() {
     let input = read("meta/gps_xmp.jpg");
     // The fixture really carries them (so this test can fail).
-    for needle in [&b"Exif\0"[..], b"http://ns.adobe.com", b"FixturePhone", b"secret jpeg comment", b"Photoshop 3.0"] {
-        assert!(contains(&input, needle), "fixture lacks {:?}", String::from_utf8_lossy(needle));
+    for needle in [
+        &b"Exif\0"[..],
+        b"http://ns.adobe.com",
+        b"FixturePhone",
+        b"secret jpeg comment",
+        b"Photoshop 3.0",
+    ] {
+        assert!(
+            contains(&input, needle),
+            "fixture lacks {:?}",
+            String::from_utf8_lossy(needle)
+        );
     }
     let conversion = convert_ok("meta/gps_xmp.jpg", &opts());
     let failures = [Target::ad(), Target::hd()]
@@ -489,7 +600,11 @@ fn conversion_is_deterministic() {
     let b = convert_ok("real/astronaut.jpg", &opts());
     for (x, y) in a.outputs.iter().zip(&b.outputs) {
         assert_eq!(x.sha256, y.sha256, "target {}", x.target);
-        assert!(x.jpeg == y.jpeg, "target {}: bytes differ between runs", x.target);
+        assert!(
+            x.jpeg == y.jpeg,
+            "target {}: bytes differ between runs",
+            x.target
+        );
     }
 }
 
@@ -504,15 +619,24 @@ fn upscaling_small_sources_warns_for_the_hd_target_only() {
         .collect();
     assert_eq!(upscaled.len(), 1, "warnings: {:?}", got.warnings);
     match upscaled[0] {
-        Warning::Upscaled { target, factor_x100 } => {
+        Warning::Upscaled {
+            target,
+            factor_x100,
+        } => {
             assert_eq!(target, "hd");
-            assert!((500..=510).contains(factor_x100), "factor_x100 {factor_x100}, want ~506");
+            assert!(
+                (500..=510).contains(factor_x100),
+                "factor_x100 {factor_x100}, want ~506"
+            );
         }
         other => panic!("unexpected warning {other:?}"),
     }
     let astronaut = convert_ok("real/astronaut.jpg", &opts());
     assert!(
-        !astronaut.warnings.iter().any(|w| matches!(w, Warning::Upscaled { .. })),
+        !astronaut
+            .warnings
+            .iter()
+            .any(|w| matches!(w, Warning::Upscaled { .. })),
         "512 -> 648 is under 2x: {:?}",
         astronaut.warnings
     );
@@ -537,7 +661,10 @@ fn assert_colours_match(rel: &str, reference_png: &str) {
         let p = want.get_pixel(x, y);
         Rgb([255 - p[0], 255 - p[1], 255 - p[2]])
     });
-    assert!(mad(&got, &inverted) > DIFFERENT, "{rel}: reference and its inverse are too alike to test");
+    assert!(
+        mad(&got, &inverted) > DIFFERENT,
+        "{rel}: reference and its inverse are too alike to test"
+    );
     for c in 0..3 {
         assert!(
             (g[c] - w[c]).abs() < 12.0,
@@ -545,7 +672,11 @@ fn assert_colours_match(rel: &str, reference_png: &str) {
             save_mismatch(rel, &got, &want)
         );
     }
-    assert!(d < 12.0, "{rel}: differs from ImageMagick's rendering by {d:.2} {}", save_mismatch(rel, &got, &want));
+    assert!(
+        d < 12.0,
+        "{rel}: differs from ImageMagick's rendering by {d:.2} {}",
+        save_mismatch(rel, &got, &want)
+    );
 }
 
 #[test]
@@ -566,30 +697,44 @@ fn greyscale_jpeg_comes_out_grey_and_like_the_photo() {
         .map(|p| f64::from(p[0].max(p[1]).max(p[2]) - p[0].min(p[1]).min(p[2])))
         .sum::<f64>()
         / f64::from(got.width() * got.height());
-    assert!(spread < 3.0, "grey input gave colour output (mean channel spread {spread:.2})");
+    assert!(
+        spread < 3.0,
+        "grey input gave colour output (mean channel spread {spread:.2})"
+    );
     // Same luminance layout as the colour original (not inverted, not shifted).
     let colour = decode(&output(&convert_ok("orient/upright.png", &opts()), "hd").jpeg);
     let luma = |img: &RgbImage| {
         RgbImage::from_fn(img.width(), img.height(), |x, y| {
             let p = img.get_pixel(x, y);
-            let l = (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2])).round() as u8;
+            let l = (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+                .round() as u8;
             Rgb([l, l, l])
         })
     };
     let d = mad(&luma(&got), &luma(&colour));
-    assert!(d < SAME, "grey output differs from the photo's luminance by {d:.2}");
+    assert!(
+        d < SAME,
+        "grey output differs from the photo's luminance by {d:.2}"
+    );
 }
 
 /// rgba16.png flattened onto `bg` and scaled to 96x96 here, independently of the crate.
 fn rgba16_reference(bg: [f64; 3]) -> RgbImage {
     let img = image::load_from_memory_with_format(&read("formats/rgba16.png"), ImageFormat::Png)
         .expect("rgba16.png decodes");
-    assert!(matches!(img, image::DynamicImage::ImageRgba16(_)), "fixture is not 16-bit RGBA");
+    assert!(
+        matches!(img, image::DynamicImage::ImageRgba16(_)),
+        "fixture is not 16-bit RGBA"
+    );
     let rgba = img.to_rgba32f();
     let flat = RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
         let p = rgba.get_pixel(x, y);
         let a = f64::from(p[3]);
-        let ch = |c: usize| (f64::from(p[c]) * 255.0 * a + bg[c] * (1.0 - a)).round().clamp(0.0, 255.0) as u8;
+        let ch = |c: usize| {
+            (f64::from(p[c]) * 255.0 * a + bg[c] * (1.0 - a))
+                .round()
+                .clamp(0.0, 255.0) as u8
+        };
         Rgb([ch(0), ch(1), ch(2)])
     });
     imageops::resize(&flat, 96, 96, imageops::FilterType::Lanczos3)
@@ -601,21 +746,37 @@ fn sixteen_bit_alpha_is_flattened_onto_white() {
     let on_white = rgba16_reference([255.0; 3]);
     let on_black = rgba16_reference([0.0; 3]);
     let d = mad(&got, &on_white);
-    assert!(d < SAME, "differs from the white-flattened reference by {d:.2} {}", save_mismatch("rgba16", &got, &on_white));
-    assert!(mad(&got, &on_black) > DIFFERENT, "looks flattened onto black");
+    assert!(
+        d < SAME,
+        "differs from the white-flattened reference by {d:.2} {}",
+        save_mismatch("rgba16", &got, &on_white)
+    );
+    assert!(
+        mad(&got, &on_black) > DIFFERENT,
+        "looks flattened onto black"
+    );
     // The fully transparent left edge is white.
     let left = imageops::crop_imm(&got, 0, 0, 4, 96).to_image();
     let m = mean_rgb(&left);
-    assert!(m.iter().all(|&c| c > 235.0), "left edge (alpha ~0) is {m:.1?}, want white");
+    assert!(
+        m.iter().all(|&c| c > 235.0),
+        "left edge (alpha ~0) is {m:.1?}, want white"
+    );
 }
 
 #[test]
 fn alpha_is_flattened_onto_the_configured_background() {
-    let options = Options { background: [0, 0, 0], ..opts() };
+    let options = Options {
+        background: [0, 0, 0],
+        ..opts()
+    };
     let got = decode(&output(&convert_ok("formats/rgba16.png", &options), "ad").jpeg);
     let left = imageops::crop_imm(&got, 0, 0, 4, 96).to_image();
     let m = mean_rgb(&left);
-    assert!(m.iter().all(|&c| c < 20.0), "left edge (alpha ~0) is {m:.1?}, want black");
+    assert!(
+        m.iter().all(|&c| c < 20.0),
+        "left edge (alpha ~0) is {m:.1?}, want black"
+    );
 }
 
 #[test]
@@ -625,8 +786,16 @@ fn animated_gif_uses_the_first_frame() {
     assert_eq!(got.source.format, "gif");
     let img = decode(&output(&got, "ad").jpeg);
     let [r, g, b] = mean_rgb(&img);
-    assert!(b < r + 40.0 && b < g + 40.0, "output is blue ({r:.0},{g:.0},{b:.0}): the second frame was used");
-    assert_no_failures(compare_upright("formats/animated.gif", &got, &reference, SAME));
+    assert!(
+        b < r + 40.0 && b < g + 40.0,
+        "output is blue ({r:.0},{g:.0},{b:.0}): the second frame was used"
+    );
+    assert_no_failures(compare_upright(
+        "formats/animated.gif",
+        &got,
+        &reference,
+        SAME,
+    ));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -635,7 +804,10 @@ fn animated_gif_uses_the_first_frame() {
 
 /// Fraction of pixels that are the portrait's saturated red "head".
 fn red_fraction(img: &RgbImage) -> f64 {
-    let red = img.pixels().filter(|p| p[0] > 150 && p[1] < 90 && p[2] < 90).count();
+    let red = img
+        .pixels()
+        .filter(|p| p[0] > 150 && p[1] < 90 && p[2] < 90)
+        .count();
     red as f64 / f64::from(img.width() * img.height())
 }
 
@@ -646,8 +818,17 @@ fn top_crop_keeps_the_head_of_a_tall_portrait() {
     let top = convert_ok(rel, &opts_crop(Crop::Top));
     let c = output(&centre, "hd");
     let t = output(&top, "hd");
-    assert_eq!((c.crop.x, c.crop.y, c.crop.width, c.crop.height), (0, 250, 400, 400), "centre crop box");
-    assert_eq!((t.crop.x, t.crop.width, t.crop.height), (0, 400, 400), "top crop box {:?}", t.crop);
+    assert_eq!(
+        (c.crop.x, c.crop.y, c.crop.width, c.crop.height),
+        (0, 250, 400, 400),
+        "centre crop box"
+    );
+    assert_eq!(
+        (t.crop.x, t.crop.width, t.crop.height),
+        (0, 400, 400),
+        "top crop box {:?}",
+        t.crop
+    );
     assert!(
         t.crop.y <= 120 && t.crop.y + 400 >= 260,
         "top crop rows {}..{} lose the head (rows 120..260)",
@@ -655,12 +836,31 @@ fn top_crop_keeps_the_head_of_a_tall_portrait() {
         t.crop.y + 400
     );
     // The whole ellipse (pi * 90 * 70 = 19,792 px) in a 400x400 square is 12.4% of it.
-    let (fc, ft) = (red_fraction(&decode(&c.jpeg)), red_fraction(&decode(&t.jpeg)));
-    assert!(ft > 0.11, "top crop shows {:.1}% red, want the whole head (~12.4%)", ft * 100.0);
-    assert!(fc < 0.02, "centre crop unexpectedly shows {:.1}% red", fc * 100.0);
+    let (fc, ft) = (
+        red_fraction(&decode(&c.jpeg)),
+        red_fraction(&decode(&t.jpeg)),
+    );
+    assert!(
+        ft > 0.11,
+        "top crop shows {:.1}% red, want the whole head (~12.4%)",
+        ft * 100.0
+    );
+    assert!(
+        fc < 0.02,
+        "centre crop unexpectedly shows {:.1}% red",
+        fc * 100.0
+    );
     for target in ["ad", "hd"] {
         let out = output(&top, target);
-        assert_no_failures(check_output(rel, out, &if target == "ad" { Target::ad() } else { Target::hd() }));
+        assert_no_failures(check_output(
+            rel,
+            out,
+            &if target == "ad" {
+                Target::ad()
+            } else {
+                Target::hd()
+            },
+        ));
     }
 }
 
@@ -669,22 +869,35 @@ fn pad_letterboxes_onto_the_background_without_losing_pixels() {
     let rel = "edge/portrait_400x900.jpg";
     let got = convert_ok(rel, &opts_crop(Crop::Pad));
     let out = output(&got, "hd");
-    assert_eq!((out.crop.x, out.crop.y, out.crop.width, out.crop.height), (-250, 0, 900, 900));
+    assert_eq!(
+        (out.crop.x, out.crop.y, out.crop.width, out.crop.height),
+        (-250, 0, 900, 900)
+    );
     let img = decode(&out.jpeg);
     // 400 of 900 columns are the photo: 648 * 250/900 = 180 columns of white each side.
     for x0 in [0, 648 - 170] {
         let band = imageops::crop_imm(&img, x0, 0, 170, 648).to_image();
         let m = mean_rgb(&band);
-        assert!(m.iter().all(|&c| c > 245.0), "side band at x={x0} is {m:.1?}, want white");
+        assert!(
+            m.iter().all(|&c| c > 245.0),
+            "side band at x={x0} is {m:.1?}, want white"
+        );
     }
     // The whole ellipse (19,792 px) in the 900x900 padded square is 2.4% of it.
     let red = red_fraction(&img);
-    assert!(red > 0.021, "padded output shows {:.2}% red, want the whole head (~2.4%)", red * 100.0);
+    assert!(
+        red > 0.021,
+        "padded output shows {:.2}% red, want the whole head (~2.4%)",
+        red * 100.0
+    );
 }
 
 #[test]
 fn sources_under_48_px_are_too_small() {
-    for (rel, w, h) in [("edge/too_small_40x40.png", 40, 40), ("edge/too_narrow_40x200.png", 40, 200)] {
+    for (rel, w, h) in [
+        ("edge/too_small_40x40.png", 40, 40),
+        ("edge/too_narrow_40x200.png", 40, 200),
+    ] {
         match convert(&read(rel), &opts()) {
             Err(ImagingError::TooSmall { width, height, min }) => {
                 assert_eq!((width, height, min), (w, h, 48), "{rel}");
@@ -697,13 +910,43 @@ fn sources_under_48_px_are_too_small() {
 #[test]
 fn configured_limits_are_enforced() {
     let input = read("real/astronaut.jpg"); // 512x512
-    let small_side = Options { limits: Limits { max_side: 500, ..Limits::default() }, ..opts() };
-    assert!(matches!(convert(&input, &small_side), Err(ImagingError::TooManyPixels { width: 512, height: 512, .. })));
-    let few_pixels = Options { limits: Limits { max_pixels: 512 * 511, ..Limits::default() }, ..opts() };
-    assert!(matches!(convert(&input, &few_pixels), Err(ImagingError::TooManyPixels { .. })));
-    let few_bytes = Options { limits: Limits { max_input_bytes: 1000, ..Limits::default() }, ..opts() };
+    let small_side = Options {
+        limits: Limits {
+            max_side: 500,
+            ..Limits::default()
+        },
+        ..opts()
+    };
+    assert!(matches!(
+        convert(&input, &small_side),
+        Err(ImagingError::TooManyPixels {
+            width: 512,
+            height: 512,
+            ..
+        })
+    ));
+    let few_pixels = Options {
+        limits: Limits {
+            max_pixels: 512 * 511,
+            ..Limits::default()
+        },
+        ..opts()
+    };
+    assert!(matches!(
+        convert(&input, &few_pixels),
+        Err(ImagingError::TooManyPixels { .. })
+    ));
+    let few_bytes = Options {
+        limits: Limits {
+            max_input_bytes: 1000,
+            ..Limits::default()
+        },
+        ..opts()
+    };
     match convert(&input, &few_bytes) {
-        Err(ImagingError::InputTooLarge { bytes, limit }) => assert_eq!((bytes, limit), (input.len(), 1000)),
+        Err(ImagingError::InputTooLarge { bytes, limit }) => {
+            assert_eq!((bytes, limit), (input.len(), 1000))
+        }
         other => panic!("want InputTooLarge, got {other:?}"),
     }
 }
@@ -712,10 +955,23 @@ fn configured_limits_are_enforced() {
 fn unreachable_budget_names_the_smallest_size_reached() {
     // 648x648 of a real photo needs ~5 KB even at quality 1 (Pillow: 5,293 B), so 2,000 B cannot
     // be met; the error must say how close it came.
-    let tight = Target { name: "hd".into(), size: 648, max_bytes: 2_000 };
-    let options = Options { targets: vec![tight], ..Options::default() };
+    let tight = Target {
+        name: "hd".into(),
+        size: 648,
+        max_bytes: 2_000,
+    };
+    let options = Options {
+        targets: vec![tight],
+        ..Options::default()
+    };
     match convert(&read("real/astronaut.jpg"), &options) {
-        Err(ImagingError::BudgetUnreachable { target, size, budget, smallest, .. }) => {
+        Err(ImagingError::BudgetUnreachable {
+            target,
+            size,
+            budget,
+            smallest,
+            ..
+        }) => {
             assert_eq!((target.as_str(), size, budget), ("hd", 648, 2_000));
             assert!(smallest > 2_000, "smallest {smallest} would have fitted");
         }
@@ -725,10 +981,19 @@ fn unreachable_budget_names_the_smallest_size_reached() {
 
 #[test]
 fn absurdly_small_budget_is_refused() {
-    let tiny = Target { name: "ad".into(), size: 96, max_bytes: 200 };
-    let options = Options { targets: vec![tiny], ..Options::default() };
+    let tiny = Target {
+        name: "ad".into(),
+        size: 96,
+        max_bytes: 200,
+    };
+    let options = Options {
+        targets: vec![tiny],
+        ..Options::default()
+    };
     match convert(&read("real/astronaut.jpg"), &options) {
-        Err(ImagingError::BudgetUnreachable { budget: 200, .. } | ImagingError::InvalidOption(_)) => {}
+        Err(
+            ImagingError::BudgetUnreachable { budget: 200, .. } | ImagingError::InvalidOption(_),
+        ) => {}
         other => panic!("want BudgetUnreachable or InvalidOption, got {other:?}"),
     }
 }
@@ -736,10 +1001,21 @@ fn absurdly_small_budget_is_refused() {
 #[test]
 fn custom_target_sizes_are_exact() {
     let targets = vec![
-        Target { name: "tiny".into(), size: 48, max_bytes: 4_000 },
-        Target { name: "odd".into(), size: 333, max_bytes: 102_400 },
+        Target {
+            name: "tiny".into(),
+            size: 48,
+            max_bytes: 4_000,
+        },
+        Target {
+            name: "odd".into(),
+            size: 333,
+            max_bytes: 102_400,
+        },
     ];
-    let options = Options { targets: targets.clone(), ..Options::default() };
+    let options = Options {
+        targets: targets.clone(),
+        ..Options::default()
+    };
     let got = convert_ok("orient/jpeg_o8.jpg", &options);
     let failures = targets
         .iter()
@@ -778,10 +1054,18 @@ fn every_bad_fixture_is_an_error_not_a_panic() {
         let name = rel.trim_start_matches("bad/");
         let right = match name {
             "empty.jpg" | "text.jpg" => matches!(err, ImagingError::UnknownFormat),
-            "png_100000x100000.png" | "sof_65500x65500.jpg" | "gif_65535x65535.gif"
-            | "bmp_1000000x1000000.bmp" | "webp_vp8x_huge.webp" => matches!(err, ImagingError::TooManyPixels { .. }),
-            "heic_garbage.heic" if !cfg!(feature = "heic") => matches!(err, ImagingError::Unsupported { .. }),
-            _ => !matches!(err, ImagingError::InvalidOption(_) | ImagingError::BudgetUnreachable { .. }),
+            "png_100000x100000.png"
+            | "sof_65500x65500.jpg"
+            | "gif_65535x65535.gif"
+            | "bmp_1000000x1000000.bmp"
+            | "webp_vp8x_huge.webp" => matches!(err, ImagingError::TooManyPixels { .. }),
+            "heic_garbage.heic" if !cfg!(feature = "heic") => {
+                matches!(err, ImagingError::Unsupported { .. })
+            }
+            _ => !matches!(
+                err,
+                ImagingError::InvalidOption(_) | ImagingError::BudgetUnreachable { .. }
+            ),
         };
         if !right {
             failures.push(format!("{rel}: wrong error kind: {err:?}"));
@@ -805,10 +1089,16 @@ fn probe_of_bad_fixtures_never_panics() {
 #[test]
 fn declared_dimensions_are_refused_before_decoding() {
     // The bombs say how big they are; probe must report it without allocating.
-    for (rel, w, h) in [("bad/png_100000x100000.png", 100_000, 100_000), ("bad/sof_65500x65500.jpg", 65_500, 65_500)] {
+    for (rel, w, h) in [
+        ("bad/png_100000x100000.png", 100_000, 100_000),
+        ("bad/sof_65500x65500.jpg", 65_500, 65_500),
+    ] {
         match probe(&read(rel)) {
             Ok(info) => assert_eq!((info.width, info.height), (w, h), "{rel}"),
-            Err(e) => assert!(matches!(e, ImagingError::TooManyPixels { .. }), "{rel}: {e:?}"),
+            Err(e) => assert!(
+                matches!(e, ImagingError::TooManyPixels { .. }),
+                "{rel}: {e:?}"
+            ),
         }
     }
 }
@@ -816,7 +1106,11 @@ fn declared_dimensions_are_refused_before_decoding() {
 /// Cut points for a file of `len` bytes: 24 spread over the file plus the last few bytes.
 fn cut_points(len: usize) -> Vec<usize> {
     let mut cuts: Vec<usize> = (0..24).map(|i| len * i / 24).collect();
-    cuts.extend([len.saturating_sub(1), len.saturating_sub(2), len.saturating_sub(17)]);
+    cuts.extend([
+        len.saturating_sub(1),
+        len.saturating_sub(2),
+        len.saturating_sub(17),
+    ]);
     cuts.sort_unstable();
     cuts.dedup();
     cuts.retain(|&c| c < len);
@@ -840,8 +1134,13 @@ fn truncated_copies_of_every_good_fixture_never_panic() {
                         for cut in cut_points(input.len()) {
                             let part = &input[..cut];
                             match catch_unwind(AssertUnwindSafe(|| convert(part, options))) {
-                                Err(_) => failures.push(format!("{rel} cut at {cut}/{}: panicked", input.len())),
-                                Ok(Ok(c)) => failures.extend(check_output(&format!("{rel} cut at {cut}"), output(&c, "ad"), &Target::ad())),
+                                Err(_) => failures
+                                    .push(format!("{rel} cut at {cut}/{}: panicked", input.len())),
+                                Ok(Ok(c)) => failures.extend(check_output(
+                                    &format!("{rel} cut at {cut}"),
+                                    output(&c, "ad"),
+                                    &Target::ad(),
+                                )),
                                 Ok(Err(_)) => {}
                             }
                         }
@@ -850,23 +1149,33 @@ fn truncated_copies_of_every_good_fixture_never_panic() {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("worker thread")).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker thread"))
+            .collect()
     });
     assert_no_failures(failures);
 }
 
 #[test]
 fn fixtures_readme_lists_every_file() {
-    let readme = std::fs::read_to_string(fixtures().join("README.md")).expect("tests/fixtures/README.md");
+    let readme =
+        std::fs::read_to_string(fixtures().join("README.md")).expect("tests/fixtures/README.md");
     let missing: Vec<String> = ["real", "orient", "formats", "meta", "edge", "bad"]
         .iter()
         .flat_map(|dir| list(dir))
         .filter(|rel| {
             let name = rel.rsplit('/').next().unwrap_or_default();
             // Numbered families are listed once as a range, e.g. `jpeg_o1..o8.jpg`.
-            let family = name.split(|c: char| c.is_ascii_digit()).next().unwrap_or(name);
+            let family = name
+                .split(|c: char| c.is_ascii_digit())
+                .next()
+                .unwrap_or(name);
             !readme.contains(name) && !readme.contains(&format!("`{family}"))
         })
         .collect();
-    assert!(missing.is_empty(), "tests/fixtures/README.md does not mention: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "tests/fixtures/README.md does not mention: {missing:?}"
+    );
 }
