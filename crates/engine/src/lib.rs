@@ -1,1 +1,44 @@
-//! PLACEHOLDER
+//! Bulk jobs for PhotoBulk: the layer between what the user names (files, folders) and
+//! the pure imaging library.
+//!
+//! It is shaped as three steps so each can be tested alone:
+//! 1. [`plan`] decides, without decoding anything, which account each file belongs to
+//!    ([`naming`]: the file name up to the first space) and marks every file of an
+//!    account named twice as a duplicate, so neither silently wins;
+//! 2. [`ConvertJob::run`] converts the planned files on a few threads, writes each output
+//!    atomically and records one [`ItemResult`] per file — a bad file is an item error,
+//!    never the end of the batch;
+//! 3. the [`Manifest`] (JSON, documented in [`manifest`]) and an HTML contact sheet
+//!    ([`report`]) describe what happened, for scripts and for people.
+//!
+//! This crate knows nothing of LDAP, Graph or JSON-RPC.
+
+pub mod convert;
+pub mod manifest;
+pub mod naming;
+pub mod plan;
+pub mod report;
+
+use std::path::{Path, PathBuf};
+
+pub use convert::ConvertJob;
+pub use manifest::{ItemResult, Manifest, Status, Summary, WrittenOutput};
+pub use plan::{plan, Plan, PlanItem, PlanOptions, Verdict};
+
+/// Problems with the job as a whole (never with a single file: those are item results).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("target name {0:?} may only contain letters, digits, '-' and '_'")]
+    InvalidTargetName(String),
+    #[error("cannot write manifest: {0}")]
+    Manifest(String),
+}
+
+impl EngineError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        EngineError::Io { path: path.to_path_buf(), source }
+    }
+}

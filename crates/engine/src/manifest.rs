@@ -1,0 +1,118 @@
+//! The manifest: the JSON record of a bulk conversion, written as `OUT/manifest.json`
+//! and printed by `photobulk convert --json`.
+//!
+//! # Format (version 1)
+//!
+//! ```json
+//! {
+//!   "format": "photobulk-convert-manifest",
+//!   "version": 1,
+//!   "tool_version": "0.1.0",
+//!   "finished_unix": 1795000000,
+//!   "options": { "crop": "center", "background": [255,255,255],
+//!                "targets": [{"name":"ad","size":96,"max_bytes":10240}, ...] },
+//!   "summary": { "total": 3, "ok": 1, "failed": 1, "duplicate": 1, "no_account": 0, "skipped_files": 0 },
+//!   "items": [
+//!     { "file": "in/John.Smith 648x648.jpg", "account": "John.Smith", "status": "ok",
+//!       "source": { "format": "jpeg", "width": 3000, "height": 4000, "orientation": 6 },
+//!       "outputs": [ { "target": "ad", "path": "ad/John.Smith.jpg", "width": 96, "height": 96,
+//!                      "bytes": 9312, "quality": 92, "sha256": "…",
+//!                      "crop": { "x": 0, "y": 500, "width": 3000, "height": 3000 } } ],
+//!       "warnings": [] },
+//!     { "file": "in/bad.jpg", "account": "bad", "status": "failed",
+//!       "error": "cannot decode jpeg image: …" },
+//!     { "file": "in/Bob.Jones a.jpg", "account": "Bob.Jones", "status": "duplicate",
+//!       "error": "2 files name account Bob.Jones: in/Bob.Jones b.png", "duplicates": ["in/Bob.Jones b.png"] }
+//!   ],
+//!   "skipped_files": ["in/Thumbs.db"]
+//! }
+//! ```
+//!
+//! `status` is one of `ok`, `failed`, `duplicate`, `no_account`. Output `path`s are
+//! relative to the manifest's folder. Items keep the planner's order.
+
+use std::path::PathBuf;
+
+use photobulk_imaging::{Crop, CropBox, SourceInfo, Target, Warning};
+use serde::Serialize;
+
+/// Top-level manifest; see the module docs for the JSON shape.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    pub format: &'static str,
+    pub version: u32,
+    pub tool_version: &'static str,
+    pub finished_unix: u64,
+    pub options: ManifestOptions,
+    pub summary: Summary,
+    pub items: Vec<ItemResult>,
+    pub skipped_files: Vec<PathBuf>,
+}
+
+/// The conversion options that shaped every output.
+#[derive(Debug, Clone, Serialize)]
+pub struct ManifestOptions {
+    pub crop: Crop,
+    pub background: [u8; 3],
+    pub targets: Vec<Target>,
+}
+
+/// Counts per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub total: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub duplicate: usize,
+    pub no_account: usize,
+    pub skipped_files: usize,
+}
+
+impl Summary {
+    /// True when any item did not produce its outputs.
+    pub fn any_failed(&self) -> bool {
+        self.failed + self.duplicate + self.no_account > 0
+    }
+}
+
+/// What happened to one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Failed,
+    Duplicate,
+    NoAccount,
+}
+
+/// One file's result.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemResult {
+    pub file: PathBuf,
+    pub account: Option<String>,
+    pub status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceInfo>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<WrittenOutput>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Warning>,
+}
+
+/// One JPEG written to disk.
+#[derive(Debug, Clone, Serialize)]
+pub struct WrittenOutput {
+    pub target: String,
+    /// Relative to the output folder, with `/` separators.
+    pub path: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: usize,
+    pub quality: u8,
+    pub sha256: String,
+    pub crop: CropBox,
+}

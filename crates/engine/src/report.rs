@@ -1,0 +1,119 @@
+//! `report.html`: a contact sheet of a conversion, because people would rather look
+//! than read. One card per file: the outputs as they will be shown, with their bytes and
+//! quality, or the error in plain words. Self-contained HTML (no scripts, no network);
+//! images are linked relative to the output folder.
+
+use std::fmt::Write as _;
+
+use crate::manifest::{Manifest, Status};
+
+/// Escape text for HTML element content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Percent-encode a relative path for an `src` attribute (spaces, `#`, `%`, non-ASCII).
+fn url_path(p: &str) -> String {
+    let mut out = String::new();
+    for b in p.bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+/// Render the manifest as an HTML page.
+pub fn html(m: &Manifest) -> String {
+    let s = &m.summary;
+    let mut h = String::new();
+    h.push_str(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>PhotoBulk conversion report</title>\
+<style>body{font-family:Segoe UI,Arial,sans-serif;margin:1.5em;background:#f6f6f6}\
+.grid{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border-radius:6px;padding:10px;\
+width:300px;box-shadow:0 1px 3px #0002}.card.bad{border-left:5px solid #c62828}.card.ok{border-left:5px solid #2e7d32}\
+.imgs{display:flex;gap:8px;align-items:flex-end}.imgs img{border:1px solid #ccc}\
+.err{color:#c62828}.meta{color:#555;font-size:12px}h1{font-size:20px}</style></head><body>",
+    );
+    let _ = write!(
+        h,
+        "<h1>PhotoBulk conversion report</h1><p>{} files: <b>{} converted</b>, {} failed, {} duplicates, {} naming nobody; {} other files skipped.</p>",
+        s.total, s.ok, s.failed, s.duplicate, s.no_account, s.skipped_files
+    );
+    h.push_str("<div class=\"grid\">");
+    for it in &m.items {
+        let ok = it.status == Status::Ok;
+        let _ = write!(
+            h,
+            "<div class=\"card {}\"><b>{}</b><div class=\"meta\">{}</div>",
+            if ok { "ok" } else { "bad" },
+            escape(it.account.as_deref().unwrap_or("(no account)")),
+            escape(&it.file.display().to_string())
+        );
+        if let Some(src) = &it.source {
+            let _ = write!(
+                h,
+                "<div class=\"meta\">source {} {}x{}, orientation {}</div>",
+                escape(&src.format),
+                src.width,
+                src.height,
+                src.orientation
+            );
+        }
+        if !it.outputs.is_empty() {
+            h.push_str("<div class=\"imgs\">");
+            for o in &it.outputs {
+                // Show big targets at 160 px, small ones at their real size.
+                let shown = o.width.min(160);
+                let _ = write!(
+                    h,
+                    "<figure style=\"margin:0\"><img src=\"{}\" width=\"{shown}\" height=\"{shown}\" alt=\"{}\">\
+<figcaption class=\"meta\">{} {}x{}<br>{} B, q{}</figcaption></figure>",
+                    url_path(&o.path),
+                    escape(&o.target),
+                    escape(&o.target),
+                    o.width,
+                    o.height,
+                    o.bytes,
+                    o.quality
+                );
+            }
+            h.push_str("</div>");
+        }
+        for w in &it.warnings {
+            let text = serde_json::to_string(w).unwrap_or_default();
+            let _ = write!(h, "<div class=\"meta\">warning: {}</div>", escape(&text));
+        }
+        if let Some(e) = &it.error {
+            let _ = write!(h, "<div class=\"err\">{}</div>", escape(e));
+        }
+        h.push_str("</div>");
+    }
+    h.push_str("</div></body></html>\n");
+    h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_urls() {
+        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(url_path("ad/John Smith#1.jpg"), "ad/John%20Smith%231.jpg");
+        assert_eq!(url_path("ad/zoë.jpg"), "ad/zo%C3%AB.jpg");
+    }
+}
