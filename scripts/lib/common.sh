@@ -41,13 +41,28 @@ pb_pid_alive() {
 # pb_ensure_packages CMD:PKG ... -- installs the packages whose command is
 # missing (apt-get update once, non-interactive, Debian services not started).
 pb_ensure_packages() {
-  local missing=() spec cmd pkg
+  local missing=() spec
   for spec in "$@"; do
-    cmd=${spec%%:*}
-    pkg=${spec#*:}
-    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+    command -v "${spec%%:*}" >/dev/null 2>&1 || missing+=("${spec#*:}")
   done
-  ((${#missing[@]})) || return 0
+  pb_apt_install "${missing[@]}"
+}
+
+# pb_ensure_debs PKG ... -- installs the Debian packages that are not installed
+# (for packages without a command of their own: -dev libraries, modules).
+pb_ensure_debs() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  pb_apt_install "${missing[@]}"
+}
+
+# pb_apt_install PKG ... -- apt-get install (nothing when no PKG), with Debian's
+# own samba/slapd services kept from starting.
+pb_apt_install() {
+  (($#)) || return 0
+  local missing=("$@")
   [[ $(id -u) -eq 0 ]] || pb_die "missing packages (${missing[*]}) and not root; install them first"
   pb_log "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
