@@ -1,0 +1,2 @@
+//! Microsoft Graph client for user photos (Exchange Online / Entra ID). Work in progress:
+//! see issue 6.
