@@ -1,0 +1,616 @@
+//! Every method: its name constant and its typed params and result.
+//!
+//! A request method implements [`Method`]; a notification implements [`Notify`]. Field names
+//! are camelCase on the wire. Optional fields may be left out; `Option` results are left out
+//! when empty. Paths are the sidecar machine's paths (the sidecar and the module run on the
+//! same machine as the same user).
+//!
+//! | method | params | result | notes |
+//! |---|---|---|---|
+//! | `initialize` | [`InitializeParams`] | [`InitializeResult`] | first request; others before it get `not_initialized` |
+//! | `image.prepare` | [`PrepareParams`] | [`PrepareResult`] | files → AD/HD JPEG files (or bytes, under 2 MB in all) |
+//! | `directory.connect` | [`ConnectParams`] | [`ConnectResult`] | the password travels only here |
+//! | `photo.get` | [`PhotoGetParams`] | [`PhotoInfo`] | |
+//! | `photo.set` | [`PhotoSetParams`] | [`PhotoWriteResult`] | old photo backed up first |
+//! | `photo.remove` | [`PhotoRemoveParams`] | [`PhotoWriteResult`] | |
+//! | `photo.restore` | [`PhotoRestoreParams`] | [`PhotoWriteResult`] | |
+//! | `bulk.plan` | [`BulkParams`] | [`BulkPlanResult`] | no writes |
+//! | `bulk.run` | [`BulkParams`] | [`BulkRunResult`] | streams `bulk/progress`, `bulk/item`; cancellable |
+//! | `report.run` | [`ReportParams`] | [`ReportResult`] | streams `report/row` |
+//! | `shutdown` | none | `null` | finishes in-flight work, then the server exits |
+//! | `exit` | none | — (notification) | exit now (in-flight writes still finish) |
+//! | `$/cancelRequest` | [`CancelParams`] | — (notification) | the request answers `cancelled` |
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ItemError;
+
+/// A request method.
+pub trait Method {
+    const NAME: &'static str;
+    type Params: Serialize + DeserializeOwned;
+    type Result: Serialize + DeserializeOwned;
+}
+
+/// A notification method.
+pub trait Notify {
+    const NAME: &'static str;
+    type Params: Serialize + DeserializeOwned;
+}
+
+/// The protocol version `initialize` reports. Raised on incompatible changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+macro_rules! method {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $params:ty, $result:ty) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $ty {}
+        impl Method for $ty {
+            const NAME: &'static str = $name;
+            type Params = $params;
+            type Result = $result;
+        }
+    };
+}
+macro_rules! notify {
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $params:ty) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub enum $ty {}
+        impl Notify for $ty {
+            const NAME: &'static str = $name;
+            type Params = $params;
+        }
+    };
+}
+
+method!(
+    /// `initialize`: agree on the protocol version, learn capabilities.
+    Initialize, "initialize", InitializeParams, InitializeResult);
+method!(
+    /// `image.prepare`: convert image files into AD/HD JPEGs.
+    ImagePrepare, "image.prepare", PrepareParams, PrepareResult);
+method!(
+    /// `directory.connect`: bind to a directory for the `photo.*`, `bulk.*` and `report.run` methods.
+    DirectoryConnect, "directory.connect", ConnectParams, ConnectResult);
+method!(
+    /// `photo.get`: one user's current photo (facts, optionally saved to a file).
+    PhotoGet, "photo.get", PhotoGetParams, PhotoInfo);
+method!(
+    /// `photo.set`: convert one image and write it to one user, backing up the old photo.
+    PhotoSet, "photo.set", PhotoSetParams, PhotoWriteResult);
+method!(
+    /// `photo.remove`: remove one user's photo, backing it up first.
+    PhotoRemove, "photo.remove", PhotoRemoveParams, PhotoWriteResult);
+method!(
+    /// `photo.restore`: put a backup back (the user's latest, or one by id).
+    PhotoRestore, "photo.restore", PhotoRestoreParams, PhotoWriteResult);
+method!(
+    /// `bulk.plan`: what `bulk.run` would do with the same params, without writing.
+    BulkPlan, "bulk.plan", BulkParams, BulkPlanResult);
+method!(
+    /// `bulk.run`: prepare and write many photos; progress and items arrive as notifications.
+    BulkRun, "bulk.run", BulkParams, BulkRunResult);
+method!(
+    /// `report.run`: the state of users' photos; one `report/row` notification per user.
+    ReportRun, "report.run", ReportParams, ReportResult);
+method!(
+    /// `shutdown`: stop taking work, finish what is in flight, exit.
+    Shutdown, "shutdown", Empty, ());
+notify!(
+    /// `exit`: exit now (in-flight writes still finish). Also accepted as a request.
+    Exit, "exit", Empty);
+notify!(
+    /// `$/cancelRequest`: cancel a running request (LSP's name and shape).
+    CancelRequest, "$/cancelRequest", CancelParams);
+notify!(
+    /// `bulk/progress` (server → client) during `bulk.run`.
+    BulkProgress, "bulk/progress", BulkProgressParams);
+notify!(
+    /// `bulk/item` (server → client): one finished item of `bulk.run`.
+    BulkItemNotice, "bulk/item", BulkItemParams);
+notify!(
+    /// `report/row` (server → client): one user of `report.run`.
+    ReportRowNotice, "report/row", ReportRowParams);
+
+/// Every request and notification name a client may send, for capabilities and docs.
+pub const CLIENT_METHODS: &[&str] = &[
+    Initialize::NAME,
+    ImagePrepare::NAME,
+    DirectoryConnect::NAME,
+    PhotoGet::NAME,
+    PhotoSet::NAME,
+    PhotoRemove::NAME,
+    PhotoRestore::NAME,
+    BulkPlan::NAME,
+    BulkRun::NAME,
+    ReportRun::NAME,
+    Shutdown::NAME,
+    Exit::NAME,
+    CancelRequest::NAME,
+];
+
+/// Every notification the server sends.
+pub const SERVER_NOTIFICATIONS: &[&str] = &[
+    BulkProgress::NAME,
+    BulkItemNotice::NAME,
+    ReportRowNotice::NAME,
+];
+
+/// No params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct InitializeParams {
+    /// The version the client speaks; a different major version is refused (`invalid_params`).
+    pub protocol_version: Option<u32>,
+    pub client_name: Option<String>,
+    pub client_version: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InitializeResult {
+    pub protocol_version: u32,
+    pub server_name: String,
+    pub server_version: String,
+    pub capabilities: Capabilities,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Capabilities {
+    /// Input formats `image.prepare` reads (`"jpeg"`, `"png"`, … `"heic"` when built in).
+    pub formats: Vec<String>,
+    /// Output targets.
+    pub targets: Vec<TargetInfo>,
+    pub methods: Vec<String>,
+    pub notifications: Vec<String>,
+    /// `"ndjson"`, `"content-length"`.
+    pub framings: Vec<String>,
+    pub max_message_bytes: usize,
+    /// Results stay under this many bytes (bytes in `image.prepare` are dropped beyond it).
+    pub max_response_bytes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TargetInfo {
+    /// `"ad"` (thumbnailPhoto) or `"hd"` (Exchange HD photo).
+    pub name: String,
+    pub size: u32,
+    pub max_bytes: usize,
+}
+
+/// How non-square photos become square.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Crop {
+    #[default]
+    Center,
+    Top,
+    Pad,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PrepareParams {
+    /// Image files and/or folders (a folder's images are taken; file name = account).
+    pub paths: Vec<String>,
+    /// `"ad"`, `"hd"`; both when empty.
+    pub targets: Vec<String>,
+    pub crop: Crop,
+    /// Where `ad/<account>.jpg`, `hd/<account>.jpg` go; a fresh folder under the system
+    /// temporary folder when absent.
+    pub out_dir: Option<String>,
+    /// Also return each JPEG base64-encoded in `data` (for `Set-UserPhoto -PictureData`)
+    /// while the response stays under the limit; later outputs then carry only a path and
+    /// `dataOmitted: true`.
+    pub include_data: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepareResult {
+    pub out_dir: String,
+    pub items: Vec<PreparedItem>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreparedItem {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    pub ok: bool,
+    #[serde(default)]
+    pub outputs: Vec<PreparedOutput>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreparedOutput {
+    pub target: String,
+    pub path: String,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: usize,
+    pub sha256: String,
+    /// Base64 JPEG, when asked for and within the response limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub data_omitted: bool,
+}
+
+/// `directory.connect` params. `password` is a secret: it comes only over the pipe, is
+/// never logged, never echoed, and `Debug` prints it redacted.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConnectParams {
+    /// `ldaps://host[:636]`, or `ldap://host[:389]` with `starttls`.
+    pub server: String,
+    pub base: Option<String>,
+    /// Bind name (DN, `user@domain`, `DOMAIN\user`); anonymous without it.
+    pub bind: Option<String>,
+    pub password: Option<String>,
+    pub ca_file: Option<String>,
+    pub starttls: bool,
+    pub insecure_skip_verify: bool,
+    pub allow_plaintext_bind: bool,
+    pub timeout_seconds: Option<u64>,
+    /// Backups of replaced photos; the sidecar's default folder when absent.
+    pub backup_dir: Option<String>,
+}
+
+impl std::fmt::Debug for ConnectParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectParams")
+            .field("server", &self.server)
+            .field("base", &self.base)
+            .field("bind", &self.bind)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("starttls", &self.starttls)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectResult {
+    /// `"active_directory"`, `"samba"`, `"open_ldap"`, `"generic"`.
+    pub server_kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<String>,
+}
+
+/// Which attribute an identity names: `samaccountname` (default), `upn`, `mail`,
+/// `employeeid`, or an attribute name.
+pub type MatchBy = Option<String>;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PhotoGetParams {
+    pub identity: String,
+    pub match_by: MatchBy,
+    /// Save the bytes to this file.
+    pub out: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhotoInfo {
+    pub identity: String,
+    pub dn: String,
+    pub has_photo: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PhotoSetParams {
+    pub identity: String,
+    pub match_by: MatchBy,
+    /// The image file.
+    pub path: String,
+    pub crop: Crop,
+    /// Send the file's bytes unconverted (still refused over 102,400 bytes).
+    pub raw: bool,
+    /// Write without backing up the old photo (it is lost).
+    pub no_backup: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PhotoRemoveParams {
+    pub identity: String,
+    pub match_by: MatchBy,
+    pub no_backup: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PhotoRestoreParams {
+    pub identity: String,
+    pub match_by: MatchBy,
+    /// A backup id; the user's latest backup when absent.
+    pub backup_id: Option<String>,
+    pub no_backup: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PhotoWriteResult {
+    pub identity: String,
+    pub dn: String,
+    /// Bytes now stored (0 after a removal).
+    pub bytes: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Backup of the value this write replaced (restore it to undo).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    /// For `photo.restore`: the backup put back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored_id: Option<String>,
+}
+
+/// Where a bulk run puts photos.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BulkTarget {
+    /// AD `thumbnailPhoto` (96x96 ≤ 10 KB), written by the sidecar.
+    ActiveDirectory,
+    /// Exchange on-premises HD photo: the sidecar prepares the 648x648 JPEG (`hdPath`),
+    /// the module calls `Set-UserPhoto`.
+    ExchangeOnPrem,
+}
+
+/// One input of a bulk run: a file, and whom it is for when the file name does not say.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BulkInput {
+    /// A file, or a folder (its images, each named after its account).
+    pub path: String,
+    /// The user; from the file name (up to the first space) when absent.
+    pub identity: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BulkParams {
+    pub items: Vec<BulkInput>,
+    pub match_by: MatchBy,
+    pub targets: Vec<BulkTarget>,
+    pub crop: Crop,
+    /// Prepared JPEGs and the journal go here; a fresh temporary folder when absent.
+    pub out_dir: Option<String>,
+    pub no_backup: bool,
+    /// Write even when the user's AD photo already has exactly these bytes.
+    pub force: bool,
+    /// Photos converted at once (0: one per core).
+    pub throttle_limit: u32,
+}
+
+impl Default for BulkParams {
+    fn default() -> Self {
+        BulkParams {
+            items: Vec::new(),
+            match_by: None,
+            targets: vec![BulkTarget::ActiveDirectory],
+            crop: Crop::Center,
+            out_dir: None,
+            no_backup: false,
+            force: false,
+            throttle_limit: 0,
+        }
+    }
+}
+
+/// What will happen (plan) or happened (run) to one input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    /// Plan: will be written.
+    Ready,
+    /// Run: written.
+    Written,
+    /// The user's photo already has these bytes (not written; `force` writes anyway).
+    Unchanged,
+    /// Left out (no account, duplicate, user not found …: see `error`).
+    Skipped,
+    Failed,
+    /// The run was cancelled before this item.
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkItem {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dn: Option<String>,
+    pub status: ItemStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub has_photo: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hd_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkSummary {
+    pub total: usize,
+    pub ready: usize,
+    pub written: usize,
+    pub unchanged: usize,
+    pub skipped: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkPlanResult {
+    pub items: Vec<BulkItem>,
+    pub summary: BulkSummary,
+}
+
+/// `bulk.run`'s result. The items came as `bulk/item` notifications (a result with
+/// thousands of items would pass PowerShell 5.1's `ConvertFrom-Json` limit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkRunResult {
+    pub summary: BulkSummary,
+    /// The run stopped early (cancel, client gone, shutdown).
+    pub cancelled: bool,
+    pub out_dir: String,
+    /// One JSON line per finished item, written as it finishes.
+    pub journal: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkProgressParams {
+    /// The `bulk.run` request this belongs to.
+    pub request_id: crate::RequestId,
+    pub done: usize,
+    pub total: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkItemParams {
+    pub request_id: crate::RequestId,
+    pub item: BulkItem,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReportParams {
+    /// These users; every user under `searchBase` when empty.
+    pub identities: Vec<String>,
+    pub match_by: MatchBy,
+    pub search_base: Option<String>,
+    /// Only users that have a photo.
+    pub only_with_photo: bool,
+    /// Also write the rows as CSV to this file.
+    pub csv_path: Option<String>,
+}
+
+/// Report flags, as sent in [`ReportRow::flags`].
+pub mod flags {
+    /// Over 10,240 bytes: Entra Connect will not carry it to Exchange Online.
+    pub const OVER_10KB: &str = "over_10kb";
+    pub const NOT_SQUARE: &str = "not_square";
+    pub const UNDER_96PX: &str = "under_96px";
+    pub const NOT_JPEG: &str = "not_jpeg";
+    /// EXIF with a GPS block (location leaks into the directory).
+    pub const GPS_EXIF: &str = "gps_exif";
+    /// Bytes that are not a recognised image.
+    pub const UNREADABLE: &str = "unreadable";
+    pub const ALL: &[&str] = &[
+        OVER_10KB, NOT_SQUARE, UNDER_96PX, NOT_JPEG, GPS_EXIF, UNREADABLE,
+    ];
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRow {
+    pub identity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
+    pub has_photo: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// See [`flags`].
+    #[serde(default)]
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRowParams {
+    pub request_id: crate::RequestId,
+    pub row: ReportRow,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportResult {
+    pub total: usize,
+    pub with_photo: usize,
+    pub flagged: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csv_path: Option<String>,
+    pub cancelled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CancelParams {
+    pub id: crate::RequestId,
+}
+
+/// The server's start line on stdout (one JSON line before anything else).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum StartLine {
+    Started {
+        /// The pipe name as given (`--pipe`).
+        pipe: String,
+        /// Where a client connects: `\\.\pipe\NAME` or the Unix socket path.
+        path: String,
+        version: String,
+        pid: u32,
+        #[serde(rename = "protocolVersion")]
+        protocol_version: u32,
+    },
+    Failed {
+        reason: String,
+    },
+}
