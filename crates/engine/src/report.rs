@@ -5,6 +5,8 @@
 
 use std::fmt::Write as _;
 
+use photobulk_imaging::Warning;
+
 use crate::manifest::{Manifest, Status};
 
 /// Escape text for HTML element content and attribute values.
@@ -36,6 +38,18 @@ fn url_path(p: &str) -> String {
     out
 }
 
+/// A warning in words an administrator reads at a glance.
+fn warning_text(w: &Warning) -> String {
+    match w {
+        Warning::Upscaled { target, factor_x100 } => format!(
+            "{target}: upscaled {}.{:02}x (the source is smaller than the target; it may look soft)",
+            factor_x100 / 100,
+            factor_x100 % 100
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
 /// Render the manifest as an HTML page.
 pub fn html(m: &Manifest) -> String {
     let s = &m.summary;
@@ -46,7 +60,7 @@ pub fn html(m: &Manifest) -> String {
 .grid{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border-radius:6px;padding:10px;\
 width:300px;box-shadow:0 1px 3px #0002}.card.bad{border-left:5px solid #c62828}.card.ok{border-left:5px solid #2e7d32}\
 .imgs{display:flex;gap:8px;align-items:flex-end}.imgs img{border:1px solid #ccc}\
-.err{color:#c62828}.meta{color:#555;font-size:12px}h1{font-size:20px}</style></head><body>",
+.err{color:#c62828}.warn{color:#8a5a00;font-size:12px}.meta{color:#555;font-size:12px}h1{font-size:20px}</style></head><body>",
     );
     let _ = write!(
         h,
@@ -94,8 +108,11 @@ width:300px;box-shadow:0 1px 3px #0002}.card.bad{border-left:5px solid #c62828}.
             h.push_str("</div>");
         }
         for w in &it.warnings {
-            let text = serde_json::to_string(w).unwrap_or_default();
-            let _ = write!(h, "<div class=\"meta\">warning: {}</div>", escape(&text));
+            let _ = write!(
+                h,
+                "<div class=\"warn\">&#9888; {}</div>",
+                escape(&warning_text(w))
+            );
         }
         if let Some(e) = &it.error {
             let _ = write!(h, "<div class=\"err\">{}</div>", escape(e));
@@ -112,8 +129,23 @@ mod tests {
 
     #[test]
     fn escapes_markup_and_urls() {
-        assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
+        assert_eq!(
+            escape("<a href=\"x\">&'"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
+        );
         assert_eq!(url_path("ad/John Smith#1.jpg"), "ad/John%20Smith%231.jpg");
         assert_eq!(url_path("ad/zoë.jpg"), "ad/zo%C3%AB.jpg");
+    }
+
+    #[test]
+    fn warnings_read_as_words() {
+        let w = Warning::Upscaled {
+            target: "hd".into(),
+            factor_x100: 506,
+        };
+        assert_eq!(
+            warning_text(&w),
+            "hd: upscaled 5.06x (the source is smaller than the target; it may look soft)"
+        );
     }
 }
