@@ -97,7 +97,7 @@ pub(crate) fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
         Kind::Other(fmt, name) => {
             let mut dec = other_decoder(input, fmt, name, &Limits::default())?;
             let (width, height) = image::ImageDecoder::dimensions(&dec);
-            let orientation = image::ImageDecoder::orientation(&mut dec).map_or(1, |o| o.to_exif());
+            let orientation = other_orientation(&mut dec);
             Ok(SourceInfo { format: name.into(), width, height, orientation })
         }
     }
@@ -131,10 +131,15 @@ fn decode_other(
     background: [u8; 3],
     plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
 ) -> Result<Decoded, ImagingError> {
+    // BMP and WebP decoders refuse huge sizes while reading the header, as a decode
+    // error: read the declared size first, so a bomb is reported as one.
+    if let Some((w, h)) = declared_dims(input, fmt) {
+        check_dims(w, h, limits)?;
+    }
     let mut dec = other_decoder(input, fmt, name, limits)?;
     let (width, height) = image::ImageDecoder::dimensions(&dec);
     check_dims(width, height, limits)?;
-    let orientation = image::ImageDecoder::orientation(&mut dec).map_or(1, |o| o.to_exif());
+    let orientation = other_orientation(&mut dec);
     let geometry = Geometry { width, height, orientation };
     plan(&geometry)?;
     let img = image::DynamicImage::from_decoder(dec).map_err(|e| decode_err(name, e))?;
@@ -149,6 +154,66 @@ fn decode_other(
         pix_width: width,
         pix_height: height,
     })
+}
+
+/// EXIF orientation through `image`, which reads only EXIF that starts at the TIFF
+/// header. Some writers (Pillow's WebP, some PNG `eXIf`) put JPEG's `Exif\0\0` first;
+/// exiftool and Pillow still read those, and so do we.
+fn other_orientation(dec: &mut impl image::ImageDecoder) -> u8 {
+    let from_image = dec.orientation().map_or(1, |o| o.to_exif());
+    if from_image != 1 {
+        return from_image;
+    }
+    match dec.exif_metadata() {
+        Ok(Some(exif)) => orient::from_exif_payload(&exif).unwrap_or(1),
+        _ => 1,
+    }
+}
+
+/// Width and height as the header declares them, for formats whose decoder refuses
+/// large sizes before `image` can report them (BMP, WebP). `None` when the header is
+/// not readable: the decoder then reports what is wrong.
+fn declared_dims(input: &[u8], fmt: image::ImageFormat) -> Option<(u32, u32)> {
+    let u16le = |i: usize| input.get(i..i + 2).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])));
+    let u24le = |i: usize| input.get(i..i + 3).map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0]));
+    let u32le = |i: usize| input.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    match fmt {
+        image::ImageFormat::Bmp => {
+            // 14-byte file header, then the DIB header: OS/2 1.x (12 bytes) has u16 sides;
+            // every later one i32 sides, height negative for top-down rows.
+            if !input.starts_with(b"BM") {
+                return None;
+            }
+            match u32le(14)? {
+                12 => Some((u16le(18)?, u16le(20)?)),
+                16.. => {
+                    let w = i32::from_le_bytes(u32le(18)?.to_le_bytes());
+                    let h = i32::from_le_bytes(u32le(22)?.to_le_bytes());
+                    Some((u32::try_from(w).ok()?, h.unsigned_abs()))
+                }
+                _ => None,
+            }
+        }
+        image::ImageFormat::WebP => {
+            // RIFF header (12 bytes), then the first chunk: its FourCC at 12, data at 20.
+            if input.get(8..12)? != b"WEBP" {
+                return None;
+            }
+            match input.get(12..16)? {
+                // Extended: flags (4 bytes), then canvas width - 1 and height - 1, 24 bits each.
+                b"VP8X" => Some((u24le(24)? + 1, u24le(27)? + 1)),
+                // Lossy: 3-byte frame tag, start code 9D 01 2A, then 14-bit sides (2 bits scale).
+                b"VP8 " if input.get(23..26)? == [0x9D, 0x01, 0x2A] => Some((u16le(26)? & 0x3FFF, u16le(28)? & 0x3FFF)),
+                // Lossless: signature 0x2F, then width - 1 and height - 1 in 14 bits each.
+                b"VP8L" if input.get(20)? == &0x2F => {
+                    let bits = u32le(21)?;
+                    Some(((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
 }
 
 /// RGB8 of any decoded image, alpha composited onto `bg` (straight alpha, sRGB values).
@@ -287,7 +352,10 @@ mod jpeg {
         let (sof_w, sof_h) = scan(input)?;
         check_dims(sof_w, sof_h, limits)?;
         caught(|| {
-            let mut d = Decompress::with_markers(&[Marker::APP(1), Marker::APP(14)])
+            // Corrupt entropy-coded data is only a warning to libjpeg (it pads with grey
+            // and succeeds); this error manager makes it an error, like truncation above.
+            let mut d = Decompress::with_err(crate::libjpeg_errors::strict_error_mgr())
+                .with_markers(&[Marker::APP(1), Marker::APP(14)])
                 .from_mem(input)
                 .map_err(|e| decode_err("jpeg", e))?;
             let h = header(&d);
@@ -509,5 +577,62 @@ mod heic {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::ImageFormat as F;
+
+    fn encoded(w: u32, h: u32, fmt: F) -> Vec<u8> {
+        let img = image::DynamicImage::ImageRgb8(image::RgbImage::new(w, h));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), fmt).expect("encode");
+        out
+    }
+
+    fn riff(chunk: &[u8; 4], data: &[u8]) -> Vec<u8> {
+        let mut v = b"RIFF".to_vec();
+        v.extend_from_slice(&(u32::try_from(data.len()).expect("small") + 12).to_le_bytes());
+        v.extend_from_slice(b"WEBP");
+        v.extend_from_slice(chunk);
+        v.extend_from_slice(&u32::try_from(data.len()).expect("small").to_le_bytes());
+        v.extend_from_slice(data);
+        v
+    }
+
+    #[test]
+    fn declared_dims_of_encoded_files() {
+        assert_eq!(declared_dims(&encoded(161, 97, F::Bmp), F::Bmp), Some((161, 97)));
+        // image writes lossless WebP (VP8L).
+        assert_eq!(declared_dims(&encoded(161, 97, F::WebP), F::WebP), Some((161, 97)));
+    }
+
+    #[test]
+    fn declared_dims_of_crafted_headers() {
+        // BITMAPINFOHEADER, top-down (negative height).
+        let mut bmp = b"BM".to_vec();
+        bmp.extend_from_slice(&[0; 12]);
+        bmp.extend_from_slice(&40u32.to_le_bytes());
+        bmp.extend_from_slice(&1_000_000i32.to_le_bytes());
+        bmp.extend_from_slice(&(-700_000i32).to_le_bytes());
+        assert_eq!(declared_dims(&bmp, F::Bmp), Some((1_000_000, 700_000)));
+        // OS/2 1.x core header: u16 sides.
+        let mut core = b"BM".to_vec();
+        core.extend_from_slice(&[0; 12]);
+        core.extend_from_slice(&12u32.to_le_bytes());
+        core.extend_from_slice(&[0x34, 0x12, 0x78, 0x56]);
+        assert_eq!(declared_dims(&core, F::Bmp), Some((0x1234, 0x5678)));
+        // VP8X canvas: 24-bit sides minus one.
+        let vp8x = riff(b"VP8X", &[0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x01, 0x02, 0x00]);
+        assert_eq!(declared_dims(&vp8x, F::WebP), Some((16_777_216, 0x0202)));
+        // VP8 key frame: tag, start code, 14-bit sides with 2 scale bits on top.
+        let vp8 = riff(b"VP8 ", &[0x50, 0x2A, 0x00, 0x9D, 0x01, 0x2A, 0x2C, 0xC1, 0xC8, 0x00]);
+        assert_eq!(declared_dims(&vp8, F::WebP), Some((300, 200)));
+        // Nothing readable: leave it to the decoder.
+        assert_eq!(declared_dims(b"BM", F::Bmp), None);
+        assert_eq!(declared_dims(&riff(b"VP8 ", &[0; 10]), F::WebP), None);
+        assert_eq!(declared_dims(b"RIFF\0\0\0\0WEBP", F::WebP), None);
     }
 }

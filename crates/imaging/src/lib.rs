@@ -15,8 +15,8 @@
 //!   same input always gives the same bytes (the SHA-256 in [`Output`] is stable).
 //! - **Every input is hostile.** Sizes are read from headers and checked against
 //!   [`Limits`] *before* any pixel buffer exists, so a decompression bomb is an error,
-//!   not an OOM; truncated JPEGs are refused rather than padded with grey; codec
-//!   failures (including libjpeg's unwinding errors) become [`ImagingError`] values.
+//!   not an OOM; truncated or corrupt JPEGs are refused rather than padded with grey;
+//!   codec failures (including libjpeg's unwinding errors) become [`ImagingError`] values.
 //! - **Speed by not touching pixels we do not need.** A large JPEG is decoded at a
 //!   reduced DCT scale (1/2, 1/4, 1/8, like Pillow's `draft`) whenever the crop still
 //!   has at least [`DRAFT_SAFETY`] x the largest target's pixels; crop and resize are
@@ -38,10 +38,12 @@
 //! libheif behind the `heic` feature. A HEIC's own rotation boxes (`irot`/`imir`) are
 //! applied by libheif and its EXIF orientation is then ignored (iPhones write both);
 //! a HEIC without such boxes gets its EXIF orientation applied like any other format.
-//! Known gap: libjpeg reports *corrupt entropy data* (a bad Huffman code, a marker
-//! in the middle of a scan) as a warning and carries on, so such a JPEG converts to
-//! a damaged-looking picture instead of failing; turning those warnings into errors
-//! needs a custom libjpeg error manager (FFI), not written yet. Truncation is caught.
+//! libjpeg reports *corrupt entropy data* (a bad Huffman code, a marker in the middle
+//! of a scan, data that ends early) only as a warning and carries on with grey; our
+//! own libjpeg error manager (a small FFI module, `libjpeg_errors`) makes those
+//! warnings a [`ImagingError::Decode`]. Padding bytes after a complete scan are not
+//! corruption and still convert. Truncation is caught from the markers, before
+//! libjpeg runs. EXIF in WebP and PNG is read with or without a leading `Exif\0\0`.
 //!
 //! Colour: greyscale, 16-bit, palette and CMYK sources all become 8-bit RGB; alpha is
 //! flattened onto [`Options::background`]. Embedded ICC profiles are not converted
@@ -210,6 +212,10 @@ pub enum ImagingError {
 mod crop;
 mod decode;
 mod encode;
+// FFI callbacks for libjpeg's error manager (mozjpeg's safe API cannot see warnings);
+// the module's docs give the reasoning and every block its SAFETY note.
+#[allow(unsafe_code)]
+mod libjpeg_errors;
 mod orient;
 mod resize;
 

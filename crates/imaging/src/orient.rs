@@ -13,6 +13,14 @@ pub(crate) fn from_tiff_exif(tiff: &[u8]) -> u8 {
     Orientation::from_exif_chunk(tiff).map_or(1, Orientation::to_exif)
 }
 
+/// Orientation from an EXIF payload that starts either at the TIFF header or with JPEG's
+/// `Exif\0\0` APP1 prefix before it (some writers put that in WebP and PNG too).
+/// `None` when no valid orientation tag is found.
+pub(crate) fn from_exif_payload(exif: &[u8]) -> Option<u8> {
+    let tiff = exif.strip_prefix(b"Exif\0\0").unwrap_or(exif);
+    Orientation::from_exif_chunk(tiff).map(Orientation::to_exif)
+}
+
 /// Whether orientation `o` swaps width and height.
 pub(crate) fn transposes(o: u8) -> bool {
     (5..=8).contains(&o)

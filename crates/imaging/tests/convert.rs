@@ -238,6 +238,42 @@ mod orientation {
         });
     }
 
+    /// EXIF as JPEG's APP1 carries it, `Exif\0\0` first: some writers put that form into
+    /// WebP and PNG too (Pillow's WebP). exiftool and Pillow read it; so must we.
+    fn prefixed_exif(o: u16) -> Vec<u8> {
+        let mut exif = b"Exif\0\0".to_vec();
+        exif.extend_from_slice(&support::exif_tiff(o));
+        exif
+    }
+
+    #[test]
+    fn webp_exif_orientations_come_out_upright_with_either_exif_form() {
+        use image::ImageEncoder;
+        for prefixed in [false, true] {
+            check(if prefixed { "webp (Exif\\0\\0)" } else { "webp" }, |img, o| {
+                let mut out = Vec::new();
+                let mut enc = image::codecs::webp::WebPEncoder::new_lossless(&mut out);
+                let exif = if prefixed { prefixed_exif(o) } else { support::exif_tiff(o) };
+                enc.set_exif_metadata(exif).expect("webp takes EXIF");
+                enc.write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+                    .expect("encode webp");
+                out
+            });
+        }
+    }
+
+    #[test]
+    fn png_exif_with_jpeg_style_prefix_is_read() {
+        check("png (Exif\\0\\0)", |img, o| {
+            let png = support::png(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8);
+            let ihdr_end = 8 + 8 + 13 + 4;
+            let mut out = png[..ihdr_end].to_vec();
+            out.extend_from_slice(&support::png_chunk(b"eXIf", &prefixed_exif(o)));
+            out.extend_from_slice(&png[ihdr_end..]);
+            out
+        });
+    }
+
     #[test]
     fn large_jpeg_draft_decode_keeps_orientation() {
         // Big enough that the DCT-scaled path is taken for a 96 px target.
@@ -382,6 +418,85 @@ mod hostile {
             other => panic!("{other:?}"),
         }
         assert_eq!(probe(&png).map(|i| (i.width, i.height)).ok(), Some((100_000, 100_000)));
+    }
+
+    /// Where the entropy-coded data of a JPEG's last scan starts.
+    fn scan_data_start(jpeg: &[u8]) -> usize {
+        let sos = jpeg.windows(2).rposition(|w| w == [0xFF, 0xDA]).expect("SOS");
+        sos + 2 + usize::from(u16::from_be_bytes([jpeg[sos + 2], jpeg[sos + 3]]))
+    }
+
+    fn is_corrupt_data_error(r: Result<photobulk_imaging::Conversion, ImagingError>) -> bool {
+        matches!(r, Err(ImagingError::Decode { ref reason, .. }) if reason.contains("corrupt"))
+    }
+
+    #[test]
+    fn damaged_jpeg_scans_are_errors_padding_is_not() {
+        let jpeg = support::jpeg(&photo(800, 800, 14), 90);
+        let (start, n) = (scan_data_start(&jpeg), jpeg.len());
+        assert_eq!(&jpeg[n - 2..], &[0xFF, 0xD9]);
+        // Full-size decode (648 from 800) and DCT-scaled decode (96 from 800 at 1/4).
+        let ad_only = opts(vec![Target::ad()], Crop::Center);
+        for o in [&Options::default(), &ad_only] {
+            assert!(convert(&jpeg, o).is_ok());
+            // Scan cut short but closed with EOI: libjpeg would pad it with grey.
+            let mut short = jpeg[..start + (n - start) / 2].to_vec();
+            short.extend_from_slice(&[0xFF, 0xD9]);
+            assert!(is_corrupt_data_error(convert(&short, o)), "cut scan + EOI");
+            // A run of stuffed FF 00 (all one bits) is never a valid Huffman code.
+            let mut garbage = jpeg.clone();
+            for pair in garbage[start + 100..start + 2100].chunks_exact_mut(2) {
+                pair.copy_from_slice(&[0xFF, 0x00]);
+            }
+            assert!(is_corrupt_data_error(convert(&garbage, o)), "garbage in the scan");
+            // Zero bytes after a complete scan (some camera firmware): every block is there.
+            // libjpeg warns of extraneous bytes before EOI (more than its few bytes of
+            // read-ahead), which is not corruption.
+            let mut padded = jpeg[..n - 2].to_vec();
+            padded.extend_from_slice(&[0; 32]);
+            padded.extend_from_slice(&[0xFF, 0xD9]);
+            assert!(convert(&padded, o).is_ok(), "padding before EOI");
+        }
+    }
+
+    fn bmp_header(dib_size: u32, w: i32, h: i32) -> Vec<u8> {
+        let mut b = b"BM".to_vec();
+        b.extend_from_slice(&(54u32 + 12).to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&54u32.to_le_bytes());
+        b.extend_from_slice(&dib_size.to_le_bytes());
+        b.extend_from_slice(&w.to_le_bytes());
+        b.extend_from_slice(&h.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&24u16.to_le_bytes());
+        b.extend_from_slice(&[0; 24]);
+        b.extend_from_slice(&[0x55; 12]);
+        b
+    }
+
+    /// The limits error naming `w` x `h`.
+    fn refused(bytes: &[u8], o: &Options, w: u32, h: u32) -> bool {
+        matches!(convert(bytes, o), Err(ImagingError::TooManyPixels { width, height, .. }) if (width, height) == (w, h))
+    }
+
+    #[test]
+    fn bmp_and_webp_declaring_huge_sizes_are_refused_before_decoding() {
+        // image's BMP and WebP decoders refuse these themselves, as decode errors.
+        let d = Options::default();
+        assert!(refused(&bmp_header(40, 1_000_000, 1_000_000), &d, 1_000_000, 1_000_000));
+        assert!(refused(&bmp_header(40, 1_000_000, -1_000_000), &d, 1_000_000, 1_000_000));
+        let mut vp8x = b"RIFF\x16\0\0\0WEBPVP8X\x0a\0\0\0".to_vec();
+        vp8x.extend_from_slice(&[0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]);
+        assert!(refused(&vp8x, &d, 16_777_216, 16_777_216));
+        // Small files over tighter limits.
+        let mut tight = Options::default();
+        tight.limits.max_side = 100;
+        let img = image::DynamicImage::ImageRgb8(photo(160, 120, 15));
+        for fmt in [image::ImageFormat::Bmp, image::ImageFormat::WebP] {
+            let mut bytes = Vec::new();
+            img.write_to(&mut std::io::Cursor::new(&mut bytes), fmt).expect("encode");
+            assert!(refused(&bytes, &tight, 160, 120), "{fmt:?}");
+        }
     }
 
     fn jpeg_with_sof(w: u16, h: u16) -> Vec<u8> {
