@@ -2,6 +2,7 @@
 //! and wires the library crates (imaging, engine, directory) together.
 
 mod ad;
+mod serve;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -31,6 +32,8 @@ enum Command {
         #[arg(long, default_value = "photobulk-demo")]
         out: PathBuf,
     },
+    /// JSON-RPC sidecar for the PowerShell module (named pipe / Unix socket)
+    Serve(serve::ServeArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -102,6 +105,7 @@ fn main() -> ExitCode {
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(ad::run(args))),
         Command::Demo { out } => demo(out),
+        Command::Serve(args) => return serve::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,68 @@
+function Get-PhotoReport {
+    <#
+    .SYNOPSIS
+    Reports the AD photo of every user in scope: size, dimensions, format and what is wrong with it.
+    .DESCRIPTION
+    One PhotoBulk.ReportRow per user, with flags: Over10KB (Exchange Online will not take it from AD), NotSquare,
+    Under96px, NotJpeg, HasGps (EXIF location data stored in the directory), Unreadable. Without -Identity every
+    user under -SearchBase is reported (paged; no 1000-user limit). -AsCsv writes CSV text instead of objects.
+    .PARAMETER Identity
+    Users to report on (binds SamAccountName / UserPrincipalName from Get-ADUser or a CSV). All users when absent.
+    .EXAMPLE
+    Get-PhotoReport -Server dc1.corp.example -Credential $cred | Where-Object Over10KB
+    .EXAMPLE
+    Get-ADUser -Filter * -SearchBase 'OU=Sales,DC=corp,DC=example' | Get-PhotoReport -Server dc1 -Credential $cred -AsCsv | Set-Content sales-photos.csv
+    .EXAMPLE
+    Get-PhotoReport -Server dc1 -Credential $cred -OnlyWithPhoto | Sort-Object Bytes -Descending | Select-Object -First 20
+    #>
+    [CmdletBinding()]
+    [OutputType('PhotoBulk.ReportRow')]
+    param(
+        [Parameter(Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
+        [Alias('SamAccountName', 'UserPrincipalName')]
+        [string[]]$Identity,
+        [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')]
+        [string]$MatchBy = 'SamAccountName',
+        [Parameter(Mandatory = $true)]
+        [string]$Server,
+        [string]$SearchBase,
+        [System.Management.Automation.PSCredential]
+        [System.Management.Automation.Credential()]
+        $Credential = [System.Management.Automation.PSCredential]::Empty,
+        [string]$CaFile,
+        [switch]$OnlyWithPhoto,
+        [switch]$AsCsv
+    )
+    begin { $identities = New-Object System.Collections.Generic.List[string] }
+    process { foreach ($i in $Identity) { if ($i) { $identities.Add($i) } } }
+    end {
+        $connect = ConvertTo-PhotoBulkConnect -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile
+        $null = Invoke-PhotoBulkRpc -Method 'directory.connect' -Params $connect
+        $params = [ordered]@{ identities = $identities.ToArray(); matchBy = $MatchBy.ToLowerInvariant(); onlyWithPhoto = [bool]$OnlyWithPhoto }
+        if ($SearchBase) { $params.searchBase = $SearchBase }
+        $onNotification = {
+            param($method, $note)
+            if ($method -ne 'report/row') { return }
+            $row = $note.row
+            $flags = @($row.flags)
+            $out = [PSCustomObject]@{
+                PSTypeName = 'PhotoBulk.ReportRow'; Identity = $row.identity; HasPhoto = [bool]$row.hasPhoto
+                Bytes = $row.bytes; Width = $row.width; Height = $row.height; Format = $row.format; Flags = $flags
+                Over10KB = $flags -contains 'over_10kb'; NotSquare = $flags -contains 'not_square'
+                Under96px = $flags -contains 'under_96px'; NotJpeg = $flags -contains 'not_jpeg'
+                HasGps = $flags -contains 'gps_exif'; Unreadable = $flags -contains 'unreadable'
+                DistinguishedName = $row.dn; UserPrincipalName = $row.userPrincipalName
+                Error = $(if ($row.error) { $row.error.message } else { $null })
+            }
+            if ($row.error) { Write-PhotoBulkItemError -ItemError $row.error -Target $out }
+            $out
+        }
+        $rows = Invoke-PhotoBulkRpc -Method 'report.run' -Params $params -OnNotification $onNotification |
+            Where-Object { $_.PSObject.TypeNames -contains 'PhotoBulk.ReportRow' }
+        if ($AsCsv) {
+            $rows | Select-Object Identity, HasPhoto, Bytes, Width, Height, Format, @{ n = 'Flags'; e = { $_.Flags -join ';' } }, DistinguishedName, Error |
+                ConvertTo-Csv -NoTypeInformation
+        }
+        else { $rows }
+    }
+}

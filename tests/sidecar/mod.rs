@@ -1,0 +1,942 @@
+//! `photobulk serve` and the sidecar protocol: dispatch over an in-memory transport
+//! (`photobulk_sidecar::serve_connection` on `tokio::io::duplex`), the real binary on its Unix
+//! socket (start line, mode 0600, first instance, two clients, garbage, oversize, another uid
+//! refused, shutdown), and against the Samba DC (`PB_SAMBA_*`, see tests/ad): the PowerShell
+//! module's request fixtures replayed, a client that disconnects in the middle of `bulk.run`,
+//! report flags, set/restore. Samba users: OU=Sidecar (`scripts/samba-dc seed 60 --ou Sidecar`):
+//! sidecar.00001–00003 fixtures, 00011–00050 disconnect test, 00051–00052 report and restore.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use photobulk_protocol::methods::{self, Method};
+use photobulk_protocol::ErrorCode;
+use photobulk_sidecar::{serve_connection, Config, Server};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, DuplexStream, ReadHalf, WriteHalf};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+fn kind(v: &Value) -> &str {
+    v["error"]["data"]["kind"].as_str().unwrap_or("<no error>")
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-memory transport
+
+struct Mem {
+    rd: tokio::io::BufReader<ReadHalf<DuplexStream>>,
+    wr: WriteHalf<DuplexStream>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn mem_with(config: Config) -> Mem {
+    let (client, server_end) = tokio::io::duplex(1 << 20);
+    let server = Server::new(config, Box::new(std::io::sink()));
+    let task = tokio::spawn(serve_connection(server_end, server));
+    let (rd, wr) = tokio::io::split(client);
+    Mem {
+        rd: tokio::io::BufReader::new(rd),
+        wr,
+        task,
+    }
+}
+
+fn mem() -> Mem {
+    mem_with(Config::default())
+}
+
+impl Mem {
+    async fn send(&mut self, bytes: &[u8]) {
+        self.wr.write_all(bytes).await.expect("write");
+    }
+    async fn line(&mut self) -> Value {
+        let mut l = String::new();
+        tokio::time::timeout(Duration::from_secs(30), self.rd.read_line(&mut l))
+            .await
+            .expect("a reply within 30 s")
+            .expect("read");
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("reply {l:?} is not JSON: {e}"))
+    }
+    async fn call(&mut self, id: i64, method: &str, params: Value) -> Value {
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(format!("{req}\n").as_bytes()).await;
+        loop {
+            let v = self.line().await;
+            if v.get("method").is_none() {
+                assert_eq!(v["id"], json!(id), "reply to the wrong request: {v}");
+                return v;
+            }
+        }
+    }
+    async fn init(&mut self) {
+        let r = self
+            .call(0, "initialize", json!({"protocolVersion": 1}))
+            .await;
+        assert!(r["result"].is_object(), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn handshake_reply_is_exact() {
+    let mut c = mem();
+    let r = c
+        .call(
+            1,
+            "initialize",
+            json!({"protocolVersion": 1, "clientName": "test"}),
+        )
+        .await;
+    let formats = r["result"]["capabilities"]["formats"].clone();
+    assert!(formats
+        .as_array()
+        .is_some_and(|f| f.contains(&json!("jpeg")) && f.contains(&json!("png"))));
+    assert_eq!(
+        r,
+        json!({"jsonrpc": "2.0", "id": 1, "result": {
+            "protocolVersion": 1, "serverName": "photobulk", "serverVersion": env!("CARGO_PKG_VERSION"),
+            "capabilities": {
+                "formats": formats,
+                "targets": [{"name": "ad", "size": 96, "maxBytes": 10240}, {"name": "hd", "size": 648, "maxBytes": 245760}],
+                "methods": methods::CLIENT_METHODS, "notifications": methods::SERVER_NOTIFICATIONS,
+                "framings": ["ndjson", "content-length"], "maxMessageBytes": 16777216, "maxResponseBytes": 2000000}}})
+    );
+    let again = c.call(2, "initialize", json!({})).await;
+    assert_eq!(kind(&again), "invalid_request");
+    let wrong = mem()
+        .call(1, "initialize", json!({"protocolVersion": 2}))
+        .await;
+    assert_eq!(kind(&wrong), "invalid_params");
+}
+
+#[tokio::test]
+async fn requests_before_initialize_are_refused() {
+    let mut c = mem();
+    let r = c.call(1, "photo.get", json!({"identity": "x"})).await;
+    assert_eq!(
+        (r["error"]["code"].as_i64(), kind(&r)),
+        (Some(-32002), "not_initialized")
+    );
+    c.init().await;
+    let r = c.call(2, "photo.get", json!({"identity": "x"})).await;
+    assert_eq!(
+        (r["error"]["code"].as_i64(), kind(&r)),
+        (Some(-32010), "not_connected")
+    );
+}
+
+#[tokio::test]
+async fn malformed_input_gets_errors_and_the_connection_stays_up() {
+    let mut c = mem();
+    c.init().await;
+    let cases: &[(&[u8], i64, &str)] = &[
+        (b"this is not json\n", -32700, "parse_error"),
+        (b"\xff\xfe\x00garbage\x01\n", -32700, "parse_error"),
+        (b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\n", -32700, "parse_error"),
+        (b"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}]\n", -32600, "invalid_request"),
+        (b"{\"jsonrpc\":\"1.0\",\"id\":7,\"method\":\"initialize\"}\n", -32600, "invalid_request"),
+        (b"{\"jsonrpc\":\"2.0\",\"id\":8,\"method\":\"no.such\"}\n", -32601, "method_not_found"),
+        (b"{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":\"photo.get\",\"params\":{\"identity\":5}}\n", -32602, "invalid_params"),
+        (b"{\"jsonrpc\":\"2.0\",\"id\":10,\"method\":\"image.prepare\",\"params\":{\"paths\":[],\"crop\":\"sideways\"}}\n", -32602, "invalid_params"),
+    ];
+    for (bytes, code, k) in cases {
+        c.send(bytes).await;
+        let r = c.line().await;
+        assert_eq!(
+            (r["error"]["code"].as_i64(), kind(&r)),
+            (Some(*code), *k),
+            "for {:?}: {r}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+    // Unknown notifications and responses are not answered; the next request is.
+    c.send(b"{\"jsonrpc\":\"2.0\",\"method\":\"no/such\"}\n{\"jsonrpc\":\"2.0\",\"id\":99,\"result\":1}\n").await;
+    c.send(b"{\"jsonrpc\":\"2.0\",\"method\":\"$/cancelRequest\",\"params\":{\"id\":12345}}\n")
+        .await;
+    let r = c.call(11, "photo.get", json!({"identity": "x"})).await;
+    assert_eq!(kind(&r), "not_connected");
+}
+
+#[tokio::test]
+async fn content_length_framing_is_detected_and_answered_in_kind() {
+    let mut c = mem();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+    c.send(
+        format!(
+            "Content-Length: {}\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await;
+    c.send(body).await;
+    let mut header = String::new();
+    c.rd.read_line(&mut header).await.expect("header");
+    let len: usize = header
+        .trim()
+        .strip_prefix("Content-Length: ")
+        .expect("Content-Length header")
+        .parse()
+        .expect("length");
+    let mut blank = String::new();
+    c.rd.read_line(&mut blank).await.expect("blank line");
+    assert_eq!(blank, "\r\n");
+    let mut reply = vec![0; len];
+    c.rd.read_exact(&mut reply).await.expect("body");
+    let v: Value = serde_json::from_slice(&reply).expect("json");
+    assert_eq!(v["result"]["serverName"], "photobulk");
+}
+
+#[tokio::test]
+async fn oversize_messages_are_refused_and_skipped_in_both_framings() {
+    let config = || Config {
+        max_message_bytes: 1024,
+        ..Config::default()
+    };
+    let mut c = mem_with(config());
+    c.init().await;
+    let mut big = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":5,\"method\":\"initialize\",\"params\":{{\"x\":\"{}",
+        "a".repeat(100_000)
+    );
+    big.push_str("\"}}\n");
+    c.send(big.as_bytes()).await;
+    let r = c.line().await;
+    assert_eq!(
+        (r["id"].clone(), kind(&r)),
+        (Value::Null, "message_too_large")
+    );
+    let r = c.call(6, "photo.get", json!({"identity": "x"})).await;
+    assert_eq!(kind(&r), "not_connected");
+
+    let mut c = mem_with(config());
+    c.send(format!("Content-Length: 5000\r\n\r\n{}", "x".repeat(5000)).as_bytes())
+        .await;
+    let body = br#"{"jsonrpc":"2.0","id":2,"method":"initialize"}"#;
+    c.send(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes())
+        .await;
+    c.send(body).await;
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&all).contains("serverName") {
+            let n = c.rd.read(&mut buf).await.expect("read");
+            all.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&all);
+    assert!(
+        text.contains("message_too_large") && text.contains("serverName"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn exit_ends_the_connection() {
+    let mut c = mem();
+    c.init().await;
+    c.send(b"{\"jsonrpc\":\"2.0\",\"method\":\"exit\"}\n").await;
+    tokio::time::timeout(Duration::from_secs(10), &mut c.task)
+        .await
+        .expect("connection ends")
+        .expect("no panic");
+}
+
+#[tokio::test]
+async fn image_prepare_writes_files_and_returns_data_on_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let photo = dir.path().join("Eileen.Collins 2024.jpg");
+    std::fs::copy(
+        Path::new(ROOT).join("tests/fixtures/real/astronaut.jpg"),
+        &photo,
+    )
+    .expect("copy");
+    let text = dir.path().join("notes.jpg");
+    std::fs::write(&text, "not a photo").expect("write");
+    let out = dir.path().join("out");
+    let mut c = mem();
+    c.init().await;
+    let params = json!({"paths": [photo, text, dir.path().join("missing.jpg")], "outDir": out, "includeData": true, "crop": "top"});
+    let r = c.call(1, "image.prepare", params).await;
+    let items = r["result"]["items"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(items.len(), 3, "{r}");
+    let ok = items
+        .iter()
+        .find(|i| i["account"] == "Eileen.Collins")
+        .expect("the photo's item");
+    assert_eq!(ok["ok"], true);
+    let ad = ok["outputs"]
+        .as_array()
+        .and_then(|o| o.iter().find(|o| o["target"] == "ad"))
+        .expect("ad output");
+    assert_eq!(
+        (ad["width"].as_u64(), ad["height"].as_u64()),
+        (Some(96), Some(96))
+    );
+    assert!(ad["bytes"].as_u64().is_some_and(|b| b <= 10_240));
+    let file = std::fs::read(ad["path"].as_str().expect("path")).expect("ad file");
+    assert_eq!(Some(file.len() as u64), ad["bytes"].as_u64());
+    assert!(
+        ad["data"].as_str().is_some_and(|d| d.len() >= file.len()),
+        "base64 data present"
+    );
+    let bad = items
+        .iter()
+        .find(|i| i["path"].as_str().is_some_and(|p| p.ends_with("notes.jpg")))
+        .expect("text item");
+    assert_eq!(bad["error"]["kind"], "image_invalid");
+    let missing = items
+        .iter()
+        .find(|i| {
+            i["path"]
+                .as_str()
+                .is_some_and(|p| p.ends_with("missing.jpg"))
+        })
+        .expect("missing item");
+    assert_eq!(missing["error"]["kind"], "io");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary on its socket
+
+struct Sidecar {
+    child: Child,
+    path: PathBuf,
+    dir: tempfile::TempDir,
+    start: Value,
+}
+
+fn spawn_serve(tmpdir: &Path, pipe: &str, extra: &[&str]) -> (Child, Value) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .args(["serve", "--pipe", pipe, "--idle-timeout", "120"])
+        .args(extra)
+        .env("TMPDIR", tmpdir)
+        .env_remove("PHOTOBULK_BACKUP_DIR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(
+            std::fs::File::create(tmpdir.join(format!("{pipe}.{}.log", std::process::id())))
+                .expect("log"),
+        ))
+        .spawn()
+        .expect("start photobulk serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("start line");
+    let start: Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("start line {line:?}: {e}"));
+    (child, start)
+}
+
+fn sidecar(extra: &[&str]) -> Sidecar {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (child, start) = spawn_serve(dir.path(), "pbtest", extra);
+    assert_eq!(start["status"], "started", "{start}");
+    let path = PathBuf::from(start["path"].as_str().expect("path"));
+    Sidecar {
+        child,
+        path,
+        dir,
+        start,
+    }
+}
+
+impl Sidecar {
+    fn client(&self) -> Client {
+        let s = UnixStream::connect(&self.path).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(120)))
+            .expect("timeout");
+        Client {
+            rd: BufReader::new(s.try_clone().expect("clone")),
+            wr: s,
+            next: 100,
+        }
+    }
+    fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = self.child.try_wait().expect("wait") {
+                return st;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "photobulk serve did not exit within {within:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Client {
+    rd: BufReader<UnixStream>,
+    wr: UnixStream,
+    next: i64,
+}
+
+impl Client {
+    fn send(&mut self, b: &[u8]) {
+        self.wr.write_all(b).expect("write");
+    }
+    fn line(&mut self) -> Value {
+        let mut l = String::new();
+        self.rd.read_line(&mut l).expect("read");
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("line {l:?}: {e}"))
+    }
+    /// Send a request; return (notifications before the reply, the reply).
+    fn call_n(&mut self, method: &str, params: &Value) -> (Vec<Value>, Value) {
+        self.next += 1;
+        let id = self.next;
+        let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        self.send(format!("{req}\n").as_bytes());
+        let mut notes = Vec::new();
+        loop {
+            let v = self.line();
+            if v.get("method").is_some() {
+                notes.push(v);
+            } else {
+                assert_eq!(v["id"], json!(id), "{v}");
+                return (notes, v);
+            }
+        }
+    }
+    fn call(&mut self, method: &str, params: Value) -> Value {
+        self.call_n(method, &params).1
+    }
+    fn ok(&mut self, method: &str, params: Value) -> Value {
+        let r = self.call(method, params);
+        assert!(r.get("error").is_none(), "{method}: {r}");
+        r["result"].clone()
+    }
+}
+
+#[test]
+fn socket_is_private_and_first_instance_wins() {
+    let mut s = sidecar(&[]);
+    assert_eq!(s.start["pid"].as_u64(), Some(u64::from(s.child.id())));
+    assert_eq!(
+        s.start["path"],
+        json!(s.dir.path().join("CoreFxPipe_pbtest"))
+    );
+    let mode = std::fs::metadata(&s.path)
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "socket mode {mode:o}");
+    let (mut second, start) = spawn_serve(s.dir.path(), "pbtest", &[]);
+    assert_eq!(start["status"], "failed", "{start}");
+    assert!(
+        start["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("another server")),
+        "{start}"
+    );
+    assert_eq!(second.wait().expect("wait").code(), Some(1));
+    let (mut bad, start) = spawn_serve(s.dir.path(), "../escape", &[]);
+    assert_eq!(start["status"], "failed");
+    let _ = bad.wait();
+    // The first still serves; shutdown makes it exit cleanly and remove its socket.
+    let mut c = s.client();
+    c.ok("initialize", json!({}));
+    assert_eq!(c.ok("shutdown", json!({})), Value::Null);
+    assert!(s.wait_exit(Duration::from_secs(20)).success());
+    assert!(!s.path.exists(), "socket file removed on exit");
+}
+
+#[test]
+fn two_clients_garbage_and_oversize_on_the_real_socket() {
+    let mut s = sidecar(&[]);
+    let mut a = s.client();
+    let mut b = s.client();
+    a.ok("initialize", json!({}));
+    a.send(b"\x00\x01\x02\xff garbage \xc3\x28\n");
+    assert_eq!(kind(&a.line()), "parse_error");
+    b.ok("initialize", json!({"clientName": "b"}));
+    // 16 MiB + a bit in one line: refused without buffering it, the connection survives.
+    let mut big =
+        b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{\"pad\":\"".to_vec();
+    big.resize(16 * 1024 * 1024 + 100, b'a');
+    big.extend_from_slice(b"\"}}\n");
+    let writer = {
+        let mut w = a.wr.try_clone().expect("clone");
+        std::thread::spawn(move || w.write_all(&big).expect("write big"))
+    };
+    let r = a.line();
+    writer.join().expect("writer");
+    assert_eq!(kind(&r), "message_too_large");
+    assert_eq!(
+        kind(&a.call("photo.get", json!({"identity": "x"}))),
+        "not_connected"
+    );
+    assert_eq!(
+        kind(&b.call("photo.get", json!({"identity": "x"}))),
+        "not_connected"
+    );
+    drop(a);
+    // One client left: the server stays.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        s.child.try_wait().expect("wait").is_none(),
+        "server exited while a client was connected"
+    );
+    b.ok("initialize", json!({})).get("x"); // already initialized → error, but the connection answers
+    drop(b);
+    assert!(
+        s.wait_exit(Duration::from_secs(20)).success(),
+        "exits when its last client leaves"
+    );
+}
+
+#[test]
+fn a_process_of_another_user_is_refused() {
+    let s = sidecar(&[]);
+    // Loosen the file modes so only the peer-uid check stands between uid 65534 and the server.
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    std::fs::set_permissions(&s.path, std::fs::Permissions::from_mode(0o666))
+        .expect("chmod socket");
+    let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+                  s.sendall(b'{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\"}\\n')\n\
+                  print(s.makefile().readline().strip())\n";
+    let out = Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(&s.path)
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run python3 as uid 65534");
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{line} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(line.trim()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    assert_eq!(
+        (v["error"]["code"].as_i64(), kind(&v)),
+        (Some(ErrorCode::PeerRefused.code()), "peer_refused")
+    );
+    // Our own user is still served.
+    let mut c = s.client();
+    c.ok("initialize", json!({}));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against the Samba DC
+
+struct Samba {
+    url: String,
+    bind: String,
+    password: String,
+    ca: String,
+}
+
+fn samba() -> Samba {
+    let get = |k: &str| {
+        std::env::var(format!("PB_SAMBA_{k}")).unwrap_or_else(|_| {
+            panic!("PB_SAMBA_{k} is not set: run `eval \"$(scripts/samba-dc start)\"` (or scripts/test) first")
+        })
+    };
+    static SEEDED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    SEEDED.get_or_init(|| {
+        let out = Command::new(Path::new(ROOT).join("scripts/samba-dc"))
+            .args(["seed", "60", "--ou", "Sidecar"])
+            .output()
+            .expect("scripts/samba-dc seed");
+        assert!(
+            out.status.success(),
+            "seeding OU=Sidecar: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    Samba {
+        url: get("URL"),
+        bind: get("BIND"),
+        password: get("PASSWORD"),
+        ca: get("CA"),
+    }
+}
+
+impl Samba {
+    fn connect_params(&self, backup: Option<&Path>) -> Value {
+        let mut p = json!({"server": self.url, "bind": self.bind, "password": self.password, "caFile": self.ca});
+        if let Some(b) = backup {
+            p["backupDir"] = json!(b);
+        }
+        p
+    }
+    async fn directory(&self) -> photobulk_directory::Directory {
+        let mut o = photobulk_directory::ConnectOptions::new(self.url.clone());
+        o.ca_file = Some(self.ca.clone().into());
+        let creds = photobulk_directory::Credentials::Simple {
+            bind: self.bind.clone(),
+            password: photobulk_directory::Password::new(self.password.clone()),
+        };
+        photobulk_directory::Directory::connect(&o, &creds)
+            .await
+            .expect("connect to Samba")
+    }
+}
+
+fn fill(s: &str, vars: &[(&str, String)]) -> String {
+    vars.iter().fold(s.to_string(), |acc, (k, v)| {
+        acc.replace(&format!("${{{k}}}"), v)
+    })
+}
+
+#[test]
+fn module_request_fixtures_replay_against_the_real_sidecar() {
+    let sb = samba();
+    let work = tempfile::tempdir().expect("tempdir");
+    let photos = work.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    let astronaut = Path::new(ROOT).join("tests/fixtures/real/astronaut.jpg");
+    std::fs::copy(&astronaut, photos.join("sidecar.00001.jpg")).expect("copy");
+    std::fs::copy(
+        Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg"),
+        photos.join("sidecar.00002 new.jpg"),
+    )
+    .expect("copy");
+    std::fs::copy(
+        Path::new(ROOT).join("tests/fixtures/edge/portrait_400x900.jpg"),
+        photos.join("portrait.jpg"),
+    )
+    .expect("copy");
+    let vars = [
+        ("PB_SAMBA_URL", sb.url.clone()),
+        ("PB_SAMBA_BIND", sb.bind.clone()),
+        ("PB_SAMBA_PASSWORD", sb.password.clone()),
+        ("PB_SAMBA_CA", sb.ca.clone()),
+        ("PHOTO_DIR", photos.display().to_string()),
+        (
+            "BACKUP_DIR",
+            work.path().join("backups").display().to_string(),
+        ),
+    ];
+    let mut files: Vec<PathBuf> =
+        std::fs::read_dir(Path::new(ROOT).join("tests/sidecar/fixtures/module"))
+            .expect("fixtures")
+            .map(|e| e.expect("entry").path())
+            .collect();
+    files.sort();
+    assert!(files.len() >= 3);
+    for file in files {
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let fixture: Value =
+            serde_json::from_str(&fill(&std::fs::read_to_string(&file).expect("read"), &vars))
+                .expect("fixture JSON");
+        let mut s = sidecar(&[]);
+        let mut c = s.client();
+        for req in fixture["requests"].as_array().expect("requests") {
+            let method = req["method"].as_str().expect("method");
+            let (notes, r) = c.call_n(method, &req["params"]);
+            assert!(r.get("error").is_none(), "{name}: {method}: {r}");
+            let res = &r["result"];
+            match method {
+                "bulk.plan" => {
+                    let want: Vec<&str> = fixture["plan"]
+                        .as_array()
+                        .expect("plan")
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect();
+                    let got: Vec<&str> = res["items"]
+                        .as_array()
+                        .expect("items")
+                        .iter()
+                        .filter_map(|i| i["identity"].as_str())
+                        .collect();
+                    assert_eq!(got, want, "{name}: {res}");
+                    assert!(
+                        res["items"]
+                            .as_array()
+                            .expect("items")
+                            .iter()
+                            .all(|i| i["status"] == "ready"),
+                        "{name}: {res}"
+                    );
+                }
+                "bulk.run" => {
+                    let n = fixture["plan"].as_array().map(Vec::len).unwrap_or(0) as u64;
+                    let sum = &res["summary"];
+                    assert_eq!(sum["failed"], 0, "{name}: {res}");
+                    assert_eq!(
+                        sum["written"].as_u64().unwrap_or(0)
+                            + sum["unchanged"].as_u64().unwrap_or(0),
+                        n,
+                        "{name}: {res}"
+                    );
+                    let items: Vec<&Value> = notes
+                        .iter()
+                        .filter(|v| v["method"] == "bulk/item")
+                        .collect();
+                    let progress = notes
+                        .iter()
+                        .filter(|v| v["method"] == "bulk/progress")
+                        .count();
+                    assert_eq!((items.len() as u64, progress as u64), (n, n), "{name}");
+                    assert!(notes.iter().all(|v| v["params"]["requestId"] == r["id"]));
+                    let journal =
+                        std::fs::read_to_string(res["journal"].as_str().expect("journal"))
+                            .expect("journal file");
+                    assert!(journal
+                        .lines()
+                        .all(|l| serde_json::from_str::<Value>(l).is_ok()));
+                }
+                "report.run" => {
+                    let rows: Vec<&Value> = notes
+                        .iter()
+                        .filter(|v| v["method"] == "report/row")
+                        .map(|v| &v["params"]["row"])
+                        .collect();
+                    assert_eq!(rows.len(), 3, "{name}");
+                    assert_eq!(
+                        rows[0]["hasPhoto"], true,
+                        "sidecar.00001 got its photo in set-photobulk.json: {:?}",
+                        rows[0]
+                    );
+                    assert_eq!(rows[0]["width"], 96);
+                    assert_eq!(rows[2]["error"]["kind"], "user_not_found");
+                    assert_eq!(res["total"], 3);
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            s.wait_exit(Duration::from_secs(20)).success(),
+            "{name}: exits after shutdown"
+        );
+        let log = std::fs::read_dir(s.dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .find(|e| e.path().extension().is_some_and(|x| x == "log"));
+        if let Some(log) = log {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            assert!(
+                !text.contains(&sb.password),
+                "the password must never reach the log"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_mid_bulk_run_stops_cleanly_with_the_journal_intact() {
+    let sb = samba();
+    let users: Vec<String> = (11..=50).map(|i| format!("sidecar.{i:05}")).collect();
+    let dir = sb.directory().await;
+    let mut dns = Vec::new();
+    for u in &users {
+        let found = dir
+            .find_user(&photobulk_directory::Lookup::SamAccountName, u, false)
+            .await
+            .expect("user");
+        dir.remove_photo(
+            &found.dn,
+            &photobulk_directory::WriteOptions::without_backup(),
+        )
+        .await
+        .expect("clear photo");
+        dns.push(found.dn);
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let photos = work.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    for u in &users {
+        std::fs::copy(
+            Path::new(ROOT).join("tests/fixtures/real/astronaut.jpg"),
+            photos.join(format!("{u}.jpg")),
+        )
+        .expect("copy");
+    }
+    let out = work.path().join("out");
+    let mut s = sidecar(&[]);
+    let written_in_journal = {
+        let mut c = s.client();
+        c.ok("initialize", json!({}));
+        c.ok(
+            "directory.connect",
+            sb.connect_params(Some(&work.path().join("backups"))),
+        );
+        let req = json!({"jsonrpc": "2.0", "id": 7, "method": methods::BulkRun::NAME, "params": {
+            "items": [{"path": photos}], "targets": ["ActiveDirectory"], "force": true, "outDir": out}});
+        c.send(format!("{req}\n").as_bytes());
+        let mut seen = 0;
+        while seen < 3 {
+            let v = c.line();
+            if v["method"] == "bulk/item" {
+                assert_eq!(v["params"]["item"]["status"], "written", "{v}");
+                seen += 1;
+            }
+        }
+        c.wr.shutdown(std::net::Shutdown::Both).expect("disconnect");
+        seen
+    };
+    assert!(
+        s.wait_exit(Duration::from_secs(60)).success(),
+        "the server exits after its client left"
+    );
+    let journal = std::fs::read_to_string(out.join("journal.ndjson")).expect("journal");
+    let lines: Vec<Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("journal line {l:?}: {e}")))
+        .collect();
+    assert_eq!(lines[0]["journal"], "photobulk.bulk");
+    let end = lines.last().expect("end line");
+    assert_eq!(end["cancelled"], true, "{end}");
+    let items: Vec<&Value> = lines.iter().filter_map(|l| l.get("item")).collect();
+    assert!(
+        items.len() >= written_in_journal && items.len() < users.len(),
+        "{} items journaled",
+        items.len()
+    );
+    assert_eq!(
+        end["summary"]["cancelled"].as_u64(),
+        Some((users.len() - items.len()) as u64),
+        "{end}"
+    );
+    for (u, dn) in users.iter().zip(&dns) {
+        let photo = dir.read_photo(dn).await.expect("read photo");
+        match items.iter().find(|i| i["identity"] == json!(u)) {
+            Some(i) => {
+                assert_eq!(i["status"], "written", "{i}");
+                let sha = photobulk_directory::sha256_hex(
+                    &photo.unwrap_or_else(|| panic!("{u} journaled as written has no photo")),
+                );
+                assert_eq!(json!(sha), i["adSha256"], "{u}");
+            }
+            None => assert!(photo.is_none(), "{u} was written but is not in the journal"),
+        }
+    }
+    let _ = dir.unbind().await;
+}
+
+#[test]
+fn report_flags_and_set_restore_round_trip() {
+    let sb = samba();
+    let work = tempfile::tempdir().expect("tempdir");
+    let png = work.path().join("wide.png");
+    image::RgbImage::from_fn(120, 80, |x, y| image::Rgb([x as u8, y as u8, 99]))
+        .save(&png)
+        .expect("png");
+    let s = sidecar(&[]);
+    let mut c = s.client();
+    c.ok("initialize", json!({}));
+    c.ok(
+        "directory.connect",
+        sb.connect_params(Some(&work.path().join("backups"))),
+    );
+    c.ok(
+        "photo.set",
+        json!({"identity": "sidecar.00051", "path": png, "raw": true}),
+    );
+    let (notes, r) = c.call_n("report.run", &json!({"identities": ["sidecar.00051"]}));
+    assert!(r.get("error").is_none(), "{r}");
+    let row = &notes
+        .iter()
+        .find(|n| n["method"] == "report/row")
+        .expect("row")["params"]["row"];
+    assert_eq!(
+        (
+            row["width"].as_u64(),
+            row["height"].as_u64(),
+            row["format"].as_str()
+        ),
+        (Some(120), Some(80), Some("png")),
+        "{row}"
+    );
+    let flags: Vec<&str> = row["flags"]
+        .as_array()
+        .expect("flags")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        flags.contains(&"not_square")
+            && flags.contains(&"not_jpeg")
+            && flags.contains(&"under_96px"),
+        "{flags:?}"
+    );
+    assert_eq!(r["result"]["flagged"], 1);
+
+    // set (converted) then restore the latest backup: back to the PNG, byte for byte.
+    let before = c.ok("photo.get", json!({"identity": "sidecar.00051"}));
+    let set = c.ok("photo.set", json!({"identity": "sidecar.00051", "path": Path::new(ROOT).join("tests/fixtures/real/astronaut.jpg")}));
+    assert!(set["backupId"].is_string(), "{set}");
+    let after = c.ok("photo.get", json!({"identity": "sidecar.00051"}));
+    assert_eq!(
+        (after["format"].as_str(), after["width"].as_u64()),
+        (Some("jpeg"), Some(96))
+    );
+    let restored = c.ok("photo.restore", json!({"identity": "sidecar.00051"}));
+    assert_eq!(restored["restoredId"], set["backupId"]);
+    let back = c.ok("photo.get", json!({"identity": "sidecar.00051"}));
+    assert_eq!(back["sha256"], before["sha256"]);
+    let nobody = c.call(
+        "photo.set",
+        json!({"identity": "nobody.at.all", "path": png}),
+    );
+    assert_eq!(
+        (nobody["error"]["code"].as_i64(), kind(&nobody)),
+        (Some(-32014), "user_not_found")
+    );
+    let bad_pw = c.call(
+        "directory.connect",
+        json!({"server": sb.url, "bind": sb.bind, "password": "wrong", "caFile": sb.ca}),
+    );
+    assert_eq!(kind(&bad_pw), "invalid_credentials");
+    assert!(
+        !bad_pw.to_string().contains("wrong\""),
+        "the password is not echoed: {bad_pw}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// docs/protocol.md
+
+#[test]
+fn docs_protocol_md_is_in_step_with_the_code() {
+    let doc = std::fs::read_to_string(Path::new(ROOT).join("docs/protocol.md"))
+        .expect("docs/protocol.md");
+    for m in methods::CLIENT_METHODS
+        .iter()
+        .chain(methods::SERVER_NOTIFICATIONS)
+    {
+        assert!(
+            doc.contains(&format!("`{m}`")),
+            "docs/protocol.md does not document `{m}`"
+        );
+    }
+    for c in ErrorCode::ALL {
+        let row = format!("| {} | `{}` |", c.code(), c.kind());
+        assert!(
+            doc.contains(&row),
+            "docs/protocol.md lacks the error row starting {row:?}"
+        );
+    }
+    for f in methods::flags::ALL {
+        assert!(
+            doc.contains(&format!("`{f}`")),
+            "docs/protocol.md does not document report flag `{f}`"
+        );
+    }
+    assert!(doc.contains(&format!("protocol version {}", methods::PROTOCOL_VERSION)));
+}
