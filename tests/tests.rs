@@ -2,3 +2,4 @@ mod util;
 mod imaging;
 mod ad;
 mod convert;
+mod graph;

@@ -2,6 +2,7 @@
 //! and wires the library crates (imaging, engine, directory) together.
 
 mod ad;
+mod graph;
 mod serve;
 
 use std::io::IsTerminal;
@@ -26,6 +27,8 @@ enum Command {
     Convert(ConvertArgs),
     /// Read, write, back up and restore AD thumbnailPhoto over LDAP
     Ad(ad::AdArgs),
+    /// Exchange Online / Entra ID photos through Microsoft Graph (users, photos, bulk upload)
+    Graph(graph::GraphArgs),
     /// Run the whole conversion on built-in sample photos (no servers needed)
     Demo {
         /// Folder for the sample inputs, outputs, manifest and report
@@ -104,6 +107,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(ad::run(args))),
+        Command::Graph(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(graph::run(args))),
         Command::Demo { out } => demo(out),
         Command::Serve(args) => return serve::run(args),
     };

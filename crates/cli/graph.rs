@@ -1,0 +1,670 @@
+//! `photobulk graph`: Exchange Online / Entra ID photos through Microsoft Graph.
+//!
+//! A thin layer over `photobulk_graph`: parse arguments, get the credentials safely, convert
+//! images to the 648x648 HD JPEG through `photobulk_imaging` (unless `--raw`), print results.
+//! Every user is handled on its own; the exit code is 1 when any item failed.
+//!
+//! # Credentials (never from a command-line value)
+//! - Access token handed in by the caller: `PHOTOBULK_GRAPH_ACCESS_TOKEN`, `--access-token-file`,
+//!   or `--access-token-stdin` (first line). Used as is; not refreshed.
+//! - Certificate: `--certificate CERT.pem` and `--certificate-key KEY.pem` (RSA; may be one file).
+//! - Client secret: `PHOTOBULK_GRAPH_CLIENT_SECRET` or `--client-secret-file` (first line).
+//!
+//! The tenant and client id come from `--tenant`/`--client-id` or `PHOTOBULK_GRAPH_TENANT`/
+//! `PHOTOBULK_GRAPH_CLIENT_ID` (not secrets). `--cloud` picks a national cloud;
+//! `--authority-url`/`--graph-url` override both URLs (the test emulator).
+//!
+//! # Backups
+//! `photo set`, `photo remove` and `upload` save the current cloud photo first, to
+//! `--backup-dir` (default `$PHOTOBULK_BACKUP_DIR/graph`, else
+//! `$XDG_STATE_HOME/photobulk/backups/graph`, else `~/.local/state/photobulk/backups/graph`),
+//! unless `--no-backup`. `photo restore` puts the latest (or `--id`) backup back.
+//!
+//! # Bulk uploads and the journal
+//! `upload FILES-OR-FOLDERS…` maps each file to a user by the file-name rule (the account is the
+//! name up to the first space; in the cloud it is matched as alias = UPN prefix, or a full UPN,
+//! mail or object id), converts, and uploads with at most `--concurrency` (4) photo requests in
+//! flight. Each upload is recorded in `--journal` (default `BACKUP_DIR/upload-journal.jsonl`)
+//! after Graph confirmed it, so running the same command again uploads only what is left or
+//! changed ("unchanged" means the journal holds the same bytes for that user).
+//!
+//! # JSON output (`--json`)
+//! One array, one object per item: `{"user":…,"ok":true,"status":"uploaded","upn":…,"id":…,
+//! "bytes":…,"sha256":…,"backup_id":…,"file":…}` or `{"user":…,"ok":false,"error":{"kind":…,
+//! "retryable":…,"message":…}}`.
+
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Subcommand, ValueEnum};
+use photobulk_graph::{
+    sha256_hex, upload_all, BulkOptions, CertificateCredential, Cloud, CloudBackupStore,
+    Credentials, GraphClient, GraphConfig, GraphError, Lookup, RestoreFrom, Secret, UploadItem,
+    UploadJournal, UploadResult, UploadStatus, UserIndex, WriteOptions,
+};
+use serde::Serialize;
+
+/// Exchange Online / Entra ID photos through Microsoft Graph.
+#[derive(clap::Args, Debug)]
+pub struct GraphArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    #[command(subcommand)]
+    command: GraphCommand,
+    /// Print results as JSON
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct ConnArgs {
+    /// Tenant id or domain (e.g. contoso.onmicrosoft.com)
+    #[arg(long, global = true, env = "PHOTOBULK_GRAPH_TENANT")]
+    tenant: Option<String>,
+    /// Application (client) id of the app registration
+    #[arg(long, global = true, env = "PHOTOBULK_GRAPH_CLIENT_ID")]
+    client_id: Option<String>,
+    /// National cloud
+    #[arg(long, global = true, value_enum, default_value_t = CloudArg::Global)]
+    cloud: CloudArg,
+    /// Sign-in authority URL (overrides --cloud)
+    #[arg(long, global = true, value_name = "URL")]
+    authority_url: Option<String>,
+    /// Graph URL with version, e.g. https://graph.microsoft.com/v1.0 (overrides --cloud)
+    #[arg(long, global = true, value_name = "URL")]
+    graph_url: Option<String>,
+    /// Read the client secret from the first line of this file (else PHOTOBULK_GRAPH_CLIENT_SECRET)
+    #[arg(long, global = true, value_name = "PATH")]
+    client_secret_file: Option<PathBuf>,
+    /// Certificate (PEM) of the app registration; sign in with a signed assertion
+    #[arg(long, global = true, value_name = "PATH", requires = "certificate_key")]
+    certificate: Option<PathBuf>,
+    /// RSA private key (PEM) of --certificate
+    #[arg(long, global = true, value_name = "PATH")]
+    certificate_key: Option<PathBuf>,
+    /// Read an access token from the first line of this file (else PHOTOBULK_GRAPH_ACCESS_TOKEN)
+    #[arg(long, global = true, value_name = "PATH")]
+    access_token_file: Option<PathBuf>,
+    /// Read an access token from the first line of stdin
+    #[arg(long, global = true)]
+    access_token_stdin: bool,
+    /// Trust this PEM CA bundle instead of the system roots
+    #[arg(long, global = true, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
+    /// Photo requests in flight (Graph allows 4 per app)
+    #[arg(long, global = true, default_value_t = photobulk_graph::DEFAULT_PHOTO_CONCURRENCY)]
+    concurrency: usize,
+    /// Attempts per request (throttling, 503/504, resets, timeouts)
+    #[arg(long, global = true, default_value_t = 8)]
+    max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum CloudArg {
+    Global,
+    UsGov,
+    UsGovDod,
+    China,
+}
+
+#[derive(Subcommand, Debug)]
+enum GraphCommand {
+    /// List users (id, UPN, mail, display name)
+    Users,
+    /// Show one user (by id, UPN, mail or alias)
+    User { user: String },
+    /// Read, write, remove and restore one user's photo
+    #[command(subcommand)]
+    Photo(PhotoCommand),
+    /// Upload a folder of photos (file name = alias up to the first space), resumable
+    Upload(UploadArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct BackupArgs {
+    /// Backup folder (see `photobulk graph --help` for the default)
+    #[arg(long, value_name = "DIR")]
+    backup_dir: Option<PathBuf>,
+    /// Write without backing up the current photo
+    #[arg(long, conflicts_with = "backup_dir")]
+    no_backup: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum PhotoCommand {
+    /// Photo metadata, and the photo itself with --out
+    Get {
+        user: String,
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Replace the photo (converted to 648x648 unless --raw)
+    Set {
+        user: String,
+        file: PathBuf,
+        /// Upload the file as is (must be a JPEG of at most 4 MB)
+        #[arg(long)]
+        raw: bool,
+        #[command(flatten)]
+        backup: BackupArgs,
+    },
+    /// Remove the photo
+    Remove {
+        user: String,
+        #[command(flatten)]
+        backup: BackupArgs,
+    },
+    /// Put a backup back (the latest before a replace/remove, or --id)
+    Restore {
+        user: String,
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, value_name = "DIR")]
+        backup_dir: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+struct UploadArgs {
+    /// Photo files and/or folders
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Take photos from sub-folders too
+    #[arg(long)]
+    recurse: bool,
+    /// Upload files as they are (JPEGs of at most 4 MB) instead of converting to 648x648
+    #[arg(long)]
+    raw: bool,
+    /// The upload journal (default BACKUP_DIR/upload-journal.jsonl)
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+    /// Upload even users the journal records with the same photo
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    backup: BackupArgs,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct Item {
+    user: String,
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mail: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    has_photo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    width: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    height: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backup_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    restored_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ItemError>,
+}
+
+#[derive(Debug, Serialize)]
+struct ItemError {
+    kind: &'static str,
+    retryable: bool,
+    message: String,
+}
+
+impl Item {
+    fn failed(user: &str, e: &GraphError) -> Self {
+        Item {
+            user: user.to_string(),
+            error: Some(ItemError {
+                kind: e.kind(),
+                retryable: e.is_retryable(),
+                message: e.to_string(),
+            }),
+            ..Item::default()
+        }
+    }
+    fn other(user: &str, kind: &'static str, message: String) -> Self {
+        Item {
+            user: user.to_string(),
+            error: Some(ItemError {
+                kind,
+                retryable: false,
+                message,
+            }),
+            ..Item::default()
+        }
+    }
+    fn of_user(key: &str, u: &photobulk_graph::User) -> Self {
+        Item {
+            user: key.to_string(),
+            ok: true,
+            id: Some(u.id.clone()),
+            upn: Some(u.user_principal_name.clone()),
+            mail: u.mail.clone(),
+            display_name: u.display_name.clone(),
+            ..Item::default()
+        }
+    }
+}
+
+pub async fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
+    let graph = connect(&args.conn)?;
+    let json = args.json;
+    let items = match args.command {
+        GraphCommand::Users => {
+            let users = graph.list_users().await?;
+            users
+                .iter()
+                .map(|u| Item::of_user(&u.user_principal_name, u))
+                .collect()
+        }
+        GraphCommand::User { user } => vec![match graph.find_user(Lookup::Auto, &user).await {
+            Ok(u) => Item::of_user(&user, &u),
+            Err(e) => Item::failed(&user, &e),
+        }],
+        GraphCommand::Photo(cmd) => vec![photo(&graph, cmd).await],
+        GraphCommand::Upload(a) => return upload(&graph, a, json).await,
+    };
+    print_items(&items, json)?;
+    Ok(if items.iter().all(|i| i.ok) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn first_line(text: &str, what: &str) -> anyhow::Result<Secret> {
+    let line = text.lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        bail!("{what} is empty");
+    }
+    Ok(Secret::new(line))
+}
+
+fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Secret> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {what} {}", path.display()))?;
+    first_line(&text, &format!("{what} {}", path.display()))
+}
+
+fn credentials(conn: &ConnArgs) -> anyhow::Result<Credentials> {
+    let token = if conn.access_token_stdin {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the access token from stdin")?;
+        Some(first_line(&s, "the access token on stdin")?)
+    } else if let Some(p) = &conn.access_token_file {
+        Some(read_secret_file(p, "--access-token-file")?)
+    } else {
+        std::env::var("PHOTOBULK_GRAPH_ACCESS_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| Secret::new(t.trim()))
+    };
+    if let Some(t) = token {
+        return Ok(Credentials::AccessToken(t));
+    }
+    let tenant = conn
+        .tenant
+        .clone()
+        .context("no --tenant (or PHOTOBULK_GRAPH_TENANT)")?;
+    let client_id = conn
+        .client_id
+        .clone()
+        .context("no --client-id (or PHOTOBULK_GRAPH_CLIENT_ID)")?;
+    if let (Some(cert), Some(key)) = (&conn.certificate, &conn.certificate_key) {
+        let c = std::fs::read(cert).with_context(|| format!("reading {}", cert.display()))?;
+        let k = std::fs::read(key).with_context(|| format!("reading {}", key.display()))?;
+        return Ok(Credentials::Certificate {
+            tenant,
+            client_id,
+            certificate: CertificateCredential::from_pem(&c, &k)?,
+        });
+    }
+    let secret = match &conn.client_secret_file {
+        Some(p) => read_secret_file(p, "--client-secret-file")?,
+        None => match std::env::var("PHOTOBULK_GRAPH_CLIENT_SECRET") {
+            Ok(s) if !s.trim().is_empty() => Secret::new(s.trim()),
+            _ => bail!(
+                "no credentials: set PHOTOBULK_GRAPH_CLIENT_SECRET or give --client-secret-file, \
+                 --certificate/--certificate-key, or an access token (PHOTOBULK_GRAPH_ACCESS_TOKEN, \
+                 --access-token-file, --access-token-stdin)"
+            ),
+        },
+    };
+    Ok(Credentials::ClientSecret {
+        tenant,
+        client_id,
+        secret,
+    })
+}
+
+fn connect(conn: &ConnArgs) -> anyhow::Result<GraphClient> {
+    let mut cfg = GraphConfig::for_cloud(match conn.cloud {
+        CloudArg::Global => Cloud::Global,
+        CloudArg::UsGov => Cloud::UsGov,
+        CloudArg::UsGovDod => Cloud::UsGovDod,
+        CloudArg::China => Cloud::China,
+    });
+    if let Some(a) = &conn.authority_url {
+        cfg.authority_url = a.clone();
+    }
+    if let Some(g) = &conn.graph_url {
+        cfg.graph_url = g.clone();
+    }
+    cfg.ca_file = conn.ca_file.clone();
+    cfg.photo_concurrency = conn.concurrency.max(1);
+    cfg.retry.max_attempts = conn.max_attempts.max(1);
+    Ok(GraphClient::new(cfg, credentials(conn)?)?)
+}
+
+fn default_backup_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("PHOTOBULK_BACKUP_DIR").filter(|d| !d.is_empty()) {
+        return Some(PathBuf::from(d).join("graph"));
+    }
+    let state = std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
+        })?;
+    Some(state.join("photobulk").join("backups").join("graph"))
+}
+
+fn backup_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match dir {
+        Some(d) => Ok(d.to_path_buf()),
+        None => default_backup_dir()
+            .context("no backup folder: give --backup-dir (or set PHOTOBULK_BACKUP_DIR or HOME)"),
+    }
+}
+
+fn write_options(b: &BackupArgs) -> anyhow::Result<WriteOptions> {
+    if b.no_backup {
+        return Ok(WriteOptions::no_backup());
+    }
+    let dir = backup_dir(b.backup_dir.as_deref())?;
+    Ok(WriteOptions::backup_to(CloudBackupStore::open(&dir)?))
+}
+
+/// The HD JPEG for `file`: converted to 648x648 (≤ 240 KB), or the bytes as they are.
+fn prepare(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if raw {
+        return Ok(data);
+    }
+    let opts = photobulk_imaging::Options {
+        targets: vec![photobulk_imaging::Target::hd()],
+        ..photobulk_imaging::Options::default()
+    };
+    let conv = photobulk_imaging::convert(&data, &opts)
+        .with_context(|| format!("converting {}", file.display()))?;
+    conv.outputs
+        .into_iter()
+        .next()
+        .map(|o| o.jpeg)
+        .context("the conversion produced no HD photo")
+}
+
+async fn photo(graph: &GraphClient, cmd: PhotoCommand) -> Item {
+    let key = match &cmd {
+        PhotoCommand::Get { user, .. }
+        | PhotoCommand::Set { user, .. }
+        | PhotoCommand::Remove { user, .. }
+        | PhotoCommand::Restore { user, .. } => user.clone(),
+    };
+    let user = match graph.find_user(Lookup::Auto, &key).await {
+        Ok(u) => u,
+        Err(e) => return Item::failed(&key, &e),
+    };
+    let mut item = Item::of_user(&key, &user);
+    let result: anyhow::Result<()> = async {
+        match cmd {
+            PhotoCommand::Get { out, .. } => {
+                let meta = graph.photo_meta(&user.id).await?;
+                item.has_photo = Some(meta.is_some());
+                if let Some(m) = &meta {
+                    item.width = m.width;
+                    item.height = m.height;
+                }
+                if let (Some(path), true) = (out, meta.is_some()) {
+                    if let Some(bytes) = graph.get_photo(&user.id).await? {
+                        std::fs::write(&path, &bytes)
+                            .with_context(|| format!("writing {}", path.display()))?;
+                        item.bytes = Some(bytes.len());
+                        item.sha256 = Some(sha256_hex(&bytes));
+                        item.file = Some(path.display().to_string());
+                    }
+                }
+            }
+            PhotoCommand::Set {
+                file, raw, backup, ..
+            } => {
+                let opts = write_options(&backup)?;
+                let jpeg = prepare(&file, raw)?;
+                item.bytes = Some(jpeg.len());
+                item.sha256 = Some(sha256_hex(&jpeg));
+                item.file = Some(file.display().to_string());
+                let out = graph.set_photo(&user, jpeg.into(), &opts).await?;
+                item.backup_id = out.backup.map(|b| b.id);
+                item.status = Some("uploaded");
+            }
+            PhotoCommand::Remove { backup, .. } => {
+                let opts = write_options(&backup)?;
+                let out = graph.remove_photo(&user, &opts).await?;
+                item.backup_id = out.backup.map(|b| b.id);
+                item.has_photo = out.had_photo;
+                item.status = Some("removed");
+            }
+            PhotoCommand::Restore {
+                id, backup_dir: d, ..
+            } => {
+                let store = CloudBackupStore::open(backup_dir(d.as_deref())?)?;
+                let from = id.map_or(RestoreFrom::Latest, RestoreFrom::Id);
+                let opts = WriteOptions::backup_to(store.clone());
+                let (rec, out) = graph.restore_photo(&user, &store, &from, &opts).await?;
+                item.restored_id = Some(rec.id);
+                item.backup_id = out.backup.map(|b| b.id);
+                item.status = Some("restored");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => item,
+        Err(e) => match e.downcast_ref::<GraphError>() {
+            Some(g) => Item::failed(&key, g),
+            None => Item::other(&key, "local", format!("{e:#}")),
+        },
+    }
+}
+
+async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let write = write_options(&a.backup)?;
+    let journal_path = match &a.journal {
+        Some(p) => p.clone(),
+        None => backup_dir(a.backup.backup_dir.as_deref())?.join("upload-journal.jsonl"),
+    };
+    let journal = Arc::new(UploadJournal::open(&journal_path)?);
+    let plan = photobulk_engine::plan(
+        &a.inputs,
+        photobulk_engine::PlanOptions { recurse: a.recurse },
+    );
+    let mut local: Vec<Item> = Vec::new();
+    let mut items: Vec<UploadItem> = Vec::new();
+    for p in &plan.items {
+        let name = p.path.display().to_string();
+        let key = p.account.clone().unwrap_or_else(|| name.clone());
+        match &p.verdict {
+            photobulk_engine::Verdict::Convert => {}
+            photobulk_engine::Verdict::NoAccount => {
+                local.push(Item::other(
+                    &name,
+                    "no_account",
+                    "the file name names no account".into(),
+                ));
+                continue;
+            }
+            photobulk_engine::Verdict::Duplicate { others } => {
+                local.push(Item::other(
+                    &key,
+                    "duplicate",
+                    format!("{name}: other photos name the same account: {others:?}"),
+                ));
+                continue;
+            }
+            photobulk_engine::Verdict::Unreadable { reason } => {
+                local.push(Item::other(&name, "unreadable", reason.clone()));
+                continue;
+            }
+        }
+        match prepare(&p.path, a.raw) {
+            Ok(jpeg) => items.push(UploadItem {
+                key,
+                jpeg: jpeg.into(),
+                source: Some(name),
+            }),
+            Err(e) => local.push(Item::other(&key, "conversion", format!("{e:#}"))),
+        }
+    }
+    let index = UserIndex::new(graph.list_users().await?);
+    let mut opts = BulkOptions::new(write);
+    opts.journal = Some(journal.clone());
+    opts.force = a.force;
+    let started = std::time::Instant::now();
+    let quiet = json || !std::io::stderr().is_terminal();
+    let on_result = |r: &UploadResult| {
+        if !quiet {
+            if let Some(e) = &r.error {
+                eprintln!("error: {}: {e}", r.key);
+            }
+        }
+    };
+    let results = upload_all(graph, &index, items, &opts, &on_result).await;
+    let elapsed = started.elapsed();
+    let mut out: Vec<Item> = results.iter().map(result_item).collect();
+    out.extend(local);
+    let count = |s: UploadStatus| results.iter().filter(|r| r.status == s).count();
+    let (up, same) = (
+        count(UploadStatus::Uploaded),
+        count(UploadStatus::Unchanged),
+    );
+    let failed = out.iter().filter(|i| !i.ok).count();
+    if json {
+        print_items(&out, true)?;
+    } else {
+        if quiet {
+            for i in out.iter().filter(|i| !i.ok) {
+                if let Some(e) = &i.error {
+                    eprintln!("error: {}: {}", i.user, e.message);
+                }
+            }
+        }
+        let s = graph.stats();
+        println!(
+            "{} photos: {up} uploaded, {same} unchanged, {failed} failed in {:.1} s \
+             ({} requests, {} throttled, {} unavailable, {} network errors, {} token fetches)",
+            out.len(),
+            elapsed.as_secs_f64(),
+            s.requests,
+            s.throttled,
+            s.unavailable,
+            s.network_errors,
+            s.token_fetches
+        );
+        println!("journal: {}", journal.path().display());
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn result_item(r: &UploadResult) -> Item {
+    let mut item = match (&r.user, &r.error) {
+        (_, Some(e)) => Item::failed(&r.key, e),
+        (Some(u), None) => Item::of_user(&r.key, u),
+        (None, None) => Item {
+            user: r.key.clone(),
+            ok: true,
+            ..Item::default()
+        },
+    };
+    if let (Some(u), Some(_)) = (&r.user, &r.error) {
+        item.id = Some(u.id.clone());
+        item.upn = Some(u.user_principal_name.clone());
+    }
+    item.status = Some(match r.status {
+        UploadStatus::Uploaded => "uploaded",
+        UploadStatus::Unchanged => "unchanged",
+        UploadStatus::Failed => "failed",
+    });
+    item.backup_id = r.backup_id.clone();
+    item.file = r.source.clone();
+    item
+}
+
+fn print_items(items: &[Item], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(items)?);
+        return Ok(());
+    }
+    for i in items {
+        match &i.error {
+            Some(e) => println!("{}: FAILED ({}): {}", i.user, e.kind, e.message),
+            None => {
+                let mut parts = vec![i.user.clone()];
+                if let Some(s) = i.status {
+                    parts.push(s.to_string());
+                }
+                if let Some(u) = &i.upn {
+                    if *u != i.user {
+                        parts.push(u.clone());
+                    }
+                }
+                if let Some(h) = i.has_photo {
+                    parts.push(if h {
+                        "has a photo".into()
+                    } else {
+                        "no photo".into()
+                    });
+                }
+                if let (Some(w), Some(h)) = (i.width, i.height) {
+                    parts.push(format!("{w}x{h}"));
+                }
+                if let Some(f) = &i.file {
+                    parts.push(f.clone());
+                }
+                if let Some(b) = &i.backup_id {
+                    parts.push(format!("backup {b}"));
+                }
+                if let Some(r) = &i.restored_id {
+                    parts.push(format!("restored {r}"));
+                }
+                println!("{}", parts.join("  "));
+            }
+        }
+    }
+    Ok(())
+}

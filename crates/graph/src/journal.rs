@@ -1,0 +1,183 @@
+//! The upload journal: one durable line per completed upload, so a bulk run that was killed or
+//! failed half-way can be run again without uploading anyone twice, and so "unchanged" can be
+//! decided at all (Graph re-encodes photos: its bytes and ETag never equal what was sent).
+//!
+//! `FILE` is JSON lines, appended and fsync'd after Graph confirmed the upload:
+//!
+//! ```json
+//! {"user_id":"5f0b7c2e-…","upn":"john.smith@contoso.com","sha256":"9f86d0…","bytes":48123,
+//!  "time":"2026-11-25T12:00:00.000000Z","source":"John.Smith.jpg","backup_id":"2026…-000001"}
+//! ```
+//!
+//! A user counts as done with a photo when the newest line for its object id has the SHA-256 of
+//! the bytes about to be sent. A crash between Graph's 200 and the append means that one user is
+//! uploaded again on the next run (at most one per request in flight): at-least-once, never lost.
+//!
+//! This is the Graph target's own record until the engine's run journal covers cloud targets.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::backup::read_jsonl;
+use crate::clock::Utc;
+use crate::GraphError;
+
+/// One completed upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub user_id: String,
+    pub upn: String,
+    /// SHA-256 of the bytes sent.
+    pub sha256: String,
+    pub bytes: usize,
+    pub time: String,
+    /// Where the photo came from (file name or caller's key).
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub backup_id: Option<String>,
+}
+
+/// An open journal.
+#[derive(Debug)]
+pub struct UploadJournal {
+    path: PathBuf,
+    done: Mutex<HashMap<String, String>>,
+    file: Mutex<File>,
+}
+
+impl UploadJournal {
+    /// Open (creating) the journal at `path` and read what it already records.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, GraphError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(GraphError::io(parent))?;
+        }
+        let entries: Vec<JournalEntry> = read_jsonl(&path)?;
+        let mut done = HashMap::new();
+        for e in entries {
+            done.insert(e.user_id.to_ascii_lowercase(), e.sha256);
+        }
+        // A torn last line from a crash: cut it off so the next entry starts a clean line.
+        if let Ok(bytes) = std::fs::read(&path) {
+            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
+                let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(GraphError::io(&path))?;
+                f.set_len(keep as u64).map_err(GraphError::io(&path))?;
+                f.sync_all().map_err(GraphError::io(&path))?;
+            }
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(GraphError::io(&path))?;
+        Ok(UploadJournal {
+            path,
+            done: Mutex::new(done),
+            file: Mutex::new(file),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The SHA-256 last uploaded for this user, if any.
+    pub fn uploaded(&self, user_id: &str) -> Option<String> {
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&user_id.to_ascii_lowercase())
+            .cloned()
+    }
+
+    /// Number of users recorded.
+    pub fn len(&self) -> usize {
+        self.done.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Append and fsync one entry (`time` is filled in when empty).
+    pub fn record(&self, mut entry: JournalEntry) -> Result<(), GraphError> {
+        if entry.time.is_empty() {
+            entry.time = Utc::now().rfc3339();
+        }
+        let mut line = serde_json::to_string(&entry)
+            .map_err(|e| GraphError::io(&self.path)(std::io::Error::other(e)))?;
+        line.push('\n');
+        {
+            let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+            f.write_all(line.as_bytes())
+                .map_err(GraphError::io(&self.path))?;
+            f.sync_data().map_err(GraphError::io(&self.path))?;
+        }
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(entry.user_id.to_ascii_lowercase(), entry.sha256);
+        Ok(())
+    }
+
+    /// Every entry in the file, oldest first.
+    pub fn entries(&self) -> Result<Vec<JournalEntry>, GraphError> {
+        read_jsonl(&self.path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, sha: &str) -> JournalEntry {
+        JournalEntry {
+            user_id: id.into(),
+            upn: format!("{id}@x"),
+            sha256: sha.into(),
+            bytes: 3,
+            time: String::new(),
+            source: None,
+            backup_id: None,
+        }
+    }
+
+    #[test]
+    fn survives_reopen_and_torn_lines() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("sub/journal.jsonl");
+        let j = UploadJournal::open(&path).expect("open");
+        j.record(entry("A", "1")).expect("record");
+        j.record(entry("b", "2")).expect("record");
+        j.record(entry("a", "3")).expect("record");
+        drop(j);
+        // a crash mid-append
+        let mut f = OpenOptions::new().append(true).open(&path).expect("f");
+        f.write_all(br#"{"user_id":"c","up"#).expect("w");
+        drop(f);
+        let j = UploadJournal::open(&path).expect("reopen");
+        assert_eq!(j.uploaded("a").as_deref(), Some("3"));
+        assert_eq!(j.uploaded("B").as_deref(), Some("2"));
+        assert_eq!(j.uploaded("c"), None);
+        j.record(entry("c", "4")).expect("record after torn line");
+        drop(j);
+        let j = UploadJournal::open(&path).expect("reopen");
+        assert_eq!(j.uploaded("c").as_deref(), Some("4"));
+        assert_eq!(j.len(), 3);
+        assert_eq!(j.entries().expect("entries").len(), 4);
+        assert!(std::fs::read_to_string(&path)
+            .expect("read")
+            .lines()
+            .all(|l| l.ends_with('}')));
+    }
+}

@@ -1,0 +1,718 @@
+//! `photobulk-graph` and `photobulk graph` against the Graph emulator (`tests/graph-emulator`),
+//! on 127.0.0.1 only. Time is scaled: the emulator's Retry-After seconds last `SCALE` real
+//! seconds each, and the client's sleeper waits the same scaled time while recording the
+//! unscaled value it was asked for — so Retry-After is checked against what the client asked
+//! for and against the emulator's own log (`early` retries), never against the wall clock.
+
+use std::io::Cursor;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use photobulk_graph::{
+    upload_all, BulkOptions, CertificateCredential, CloudBackupStore, Credentials, GraphClient,
+    GraphConfig, GraphError, Lookup, RestoreFrom, RetryPolicy, Secret, Sleeper, UploadItem,
+    UploadJournal, UploadStatus, UserIndex, WriteOptions,
+};
+use photobulk_graph_emulator::{
+    App, Config, Emulator, Faults, UserSpec, TEST_CLIENT_ID, TEST_SECRET, TEST_TENANT,
+};
+
+/// Real seconds per emulated second.
+const SCALE: f64 = 0.01;
+
+/// Sleeps `d * scale` and records `d`.
+#[derive(Debug)]
+struct ScaledSleeper {
+    scale: f64,
+    waits: Mutex<Vec<Duration>>,
+}
+
+impl Sleeper for ScaledSleeper {
+    fn sleep(
+        &self,
+        d: Duration,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        self.waits.lock().expect("waits").push(d);
+        Box::pin(tokio::time::sleep(d.mul_f64(self.scale)))
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!(
+        "{}/tests/graph/fixtures/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("fixture")
+}
+
+fn jpeg(w: u32, h: u32, seed: u8) -> Bytes {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        image::Rgb([(x as u8).wrapping_add(seed), y as u8, seed.wrapping_mul(7)])
+    });
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Jpeg)
+        .expect("encode");
+    Bytes::from(out.into_inner())
+}
+
+fn png(w: u32, h: u32) -> Bytes {
+    let img = image::RgbImage::from_pixel(w, h, image::Rgb([9, 9, 9]));
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode");
+    Bytes::from(out.into_inner())
+}
+
+fn secret_creds() -> Credentials {
+    Credentials::ClientSecret {
+        tenant: TEST_TENANT.into(),
+        client_id: TEST_CLIENT_ID.into(),
+        secret: Secret::new(TEST_SECRET),
+    }
+}
+
+fn client_for(emu: &Emulator, creds: Credentials) -> (GraphClient, Arc<ScaledSleeper>) {
+    let sleeper = Arc::new(ScaledSleeper {
+        scale: SCALE,
+        waits: Mutex::new(Vec::new()),
+    });
+    let mut cfg = GraphConfig::with_urls(emu.base_url(), emu.graph_url());
+    cfg.retry = RetryPolicy {
+        sleeper: sleeper.clone(),
+        ..RetryPolicy::default()
+    };
+    cfg.timeout = Duration::from_secs(20);
+    (GraphClient::new(cfg, creds).expect("client"), sleeper)
+}
+
+async fn start(mut cfg: Config) -> Emulator {
+    cfg.time_scale = SCALE;
+    Emulator::start(cfg).await.expect("emulator")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_paged_and_resolved_by_every_name() {
+    let mut cfg = Config::with_users(2_100);
+    let mut twin = UserSpec::numbered(7);
+    twin.id = "00000000-0000-4000-9000-000000000007".into();
+    twin.upn = "seed.00007@other.test".into();
+    twin.mail = None;
+    cfg.users.push(twin);
+    let emu = start(cfg).await;
+    let (graph, _) = client_for(&emu, secret_creds());
+
+    let users = graph.list_users().await.expect("list");
+    assert_eq!(users.len(), 2_101);
+    let pages = emu
+        .log()
+        .iter()
+        .filter(|e| e.path == "/v1.0/users" && e.status == 200)
+        .count();
+    assert_eq!(pages, 3, "999 per page, following @odata.nextLink");
+
+    let by_upn = graph
+        .find_user(Lookup::Upn, "SEED.00042@photobulk.test")
+        .await
+        .expect("upn");
+    assert_eq!(by_upn.alias(), "seed.00042");
+    let by_id = graph.find_user(Lookup::Id, &by_upn.id).await.expect("id");
+    assert_eq!(by_id, by_upn);
+    let by_mail = graph
+        .find_user(Lookup::Mail, "seed.00042@mail.photobulk.test")
+        .await
+        .expect("mail");
+    assert_eq!(by_mail, by_upn);
+    let by_alias = graph
+        .find_user(Lookup::Alias, "Seed.00042")
+        .await
+        .expect("alias");
+    assert_eq!(by_alias, by_upn);
+    assert_eq!(
+        graph
+            .find_user(Lookup::Auto, "seed.00042")
+            .await
+            .expect("auto"),
+        by_upn
+    );
+    assert_eq!(
+        graph
+            .find_user(Lookup::Auto, "seed.00042@mail.photobulk.test")
+            .await
+            .expect("auto mail"),
+        by_upn
+    );
+    // An alias in two UPN domains is ambiguous, never a guess.
+    match graph.find_user(Lookup::Alias, "seed.00007").await {
+        Err(GraphError::Ambiguous { matches, .. }) => assert_eq!(matches.len(), 2),
+        other => panic!("expected Ambiguous, got {other:?}"),
+    }
+    assert!(matches!(
+        graph.find_user(Lookup::Upn, "nobody@photobulk.test").await,
+        Err(GraphError::UserNotFound(_))
+    ));
+    assert!(matches!(
+        graph.find_user(Lookup::Alias, "seed.0004").await,
+        Err(GraphError::UserNotFound(_))
+    ));
+
+    let index = UserIndex::new(users);
+    assert_eq!(index.find("SEED.00042").expect("index").id, by_upn.id);
+    assert!(matches!(
+        index.find("seed.00007"),
+        Err(GraphError::Ambiguous { .. })
+    ));
+    assert_eq!(
+        index
+            .find("seed.00007@other.test")
+            .expect("full UPN")
+            .user_principal_name,
+        "seed.00007@other.test"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn photo_round_trip_backups_restore_and_read_after_write() {
+    let mut cfg = Config::with_users(3);
+    cfg.read_after_write = 20.0; // emulated seconds: 200 ms here
+    let emu = start(cfg).await;
+    let (graph, _) = client_for(&emu, secret_creds());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let store = CloudBackupStore::open(tmp.path()).expect("store");
+    let opts = WriteOptions::backup_to(store.clone());
+    let user = graph
+        .find_user(Lookup::Alias, "seed.00001")
+        .await
+        .expect("user");
+
+    // No photo: an answer, not an error.
+    assert_eq!(graph.photo_meta(&user.id).await.expect("meta"), None);
+    assert_eq!(graph.get_photo(&user.id).await.expect("get"), None);
+
+    let first = jpeg(700, 500, 1);
+    let out = graph
+        .set_photo(&user, first.clone(), &opts)
+        .await
+        .expect("set");
+    let b1 = out.backup.expect("backup");
+    assert!(!b1.had_photo);
+    // Not readable yet (read-after-write delay), then readable, re-encoded and shrunk.
+    assert_eq!(graph.get_photo(&user.id).await.expect("get"), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored = graph
+        .get_photo(&user.id)
+        .await
+        .expect("get")
+        .expect("photo");
+    assert_ne!(stored, first.to_vec(), "Graph re-encodes");
+    let meta = graph
+        .photo_meta(&user.id)
+        .await
+        .expect("meta")
+        .expect("has photo");
+    assert_eq!((meta.width, meta.height), (Some(648), Some(463)));
+    assert_eq!(meta.content_type.as_deref(), Some("image/jpeg"));
+
+    // Replace: the backup holds what Graph had (its re-encoded copy).
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let out = graph
+        .set_photo(&user, jpeg(300, 300, 2), &opts)
+        .await
+        .expect("replace");
+    let b2 = out.backup.expect("backup");
+    assert_eq!(store.load(&b2).expect("load"), Some(stored.clone()));
+
+    // Remove, then restore the latest (the removal's backup) and by id the first (no photo).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let out = graph.remove_photo(&user, &opts).await.expect("remove");
+    assert_eq!(out.had_photo, Some(true));
+    assert_eq!(graph.get_photo(&user.id).await.expect("get"), None);
+    let (rec, _) = graph
+        .restore_photo(&user, &store, &RestoreFrom::Latest, &opts)
+        .await
+        .expect("restore");
+    assert_eq!(rec.reason, photobulk_graph::BackupReason::Remove);
+    assert!(emu.photo(&user.id).is_some());
+    graph
+        .restore_photo(&user, &store, &RestoreFrom::Id(b1.id.clone()), &opts)
+        .await
+        .expect("restore none");
+    assert_eq!(emu.photo(&user.id), None);
+    assert!(!graph.delete_photo(&user.id).await.expect("delete none"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_errors_are_typed_and_the_run_goes_on() {
+    let mut cfg = Config::with_users(10);
+    cfg.users[2].mailbox = false; // seed.00003
+    let emu = start(cfg).await;
+    let (graph, _) = client_for(&emu, secret_creds());
+    let index = UserIndex::new(graph.list_users().await.expect("list"));
+    let big = {
+        let mut b = jpeg(64, 64, 3).to_vec();
+        b.resize(4 * 1024 * 1024 + 1, 0);
+        Bytes::from(b)
+    };
+    let items = vec![
+        ("seed.00001", jpeg(96, 96, 1)),
+        ("seed.00002", jpeg(23, 23, 1)), // tiny
+        ("seed.00003", jpeg(96, 96, 1)), // no mailbox
+        ("seed.00004", big),             // > 4 MB: refused before sending
+        ("seed.00005", png(96, 96)),     // not a JPEG
+        ("nobody", jpeg(96, 96, 1)),     // no such user
+        ("seed.00006", jpeg(96, 96, 2)),
+        ("seed.00006@photobulk.test", jpeg(96, 96, 3)), // same user twice
+        ("seed.00007", jpeg(96, 96, 4)),
+    ];
+    let items: Vec<UploadItem> = items
+        .into_iter()
+        .map(|(k, b)| UploadItem {
+            key: k.into(),
+            jpeg: b,
+            source: None,
+        })
+        .collect();
+    let results = upload_all(
+        &graph,
+        &index,
+        items,
+        &BulkOptions::new(WriteOptions::no_backup()),
+        &|_| {},
+    )
+    .await;
+    let kinds: Vec<(&str, &str)> = results
+        .iter()
+        .map(|r| (r.key.as_str(), r.error.as_ref().map_or("ok", |e| e.kind())))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("seed.00001", "ok"),
+            ("seed.00002", "image_rejected"),
+            ("seed.00003", "no_mailbox"),
+            ("seed.00004", "too_large"),
+            ("seed.00005", "not_jpeg"),
+            ("nobody", "user_not_found"),
+            ("seed.00006", "duplicate"),
+            ("seed.00006@photobulk.test", "duplicate"),
+            ("seed.00007", "ok"),
+        ]
+    );
+    match &results[1].error {
+        Some(GraphError::ImageRejected { code, .. }) => assert_eq!(code, "ValidationWidthTooSmall"),
+        other => panic!("{other:?}"),
+    }
+    let log = emu.log();
+    // Refused before sending: no PUT for seed.00004 or seed.00005; 4xx answers are not retried.
+    let puts = |id: &str| {
+        log.iter()
+            .filter(|e| e.method == "PUT" && e.user.as_deref() == Some(id))
+            .count()
+    };
+    let id = |k: &str| index.find(k).expect("user").id.clone();
+    assert_eq!(puts(&id("seed.00004")), 0);
+    assert_eq!(puts(&id("seed.00005")), 0);
+    assert_eq!(puts(&id("seed.00002")), 1);
+    assert_eq!(puts(&id("seed.00003")), 1);
+    assert_eq!(puts(&id("seed.00006")), 0);
+    assert!(emu.photo(&id("seed.00007")).is_some());
+
+    // The emulator's own 413 for a body over 4 MB, sent around the client's check.
+    let http = reqwest::Client::new();
+    let tok: serde_json::Value = http
+        .post(format!("{}/{TEST_TENANT}/oauth2/v2.0/token", emu.base_url()))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "grant_type=client_credentials&client_id={TEST_CLIENT_ID}&client_secret={TEST_SECRET}&scope=x%2F.default"
+        ))
+        .send()
+        .await
+        .expect("token")
+        .json()
+        .await
+        .expect("token json");
+    let resp = http
+        .put(format!(
+            "{}/users/{}/photo/$value",
+            emu.graph_url(),
+            id("seed.00001")
+        ))
+        .bearer_auth(tok["access_token"].as_str().expect("access_token"))
+        .header("content-type", "image/jpeg")
+        .body(vec![0xffu8; 4 * 1024 * 1024 + 1])
+        .send()
+        .await
+        .expect("raw put");
+    assert_eq!(resp.status().as_u16(), 413);
+    let body: serde_json::Value = resp.json().await.expect("error body");
+    assert_eq!(body["error"]["code"], "RequestBodyTooLarge");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_obeyed_and_other_4xx_are_not_retried() {
+    let mut cfg = Config::with_users(60);
+    cfg.faults = Faults {
+        p_429_retry_after: 0.25,
+        p_503: 0.1,
+        p_429_bare: 0.1,
+        retry_after: 7,
+        ..Faults::default()
+    };
+    let emu = start(cfg).await;
+    let (graph, sleeper) = client_for(&emu, secret_creds());
+    let index = UserIndex::new(graph.list_users().await.expect("list"));
+    let items = (1..=60)
+        .map(|n| UploadItem {
+            key: format!("seed.{n:05}"),
+            jpeg: jpeg(64, 64, n as u8),
+            source: None,
+        })
+        .collect();
+    let results = upload_all(
+        &graph,
+        &index,
+        items,
+        &BulkOptions::new(WriteOptions::no_backup()),
+        &|_| {},
+    )
+    .await;
+    assert!(results.iter().all(|r| r.status == UploadStatus::Uploaded));
+    let log = emu.log();
+    let with_ra = log.iter().filter(|e| e.retry_after == Some(7)).count();
+    assert!(with_ra >= 10, "only {with_ra} Retry-After answers");
+    let waits = sleeper.waits.lock().expect("waits").clone();
+    let exact = waits
+        .iter()
+        .filter(|d| **d == Duration::from_secs(7))
+        .count();
+    assert_eq!(exact, with_ra, "one 7 s wait per Retry-After: 7");
+    // The emulator's own log: no retry came back before its Retry-After had passed.
+    assert_eq!(emu.summary().early_retries, 0);
+    // Bare 429s got jittered backoff instead (never exactly 7 s, at least base/4).
+    let bare = log.iter().filter(|e| e.fault == Some("429-bare")).count();
+    assert!(bare > 0);
+    assert_eq!(waits.len(), with_ra + bare);
+    assert!(waits.iter().all(|d| *d >= Duration::from_millis(250)));
+    assert_eq!(graph.stats().retry_after_waits as usize, with_ra);
+
+    // A 400 is final: one request, no retry.
+    emu.configure(|c| c.faults = Faults::default());
+    let user = index.find("seed.00001").expect("user").clone();
+    let before = emu.log().len();
+    let err = graph
+        .put_photo(&user.id, jpeg(20, 20, 9))
+        .await
+        .expect_err("tiny");
+    assert!(matches!(err, GraphError::ImageRejected { .. }));
+    assert!(!err.is_retryable());
+    assert_eq!(emu.log().len(), before + 1);
+
+    // The attempt cap: always 503 → GaveUp after max_attempts, keeping the last answer.
+    emu.configure(|c| c.faults.p_503 = 1.0);
+    match graph.put_photo(&user.id, jpeg(64, 64, 1)).await {
+        Err(GraphError::GaveUp { attempts, last }) => {
+            assert_eq!(attempts, RetryPolicy::default().max_attempts);
+            assert!(matches!(*last, GraphError::Http { status: 503, .. }));
+        }
+        other => panic!("expected GaveUp, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_uploads_with_five_percent_faults() {
+    let mut cfg = Config::with_users(2_000);
+    // 429 with/without Retry-After, 503, 504, resets before and after the upload is applied.
+    cfg.faults = Faults::mixed(0.05, 2);
+    let emu = start(cfg).await;
+    let (graph, _) = client_for(&emu, secret_creds());
+    let tmp = tempfile::tempdir().expect("tmp");
+    let journal = Arc::new(UploadJournal::open(tmp.path().join("journal.jsonl")).expect("journal"));
+    let index = UserIndex::new(graph.list_users().await.expect("list"));
+    let body = jpeg(96, 96, 5);
+    let sha = photobulk_graph::sha256_hex(&body);
+    let items = (1..=2_000)
+        .map(|n| UploadItem {
+            key: format!("seed.{n:05}"),
+            jpeg: body.clone(),
+            source: Some(format!("seed.{n:05}.jpg")),
+        })
+        .collect();
+    let mut opts = BulkOptions::new(WriteOptions::no_backup());
+    opts.journal = Some(journal.clone());
+    let results = upload_all(&graph, &index, items, &opts, &|_| {}).await;
+    let failed: Vec<_> = results
+        .iter()
+        .filter(|r| r.status != UploadStatus::Uploaded)
+        .map(|r| format!("{}: {:?}", r.key, r.error))
+        .collect();
+    assert!(failed.is_empty(), "{failed:?}");
+
+    let s = emu.summary();
+    assert_eq!(s.users_with_photo, 2_000);
+    assert_eq!(
+        s.users_uploaded_twice, 0,
+        "no upload repeated beyond retries of one request"
+    );
+    assert_eq!(s.early_retries, 0);
+    assert!(s.injected >= 50, "{s:?}");
+    let log = emu.log();
+    assert!(log.iter().any(|e| e.fault == Some("reset-after-apply")));
+    assert!(
+        !log.iter().any(|e| e.fault == Some("concurrency")),
+        "the client stays within 4 photo requests in flight"
+    );
+    assert!(log
+        .iter()
+        .filter(|e| e.applied)
+        .all(|e| e.body_sha256.as_deref() == Some(sha.as_str())));
+    // The journal matches: one entry per user, with the bytes sent.
+    let entries = journal.entries().expect("entries");
+    assert_eq!(entries.len(), 2_000);
+    assert!(entries.iter().all(|e| e.sha256 == sha));
+    let ids: std::collections::HashSet<_> = entries.iter().map(|e| e.user_id.clone()).collect();
+    assert_eq!(ids.len(), 2_000);
+
+    // Run again: everything is unchanged according to the journal; nothing is sent.
+    let before = emu.log().len();
+    let items = (1..=2_000)
+        .map(|n| UploadItem {
+            key: format!("seed.{n:05}"),
+            jpeg: body.clone(),
+            source: None,
+        })
+        .collect();
+    let again = upload_all(&graph, &index, items, &opts, &|_| {}).await;
+    assert!(again.iter().all(|r| r.status == UploadStatus::Unchanged));
+    assert_eq!(emu.log().len(), before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_refreshed_before_expiry_and_after_revocation() {
+    let mut cfg = Config::with_users(5);
+    cfg.token_lifetime = 2; // real seconds
+    let emu = start(cfg).await;
+    let (graph, _) = client_for(&emu, secret_creds());
+    let user = graph
+        .find_user(Lookup::Alias, "seed.00001")
+        .await
+        .expect("user");
+    // ~4.5 s of calls over 2-second tokens.
+    let t0 = std::time::Instant::now();
+    let mut calls = 0;
+    while t0.elapsed() < Duration::from_millis(4_500) {
+        graph
+            .put_photo(&user.id, jpeg(64, 64, calls as u8))
+            .await
+            .expect("put");
+        calls += 1;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(calls > 20);
+    assert!(graph.stats().token_fetches >= 3, "{:?}", graph.stats());
+    assert_eq!(
+        emu.summary().unauthorized,
+        0,
+        "refreshed before expiry, never presented expired"
+    );
+
+    // Revoked mid-run: one 401, a new token, the call succeeds.
+    emu.revoke_tokens();
+    graph
+        .put_photo(&user.id, jpeg(64, 64, 1))
+        .await
+        .expect("after revoke");
+    assert_eq!(emu.summary().unauthorized, 1);
+
+    // A caller-provided token cannot be refreshed: a clear error.
+    let (stale, _) = client_for(
+        &emu,
+        Credentials::AccessToken(Secret::new("expired-elsewhere")),
+    );
+    assert!(matches!(
+        stale.get_photo(&user.id).await,
+        Err(GraphError::TokenRejected { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_credential_and_bad_secrets() {
+    let app_pem = fixture("app.pem");
+    let der = {
+        use rustls::pki_types::pem::PemObject;
+        rustls::pki_types::CertificateDer::from_pem_slice(&app_pem)
+            .expect("der")
+            .to_vec()
+    };
+    let mut cfg = Config::with_users(2);
+    cfg.apps.push(App {
+        client_id: "cert-app".into(),
+        secret: None,
+        certificate_der: Some(der),
+    });
+    let emu = start(cfg).await;
+    let cert = |pem: &str, key: &str| Credentials::Certificate {
+        tenant: TEST_TENANT.into(),
+        client_id: "cert-app".into(),
+        certificate: CertificateCredential::from_pem(&fixture(pem), &fixture(key)).expect("cert"),
+    };
+    let (good, _) = client_for(&emu, cert("app.pem", "app.key"));
+    good.sign_in().await.expect("certificate sign-in");
+    assert_eq!(good.list_users().await.expect("list").len(), 2);
+
+    let (wrong_key, _) = client_for(&emu, cert("app.pem", "other.key"));
+    match wrong_key.sign_in().await {
+        Err(GraphError::Auth { code, message, .. }) => {
+            assert_eq!(code, "invalid_client");
+            assert!(message.contains("AADSTS700027"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let (bad_secret, _) = client_for(
+        &emu,
+        Credentials::ClientSecret {
+            tenant: TEST_TENANT.into(),
+            client_id: TEST_CLIENT_ID.into(),
+            secret: Secret::new("wrong"),
+        },
+    );
+    match bad_secret.sign_in().await {
+        Err(e @ GraphError::Auth { .. }) => {
+            assert!(e.to_string().contains("AADSTS7000215"), "{e}");
+            assert!(
+                !e.to_string().contains("wrong"),
+                "the secret is never echoed"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_through_rustls_ring() {
+    let mut cfg = Config::with_users(3);
+    cfg.tls = Some((fixture("server.pem"), fixture("server.key")));
+    let emu = start(cfg).await;
+    assert!(emu.base_url().starts_with("https://localhost:"));
+    let sleeper = Arc::new(ScaledSleeper {
+        scale: SCALE,
+        waits: Mutex::new(Vec::new()),
+    });
+    let mut gc = GraphConfig::with_urls(emu.base_url(), emu.graph_url());
+    gc.ca_file = Some(format!("{}/tests/graph/fixtures/ca.pem", env!("CARGO_MANIFEST_DIR")).into());
+    gc.retry.sleeper = sleeper;
+    let graph = GraphClient::new(gc, secret_creds()).expect("client");
+    assert_eq!(graph.list_users().await.expect("over TLS").len(), 3);
+    // The process-wide provider is ring (installed by the client; aws-lc-rs is not built in).
+    assert!(rustls::crypto::CryptoProvider::get_default().is_some());
+
+    // Without the test CA the server is not trusted: a network error, not retried forever.
+    let mut gc = GraphConfig::with_urls(emu.base_url(), emu.graph_url());
+    gc.retry.max_attempts = 1;
+    let untrusted = GraphClient::new(gc, secret_creds()).expect("client");
+    assert!(matches!(
+        untrusted.sign_in().await,
+        Err(GraphError::GaveUp { .. } | GraphError::Transport { .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI: kill mid-run, run again.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_upload_killed_mid_run_resumes_without_reuploading() {
+    let n = 300;
+    let mut cfg = Config::with_users(n);
+    cfg.faults = Faults {
+        p_429_retry_after: 0.03,
+        retry_after: 1,
+        ..Faults::default()
+    };
+    cfg.time_scale = 0.05;
+    // Slow enough to kill mid-run: every photo request takes ~10 ms.
+    cfg.faults.p_slow = 1.0;
+    cfg.faults.slow = 0.2;
+    let emu = Emulator::start(cfg).await.expect("emulator");
+    let tmp = tempfile::tempdir().expect("tmp");
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    for i in 1..=n {
+        std::fs::write(
+            photos.join(format!("seed.{i:05} hd.jpg")),
+            jpeg(96, 96, (i % 200) as u8),
+        )
+        .expect("write");
+    }
+    let journal = tmp.path().join("journal.jsonl");
+    let run = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_photobulk"));
+        c.args(["graph", "upload", "--raw", "--no-backup"])
+            .arg(&photos)
+            .arg("--journal")
+            .arg(&journal)
+            .args([
+                "--authority-url",
+                &emu.base_url(),
+                "--graph-url",
+                &emu.graph_url(),
+            ])
+            .args(["--tenant", TEST_TENANT, "--client-id", TEST_CLIENT_ID])
+            .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        c
+    };
+    let mut child = run().spawn().expect("spawn");
+    // Kill once about a third is done (by the emulator's own count).
+    let t0 = std::time::Instant::now();
+    while emu.summary().uploads_applied < n / 3 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "first run too slow");
+        assert!(
+            child.try_wait().expect("wait").is_none(),
+            "finished before the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let applied_first: std::collections::HashSet<String> = emu
+        .log()
+        .iter()
+        .filter(|e| e.applied)
+        .filter_map(|e| e.user.clone())
+        .collect();
+    let journaled_first = UploadJournal::open(&journal).expect("journal").len();
+    assert!(journaled_first > 0 && journaled_first < n);
+    let mark = emu.log().len();
+
+    let out = run().output().expect("second run");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let log = emu.log();
+    let second: Vec<String> = log[mark..]
+        .iter()
+        .filter(|e| e.applied)
+        .filter_map(|e| e.user.clone())
+        .collect();
+    let again: Vec<&String> = second
+        .iter()
+        .filter(|u| applied_first.contains(*u))
+        .collect();
+    // Only uploads in flight at the kill (applied, not yet journaled) may be sent again.
+    assert!(
+        again.len() <= 4,
+        "re-uploaded {} users: {again:?}",
+        again.len()
+    );
+    assert_eq!(emu.summary().users_with_photo, n);
+    assert_eq!(UploadJournal::open(&journal).expect("journal").len(), n);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{journaled_first} unchanged")),
+        "{stdout}"
+    );
+}
