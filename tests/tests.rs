@@ -3,3 +3,4 @@ mod imaging;
 mod ad;
 mod convert;
 mod graph;
+mod sidecar;

@@ -119,6 +119,7 @@ where
             },
         };
         decoder.feed(&buf[..n]);
+        server.had_client.store(true, Ordering::SeqCst);
         while let Some(frame) = decoder.next_frame() {
             let outbox = out.get_or_insert_with(|| Outbox {
                 tx: tx.clone(),

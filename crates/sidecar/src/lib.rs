@@ -96,6 +96,9 @@ pub struct Server {
     /// connection, through child tokens).
     cancel: CancellationToken,
     shutting_down: AtomicBool,
+    /// A client has sent at least one message (a bare connect, e.g. a liveness probe by a
+    /// second server, does not count towards "the last client left").
+    had_client: AtomicBool,
     connections: AtomicUsize,
     in_flight: AtomicUsize,
     changed: tokio::sync::Notify,
@@ -117,6 +120,7 @@ impl Server {
             stop: CancellationToken::new(),
             cancel: CancellationToken::new(),
             shutting_down: AtomicBool::new(false),
+            had_client: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             changed: tokio::sync::Notify::new(),
@@ -178,12 +182,12 @@ pub trait Accept: Send {
 /// client leaves; then wait for every connection to finish.
 pub async fn run<L: Accept>(mut listener: L, server: Arc<Server>) {
     let tracker = TaskTracker::new();
-    let mut ever_connected = false;
     loop {
         // Registered before the count is read, so no change is missed.
         let changed = server.changed.notified();
         let idle = server.connections.load(Ordering::SeqCst) == 0;
-        if idle && ever_connected && server.config.exit_when_last_client_leaves {
+        let had_client = server.had_client.load(Ordering::SeqCst);
+        if idle && had_client && server.config.exit_when_last_client_leaves {
             server.log("last client disconnected: exiting");
             break;
         }
@@ -202,7 +206,6 @@ pub async fn run<L: Accept>(mut listener: L, server: Arc<Server>) {
             }
             r = listener.accept() => match r {
                 Ok(stream) => {
-                    ever_connected = true;
                     server.connection_opened();
                     let s = server.clone();
                     tracker.spawn(async move {

@@ -32,10 +32,9 @@ pub(crate) fn bind(pipe: &str) -> io::Result<PipeTransport> {
     let sid = current_user_sid()?;
     // Protected DACL: full access for SYSTEM and this user, nobody else.
     let sddl = format!("D:P(A;;GA;;;SY)(A;;GA;;;{sid})");
-    let wide: Vec<u16> = sddl.encode_utf16().chain(std::iter::once(0)).collect();
-    let sd = SecurityDescriptor::deserialize(
-        widestring::U16CStr::from_slice(&wide).map_err(io::Error::other)?,
-    )?;
+    let wide =
+        widestring::U16CString::from_str(&sddl).map_err(|e| io::Error::other(e.to_string()))?;
+    let sd = SecurityDescriptor::deserialize(&wide)?;
     let name = pipe.to_ns_name::<GenericNamespaced>()?;
     let listener = ListenerOptions::new()
         .name(name)

@@ -60,8 +60,8 @@ function Get-PhotoReport {
         $rows = Invoke-PhotoBulkRpc -Method 'report.run' -Params $params -OnNotification $onNotification |
             Where-Object { $_.PSObject.TypeNames -contains 'PhotoBulk.ReportRow' }
         if ($AsCsv) {
-            $rows | Select-Object Identity, HasPhoto, Bytes, Width, Height, Format, @{ n = 'Flags'; e = { $_.Flags -join ';' } }, DistinguishedName, Error |
-                ConvertTo-Csv -NoTypeInformation
+            $columns = @('Identity', 'HasPhoto', 'Bytes', 'Width', 'Height', 'Format', @{ n = 'Flags'; e = { $_.Flags -join ';' } }, 'DistinguishedName', 'Error')
+            $rows | Select-Object -Property $columns | ConvertTo-Csv -NoTypeInformation
         }
         else { $rows }
     }
