@@ -224,3 +224,48 @@ pub async fn run<L: Accept>(mut listener: L, server: Arc<Server>) {
     tracker.close();
     tracker.wait().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A listener nobody ever connects to.
+    struct Nobody;
+    impl Accept for Nobody {
+        type Conn = tokio::io::DuplexStream;
+        fn accept(&mut self) -> impl Future<Output = std::io::Result<Self::Conn>> + Send {
+            std::future::pending()
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_timeout_ends_the_server() {
+        let config = Config {
+            idle_timeout: Some(Duration::from_secs(900)),
+            ..Config::default()
+        };
+        let server = Server::new(config, Box::new(std::io::sink()));
+        let t0 = tokio::time::Instant::now();
+        tokio::time::timeout(Duration::from_secs(901), run(Nobody, server))
+            .await
+            .expect("run returns after the idle timeout");
+        assert!(t0.elapsed() >= Duration::from_secs(900));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_idle_timeout_only_stop_ends_the_server() {
+        let config = Config {
+            idle_timeout: None,
+            ..Config::default()
+        };
+        let server = Server::new(config, Box::new(std::io::sink()));
+        let task = tokio::spawn(run(Nobody, server.clone()));
+        tokio::time::sleep(Duration::from_secs(86_400)).await;
+        assert!(!task.is_finished());
+        server.exit();
+        tokio::time::timeout(Duration::from_secs(1), task)
+            .await
+            .expect("run returns after exit")
+            .expect("no panic");
+    }
+}

@@ -18,6 +18,8 @@ function Set-PhotoBulk {
     ActiveDirectory (thumbnailPhoto, written by the sidecar) and/or ExchangeOnPrem (Set-UserPhoto in this session).
     .PARAMETER Force
     Write even when the stored photo is unchanged, and do not ask for confirmation.
+    .PARAMETER ThrottleLimit
+    Photos converted at once (0: one per core). Sent to the sidecar; the current sidecar converts one at a time.
     .EXAMPLE
     Get-ChildItem \\files\hr\photos -Filter *.jpg | Set-PhotoBulk -Server dc1.corp.example -Credential (Get-Credential) -BackupPath D:\PhotoBackups
     .EXAMPLE
@@ -77,10 +79,11 @@ function Set-PhotoBulk {
             items = $inputs.ToArray(); matchBy = $MatchBy.ToLowerInvariant(); targets = @($Target)
             crop = $Crop.ToLowerInvariant(); force = [bool]$Force; throttleLimit = $ThrottleLimit
         }
+        $textInfo = [System.Globalization.CultureInfo]::InvariantCulture.TextInfo
         $newResult = {
             param($item)
             [PSCustomObject]@{
-                PSTypeName = 'PhotoBulk.Result'; Identity = $item.identity; Status = [string]$item.status
+                PSTypeName = 'PhotoBulk.Result'; Identity = $item.identity; Status = $textInfo.ToTitleCase([string]$item.status)
                 Path = $item.path; DistinguishedName = $item.dn; Bytes = $item.adBytes; BackupId = $item.backupId
                 HdPath = $item.hdPath; Error = $(if ($item.error) { $item.error.message } else { $null })
             }
