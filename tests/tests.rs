@@ -1,6 +1,7 @@
-mod util;
-mod imaging;
 mod ad;
 mod convert;
 mod graph;
+mod imaging;
+mod import;
 mod sidecar;
+mod util;

@@ -45,38 +45,39 @@ pub struct AdArgs {
     command: AdCommand,
 }
 
-/// Connection and output options, accepted before or after the subcommand.
+/// Connection and output options, accepted before or after the subcommand. Shared with
+/// `photobulk import` and `photobulk restore` (crates/cli/import.rs).
 #[derive(clap::Args, Debug)]
-struct ConnArgs {
+pub(crate) struct ConnArgs {
     /// Directory server: ldaps://host[:636], or ldap://host[:389] with --starttls.
     #[arg(long, global = true, env = "PHOTOBULK_LDAP_SERVER", value_name = "URL")]
-    server: Option<String>,
+    pub(crate) server: Option<String>,
     /// Search base DN (default: the server's defaultNamingContext).
     #[arg(long, global = true, value_name = "DN")]
-    base: Option<String>,
+    pub(crate) base: Option<String>,
     /// Bind name: a DN, user@domain or DOMAIN\user. Without it the bind is anonymous.
     #[arg(long, global = true, env = "PHOTOBULK_LDAP_BIND", value_name = "NAME")]
-    bind: Option<String>,
+    pub(crate) bind: Option<String>,
     /// Read the bind password from the first line of this file (else PHOTOBULK_LDAP_PASSWORD,
     /// else a prompt when stdin is a terminal).
     #[arg(long, global = true, value_name = "PATH")]
-    password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
     /// Trust the certificates in this PEM file instead of the system roots.
     #[arg(long, global = true, value_name = "PEM")]
-    ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// Do not verify the server certificate (tests only: anyone in the path can read the password).
     #[arg(long, global = true)]
-    insecure_skip_verify: bool,
+    pub(crate) insecure_skip_verify: bool,
     /// Allow a simple bind without TLS (the password crosses the network in clear text).
     #[arg(long, global = true)]
-    allow_plaintext_bind: bool,
+    pub(crate) allow_plaintext_bind: bool,
     /// Upgrade an ldap:// connection with StartTLS.
     #[arg(long, global = true)]
-    starttls: bool,
+    pub(crate) starttls: bool,
     /// Backup folder (default: PHOTOBULK_BACKUP_DIR, else $XDG_STATE_HOME or
     /// ~/.local/state, /photobulk/ad-backups).
     #[arg(long, global = true, value_name = "DIR")]
-    backup_dir: Option<PathBuf>,
+    pub(crate) backup_dir: Option<PathBuf>,
     /// Which attribute --user names: samaccountname, upn, mail, employeeid, or an attribute name.
     #[arg(
         long,
@@ -84,13 +85,13 @@ struct ConnArgs {
         default_value = "samaccountname",
         value_name = "ATTR"
     )]
-    by: String,
+    pub(crate) by: String,
     /// Seconds allowed for each LDAP operation.
     #[arg(long, global = true, default_value_t = 30, value_name = "SECONDS")]
-    timeout: u64,
+    pub(crate) timeout: u64,
     /// Print JSON (one array, an object per user) instead of text.
     #[arg(long, global = true)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 #[derive(clap::Subcommand, Debug)]
@@ -391,7 +392,7 @@ fn prepare_photo(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
     Ok(out.jpeg)
 }
 
-fn default_backup_dir() -> Option<PathBuf> {
+pub(crate) fn default_backup_dir() -> Option<PathBuf> {
     if let Some(d) = std::env::var_os("PHOTOBULK_BACKUP_DIR").filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(d));
     }
@@ -406,7 +407,7 @@ fn default_backup_dir() -> Option<PathBuf> {
     Some(state.join("photobulk/ad-backups"))
 }
 
-fn open_backup_dir(dir: Option<&Path>) -> anyhow::Result<BackupStore> {
+pub(crate) fn open_backup_dir(dir: Option<&Path>) -> anyhow::Result<BackupStore> {
     let dir = dir.map(Path::to_path_buf).or_else(default_backup_dir).ok_or_else(|| {
         anyhow!("no backup folder: give --backup-dir DIR (or PHOTOBULK_BACKUP_DIR), or --no-backup to write without one")
     })?;
@@ -447,7 +448,8 @@ fn read_password(conn: &ConnArgs) -> anyhow::Result<Password> {
 /// rather than showing the password.
 fn prompt_password(bind: &str) -> anyhow::Result<Password> {
     use std::process::{Command, Stdio};
-    let tty = std::fs::File::open("/dev/tty").context("opening the terminal for the password prompt")?;
+    let tty =
+        std::fs::File::open("/dev/tty").context("opening the terminal for the password prompt")?;
     let stty = |arg: &str, tty: &std::fs::File| -> anyhow::Result<()> {
         let ok = Command::new("stty")
             .arg(arg)
@@ -476,7 +478,7 @@ fn prompt_password(bind: &str) -> anyhow::Result<Password> {
     Ok(Password::new(pw))
 }
 
-async fn connect(conn: &ConnArgs) -> anyhow::Result<Directory> {
+pub(crate) async fn connect(conn: &ConnArgs) -> anyhow::Result<Directory> {
     let url = conn.server.clone().ok_or_else(|| {
         anyhow!("--server URL is required (ldaps://host or ldap://host --starttls)")
     })?;

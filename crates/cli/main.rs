@@ -3,6 +3,7 @@
 
 mod ad;
 mod graph;
+mod import;
 mod serve;
 
 use std::io::IsTerminal;
@@ -15,7 +16,11 @@ use photobulk_engine::{plan, ConvertJob, ItemResult, PlanOptions, Status};
 use photobulk_imaging::{Crop, Options, Target};
 
 #[derive(Parser, Debug)]
-#[command(name = "photobulk", version, about = "Contact photos for Active Directory, Exchange and Microsoft 365, in bulk and safely")]
+#[command(
+    name = "photobulk",
+    version,
+    about = "Contact photos for Active Directory, Exchange and Microsoft 365, in bulk and safely"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -29,7 +34,11 @@ enum Command {
     Ad(ad::AdArgs),
     /// Exchange Online / Entra ID photos through Microsoft Graph (users, photos, bulk upload)
     Graph(graph::GraphArgs),
-    /// Run the whole conversion on built-in sample photos (no servers needed)
+    /// Put photos into AD thumbnailPhoto (resumable, backed up), or offline into JPEGs + LDIF
+    Import(import::ImportArgs),
+    /// Put back every photo an import run replaced, byte for byte
+    Restore(import::RestoreArgs),
+    /// Run the main job (offline import) on built-in sample photos (no servers needed)
     Demo {
         /// Folder for the sample inputs, outputs, manifest and report
         #[arg(long, default_value = "photobulk-demo")]
@@ -112,6 +121,8 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(graph::run(args))),
+        Command::Import(args) => import::run(args),
+        Command::Restore(args) => import::restore(args),
         Command::Demo { out } => demo(out),
         Command::Serve(args) => return serve::run(args),
     };
@@ -154,14 +165,25 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         targets,
         ..Options::default()
     };
-    let plan = plan(&args.inputs, PlanOptions { recurse: args.recurse });
-    let job = ConvertJob { options, out_dir: args.out.clone(), threads: args.threads };
+    let plan = plan(
+        &args.inputs,
+        PlanOptions {
+            recurse: args.recurse,
+        },
+    );
+    let job = ConvertJob {
+        options,
+        out_dir: args.out.clone(),
+        threads: args.threads,
+    };
 
     let bar = if std::io::stderr().is_terminal() && !plan.items.is_empty() {
         let b = indicatif::ProgressBar::new(plan.items.len() as u64);
         b.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30.cyan/blue} {pos}/{len} {per_sec} eta {eta} {wide_msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:30.cyan/blue} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Some(b)
     } else {
@@ -169,7 +191,11 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     };
     let on_item = |r: &ItemResult| {
         let line = (r.status != Status::Ok).then(|| {
-            format!("{}: {}", r.file.display(), r.error.as_deref().unwrap_or("failed"))
+            format!(
+                "{}: {}",
+                r.file.display(),
+                r.error.as_deref().unwrap_or("failed")
+            )
         });
         match &bar {
             Some(b) => {
@@ -186,7 +212,9 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let manifest = job.run(&plan, &on_item).context("conversion could not run")?;
+    let manifest = job
+        .run(&plan, &on_item)
+        .context("conversion could not run")?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -205,50 +233,105 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: no photos found in the inputs");
         return Ok(ExitCode::from(1));
     }
-    Ok(if s.any_failed() { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if s.any_failed() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Built-in sample photos for `photobulk demo`: real photos shipped in packages (see
 /// tests/fixtures/README.md), chosen to show orientation, crops and odd formats.
 const SAMPLES: &[(&str, &[u8])] = &[
-    ("Eileen.Collins 512x512.jpg", include_bytes!("../../tests/fixtures/real/astronaut.jpg")),
-    ("John.Smith phone.jpg", include_bytes!("../../tests/fixtures/orient/large_o6.jpg")),
-    ("Mia.Hopper.jpg", include_bytes!("../../tests/fixtures/real/hopper_orientation_8.jpg")),
-    ("Print.Shop cmyk.jpg", include_bytes!("../../tests/fixtures/real/pil_sample_cmyk.jpg")),
-    ("Tall.Person portrait.jpg", include_bytes!("../../tests/fixtures/edge/portrait_400x900.jpg")),
-    ("Broken.File.jpg", b"this is not a photo, just text with a .jpg name\n"),
+    (
+        "Eileen.Collins 512x512.jpg",
+        include_bytes!("../../tests/fixtures/real/astronaut.jpg"),
+    ),
+    (
+        "John.Smith phone.jpg",
+        include_bytes!("../../tests/fixtures/orient/large_o6.jpg"),
+    ),
+    (
+        "Mia.Hopper.jpg",
+        include_bytes!("../../tests/fixtures/real/hopper_orientation_8.jpg"),
+    ),
+    (
+        "Print.Shop cmyk.jpg",
+        include_bytes!("../../tests/fixtures/real/pil_sample_cmyk.jpg"),
+    ),
+    (
+        "Tall.Person portrait.jpg",
+        include_bytes!("../../tests/fixtures/edge/portrait_400x900.jpg"),
+    ),
+    (
+        "Broken.File.jpg",
+        b"this is not a photo, just text with a .jpg name\n",
+    ),
 ];
 
+/// A user export as `Get-ADUser -Filter * | Select DistinguishedName,SamAccountName |
+/// Export-Csv` writes it, for the demo's LDIF. Tall.Person is left out on purpose: the LDIF then
+/// shows the placeholder-DN convention for an account the export does not have.
+const DEMO_USERS_CSV: &str = "\"DistinguishedName\",\"SamAccountName\"\r\n\
+\"CN=Eileen Collins,OU=People,DC=photobulk,DC=test\",\"eileen.collins\"\r\n\
+\"CN=John Smith,OU=People,DC=photobulk,DC=test\",\"john.smith\"\r\n\
+\"CN=Mia Hopper,OU=People,DC=photobulk,DC=test\",\"mia.hopper\"\r\n\
+\"CN=Print Shop,OU=Service,DC=photobulk,DC=test\",\"print.shop\"\r\n";
+
+/// `photobulk demo`: the main job — the offline import — on the bundled samples: JPEGs for AD
+/// and Exchange, manifest, contact sheet and an LDIF ready for `ldapmodify`/`ldifde`.
 fn demo(out: PathBuf) -> anyhow::Result<ExitCode> {
     let input = out.join("input");
-    std::fs::create_dir_all(&input).with_context(|| format!("cannot create {}", input.display()))?;
+    std::fs::create_dir_all(&input)
+        .with_context(|| format!("cannot create {}", input.display()))?;
     for (name, bytes) in SAMPLES {
-        std::fs::write(input.join(name), bytes).with_context(|| format!("cannot write sample {name}"))?;
+        std::fs::write(input.join(name), bytes)
+            .with_context(|| format!("cannot write sample {name}"))?;
     }
-    println!("demo: {} sample photos written to {} (one of them is deliberately broken)", SAMPLES.len(), input.display());
-    let code = convert(ConvertArgs {
-        inputs: vec![input],
-        out: out.clone(),
-        target: vec![TargetArg::Ad, TargetArg::Hd],
-        crop: CropArg::Top,
-        ad_max_bytes: 10_240,
-        ad_size: 96,
-        hd_max_bytes: 245_760,
-        hd_size: 648,
-        background: "ffffff".into(),
-        recurse: false,
-        threads: 0,
-        json: false,
-    })?;
-    let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json"))?)?;
+    let users = out.join("users.csv");
+    std::fs::write(&users, DEMO_USERS_CSV)
+        .with_context(|| format!("cannot write {}", users.display()))?;
+    println!(
+        "demo: {} sample photos written to {} (one of them is deliberately broken), user export {}",
+        SAMPLES.len(),
+        input.display(),
+        users.display()
+    );
+    let cli = Cli::try_parse_from([
+        "photobulk".as_ref(),
+        "import".as_ref(),
+        input.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+        "--users".as_ref(),
+        users.as_os_str(),
+    ])
+    .context("demo arguments")?;
+    let Command::Import(mut args) = cli.command else {
+        bail!("demo: internal argument error");
+    };
+    args.force_offline();
+    let code = import::run(args)?;
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json"))?)?;
     let ok = manifest["summary"]["ok"].as_u64().unwrap_or(0);
     let failed = manifest["summary"]["failed"].as_u64().unwrap_or(0);
-    // The demo succeeds when every real photo converted and the broken file was caught.
-    if ok == (SAMPLES.len() - 1) as u64 && failed == 1 {
-        println!("demo: OK — open {} to see the results", out.join("report.html").display());
+    let ldif =
+        std::fs::read_to_string(out.join(photobulk_engine::offline::LDIF_FILE)).unwrap_or_default();
+    let entries = ldif
+        .lines()
+        .filter(|l| l.starts_with("changetype: modify"))
+        .count() as u64;
+    // The demo succeeds when every real photo converted, the broken file was caught, and the
+    // LDIF carries one replace per converted photo.
+    if ok == (SAMPLES.len() - 1) as u64 && failed == 1 && entries == ok {
+        println!(
+            "demo: OK — open {} to see the results",
+            out.join("report.html").display()
+        );
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("demo: unexpected result ({ok} converted, {failed} failed; convert exit {code:?})");
+        eprintln!("demo: unexpected result ({ok} converted, {failed} failed, {entries} LDIF entries; import exit {code:?})");
         Ok(ExitCode::from(1))
     }
 }

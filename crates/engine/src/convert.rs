@@ -28,21 +28,33 @@ impl ConvertJob {
     /// progress display. Returns the manifest, which is also written to
     /// `out_dir/manifest.json`. Only problems with the output folder itself are errors;
     /// everything about a single file is in its [`ItemResult`].
-    pub fn run(&self, plan: &Plan, on_item: &(dyn Fn(&ItemResult) + Sync)) -> Result<Manifest, EngineError> {
+    pub fn run(
+        &self,
+        plan: &Plan,
+        on_item: &(dyn Fn(&ItemResult) + Sync),
+    ) -> Result<Manifest, EngineError> {
         for t in &self.options.targets {
-            if t.name.is_empty() || !t.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            if t.name.is_empty()
+                || !t
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
                 return Err(EngineError::InvalidTargetName(t.name.clone()));
             }
             let dir = self.out_dir.join(&t.name);
             std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
         }
         let threads = match self.threads {
-            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
             n => n,
         }
         .min(plan.items.len().max(1));
 
-        let slots: Vec<Mutex<Option<ItemResult>>> = plan.items.iter().map(|_| Mutex::new(None)).collect();
+        let slots: Vec<Mutex<Option<ItemResult>>> =
+            plan.items.iter().map(|_| Mutex::new(None)).collect();
         let next = AtomicUsize::new(0);
         std::thread::scope(|s| {
             for _ in 0..threads {
@@ -62,12 +74,19 @@ impl ConvertJob {
             .zip(&plan.items)
             .map(|(slot, item)| {
                 slot.into_inner().ok().flatten().unwrap_or_else(|| {
-                    failed(item, "internal error: worker stopped before this file".to_string())
+                    failed(
+                        item,
+                        "internal error: worker stopped before this file".to_string(),
+                    )
                 })
             })
             .collect();
 
-        let mut summary = Summary { total: items.len(), skipped_files: plan.skipped.len(), ..Summary::default() };
+        let mut summary = Summary {
+            total: items.len(),
+            skipped_files: plan.skipped.len(),
+            ..Summary::default()
+        };
         for it in &items {
             match it.status {
                 Status::Ok => summary.ok += 1,
@@ -93,10 +112,14 @@ impl ConvertJob {
             items,
             skipped_files: plan.skipped.clone(),
         };
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| EngineError::Manifest(e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&manifest)
+            .map_err(|e| EngineError::Manifest(e.to_string()))?;
         write_atomic(&self.out_dir.join("manifest.json"), &json)?;
-        std::fs::write(self.out_dir.join("report.html"), crate::report::html(&manifest))
-            .map_err(|e| EngineError::io(&self.out_dir.join("report.html"), e))?;
+        std::fs::write(
+            self.out_dir.join("report.html"),
+            crate::report::html(&manifest),
+        )
+        .map_err(|e| EngineError::io(&self.out_dir.join("report.html"), e))?;
         Ok(manifest)
     }
 
@@ -106,10 +129,16 @@ impl ConvertJob {
             (Verdict::NoAccount, _) | (Verdict::Convert, None) => {
                 return ItemResult {
                     status: Status::NoAccount,
-                    ..failed(item, "the file name names no account (it must start with the account name)".into())
+                    ..failed(
+                        item,
+                        "the file name names no account (it must start with the account name)"
+                            .into(),
+                    )
                 }
             }
-            (Verdict::Unreadable { reason }, _) => return failed(item, format!("cannot read file: {reason}")),
+            (Verdict::Unreadable { reason }, _) => {
+                return failed(item, format!("cannot read file: {reason}"))
+            }
             (Verdict::Duplicate { others }, _) => {
                 if let Some(a) = &item.account {
                     self.remove_stale(a);
@@ -131,7 +160,11 @@ impl ConvertJob {
             }
         };
         match self.convert_file(&item.path, &account) {
-            Ok(r) => ItemResult { file: item.path.clone(), account: Some(account), ..r },
+            Ok(r) => ItemResult {
+                file: item.path.clone(),
+                account: Some(account),
+                ..r
+            },
             Err(msg) => {
                 self.remove_stale(&account);
                 failed(item, msg)

@@ -11,18 +11,35 @@
 //! 3. the [`Manifest`] (JSON, documented in [`manifest`]) and an HTML contact sheet
 //!    ([`report`]) describe what happened, for scripts and for people.
 //!
-//! This crate knows nothing of LDAP, Graph or JSON-RPC.
+//! The import into Active Directory ([`import`]) reuses the same naming rule and adds what a
+//! run against a live directory needs: inputs from folders and `Identity,Path` CSV files
+//! ([`inputs`]), a durable journal for resume and "unchanged" ([`journal`]), backups through
+//! `photobulk_directory::BackupStore`, and restore of a whole run. With no directory, the
+//! offline import ([`offline`]) writes the JPEGs, the manifest and an LDIF ([`ldif`]) instead.
+//! LDAP itself is `photobulk_directory`'s job; this crate knows nothing of Graph or JSON-RPC.
 
 pub mod convert;
+pub mod import;
+pub mod inputs;
+pub mod journal;
+pub mod ldif;
 pub mod manifest;
 pub mod naming;
+pub mod offline;
 pub mod plan;
 pub mod report;
 
 use std::path::{Path, PathBuf};
 
 pub use convert::ConvertJob;
+pub use import::{
+    job_key, options_key, restore_run, Action, Cancel, ImportItem, ImportJob, ImportReport,
+    ImportSummary, RestoreItem, RestoreReport, RunMeta,
+};
+pub use inputs::{collect, Input, Inputs, Take, UserExport};
+pub use journal::Journal;
 pub use manifest::{ItemResult, Manifest, Status, Summary, WrittenOutput};
+pub use offline::{OfflineJob, OfflineReport};
 pub use plan::{plan, Plan, PlanItem, PlanOptions, Verdict};
 
 /// Problems with the job as a whole (never with a single file: those are item results).
@@ -30,15 +47,32 @@ pub use plan::{plan, Plan, PlanItem, PlanOptions, Verdict};
 #[non_exhaustive]
 pub enum EngineError {
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("target name {0:?} may only contain letters, digits, '-' and '_'")]
     InvalidTargetName(String),
     #[error("cannot write manifest: {0}")]
     Manifest(String),
+    #[error("{path}: {reason}")]
+    Csv { path: PathBuf, reason: String },
+    #[error("journal {path}: {reason}")]
+    Journal { path: PathBuf, reason: String },
+    #[error("directory: {0}")]
+    Directory(String),
+    #[error("no run {0:?} in the journal")]
+    UnknownRun(String),
+    /// The run stopped sending writes because its own state (journal, backups) could not be kept.
+    #[error("the run stopped writing: {0}")]
+    Stopped(String),
 }
 
 impl EngineError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
-        EngineError::Io { path: path.to_path_buf(), source }
+        EngineError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }

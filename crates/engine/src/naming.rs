@@ -10,8 +10,8 @@ use std::path::Path;
 
 /// File extensions (lower case, no dot) that are treated as photos when a folder is scanned.
 pub const IMAGE_EXTENSIONS: &[&str] = &[
-    "jpg", "jpeg", "jpe", "jfif", "png", "gif", "bmp", "dib", "tif", "tiff", "webp", "heic", "heif",
-    "hif",
+    "jpg", "jpeg", "jpe", "jfif", "png", "gif", "bmp", "dib", "tif", "tiff", "webp", "heic",
+    "heif", "hif",
 ];
 
 /// Whether `path` has one of [`IMAGE_EXTENSIONS`] (case-insensitive).
@@ -29,7 +29,9 @@ pub fn account_from_file_name(path: &Path) -> Option<String> {
     let account = match name.split_once(' ') {
         Some((head, _)) => head,
         None => match name.rsplit_once('.') {
-            Some((stem, ext)) if IMAGE_EXTENSIONS.iter().any(|k| k.eq_ignore_ascii_case(ext)) => stem,
+            Some((stem, ext)) if IMAGE_EXTENSIONS.iter().any(|k| k.eq_ignore_ascii_case(ext)) => {
+                stem
+            }
             _ => name,
         },
     };
@@ -58,14 +60,23 @@ mod tests {
     #[test]
     fn up_to_first_space() {
         assert_eq!(acc("John.Smith 648x648.jpg").as_deref(), Some("John.Smith"));
-        assert_eq!(acc("John.Smith  two spaces.png").as_deref(), Some("John.Smith"));
-        assert_eq!(acc("dir/sub/Ann.Lee 2024 final.jpeg").as_deref(), Some("Ann.Lee"));
+        assert_eq!(
+            acc("John.Smith  two spaces.png").as_deref(),
+            Some("John.Smith")
+        );
+        assert_eq!(
+            acc("dir/sub/Ann.Lee 2024 final.jpeg").as_deref(),
+            Some("Ann.Lee")
+        );
     }
 
     #[test]
     fn no_space_means_stem() {
         assert_eq!(acc("jane.doe.png").as_deref(), Some("jane.doe"));
-        assert_eq!(acc("John.Smith648x648.jpg").as_deref(), Some("John.Smith648x648"));
+        assert_eq!(
+            acc("John.Smith648x648.jpg").as_deref(),
+            Some("John.Smith648x648")
+        );
         assert_eq!(acc("zoë.müller.HEIC").as_deref(), Some("zoë.müller"));
         // Unknown extension is part of the name: no guessing.
         assert_eq!(acc("john.smith").as_deref(), Some("john.smith"));

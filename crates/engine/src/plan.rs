@@ -65,14 +65,23 @@ pub fn plan(inputs: &[PathBuf], opts: PlanOptions) -> Plan {
     for (path, unreadable) in files {
         let account = account_from_file_name(&path);
         let verdict = match (&unreadable, &account) {
-            (Some(reason), _) => Verdict::Unreadable { reason: reason.clone() },
+            (Some(reason), _) => Verdict::Unreadable {
+                reason: reason.clone(),
+            },
             (None, None) => Verdict::NoAccount,
             (None, Some(a)) => {
-                by_key.entry(account_key(a)).or_default().push(out.items.len());
+                by_key
+                    .entry(account_key(a))
+                    .or_default()
+                    .push(out.items.len());
                 Verdict::Convert
             }
         };
-        out.items.push(PlanItem { path, account, verdict });
+        out.items.push(PlanItem {
+            path,
+            account,
+            verdict,
+        });
     }
     for indices in by_key.values().filter(|v| v.len() > 1) {
         for &i in indices {
@@ -138,8 +147,18 @@ mod tests {
         let p = plan(&[d.path().to_path_buf()], PlanOptions::default());
         assert_eq!(p.items.len(), 3);
         let find = |path: &Path| p.items.iter().find(|i| i.path == path).expect("item");
-        assert_eq!(find(&a).verdict, Verdict::Duplicate { others: vec![b.clone()] });
-        assert_eq!(find(&b).verdict, Verdict::Duplicate { others: vec![a.clone()] });
+        assert_eq!(
+            find(&a).verdict,
+            Verdict::Duplicate {
+                others: vec![b.clone()]
+            }
+        );
+        assert_eq!(
+            find(&b).verdict,
+            Verdict::Duplicate {
+                others: vec![a.clone()]
+            }
+        );
         assert_eq!(find(&c).verdict, Verdict::Convert);
         assert_eq!(find(&c).account.as_deref(), Some("John.Smith"));
         assert_eq!(p.skipped, vec![d.path().join("Thumbs.db")]);
@@ -150,7 +169,10 @@ mod tests {
         let d = tempfile::tempdir().expect("tempdir");
         let txt = touch(d.path(), "ann.lee.txt");
         let missing = d.path().join("nobody.jpg");
-        let p = plan(&[txt.clone(), missing.clone(), txt.clone()], PlanOptions::default());
+        let p = plan(
+            &[txt.clone(), missing.clone(), txt.clone()],
+            PlanOptions::default(),
+        );
         assert_eq!(p.items.len(), 2, "the same file twice is one item");
         assert_eq!(p.items[0].verdict, Verdict::Convert);
         assert_eq!(p.items[0].account.as_deref(), Some("ann.lee.txt"));
@@ -163,7 +185,17 @@ mod tests {
         std::fs::create_dir(d.path().join("sub")).expect("mkdir");
         touch(&d.path().join("sub"), "x.y.jpg");
         touch(d.path(), "a.b.jpg");
-        assert_eq!(plan(&[d.path().to_path_buf()], PlanOptions::default()).items.len(), 1);
-        assert_eq!(plan(&[d.path().to_path_buf()], PlanOptions { recurse: true }).items.len(), 2);
+        assert_eq!(
+            plan(&[d.path().to_path_buf()], PlanOptions::default())
+                .items
+                .len(),
+            1
+        );
+        assert_eq!(
+            plan(&[d.path().to_path_buf()], PlanOptions { recurse: true })
+                .items
+                .len(),
+            2
+        );
     }
 }
