@@ -176,7 +176,7 @@ mod tests {
         assert!(lines[4].starts_with(' '), "folded continuation");
         assert!(text.ends_with("-\n\n"));
         // Unfolding gives back the base64 of the value.
-        let unfolded: String = lines[3..lines.len() - 1]
+        let unfolded: String = lines[3..lines.len() - 2]
             .iter()
             .map(|l| l.strip_prefix(' ').unwrap_or(l))
             .collect();
