@@ -674,7 +674,7 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
                             .as_array()
                             .expect("items")
                             .iter()
-                            .all(|i| i["status"] == "ready"),
+                            .all(|i| i["status"] == "ready" || i["status"] == "unchanged"),
                         "{name}: {res}"
                     );
                 }
@@ -809,11 +809,10 @@ async fn client_disconnect_mid_bulk_run_stops_cleanly_with_the_journal_intact() 
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("journal line {l:?}: {e}")))
             .collect();
         assert_eq!(lines[0]["t"], "run", "{}", lines[0]);
-        let end = lines.last().expect("end line");
-        assert_eq!(
-            (end["t"].as_str(), end["cancelled"].as_bool()),
-            (Some("end"), Some(true)),
-            "{end}"
+        // A cancelled import has no `end` record: running it again resumes it.
+        assert!(
+            lines.iter().all(|l| l["t"] != "end"),
+            "a cancelled run must stay resumable"
         );
         for l in &lines {
             if l["t"] == "done" {

@@ -1,6 +1,8 @@
 //! `bulk.plan` and `bulk.run`.
 //!
-//! Built on what the engine offers today (`photobulk_engine::plan` for file naming and
+//! With only the `ActiveDirectory` target both go through the engine's import job
+//! ([`crate::bulk_engine`]). With `ExchangeOnPrem` (which needs the 648x648 files on disk for
+//! the module's `Set-UserPhoto`) they run here, built on (`photobulk_engine::plan` for file naming and
 //! duplicates, `photobulk_imaging::convert` per file, `photobulk_directory` per user), item by
 //! item so a cancel, a disconnect or a shutdown stops between two users: the LDAP write in
 //! flight completes and its journal line is written. The journal (`OUT/journal.ndjson`) gets a
@@ -153,6 +155,10 @@ async fn bound_if_ad(p: &BulkParams, ctx: &Ctx) -> Result<Option<Bound>, Respons
 
 pub(crate) async fn plan(p: BulkParams, ctx: &Ctx) -> Result<m::BulkPlanResult, ResponseError> {
     check(&p)?;
+    if p.targets == [BulkTarget::ActiveDirectory] {
+        let (items, summary, _, _, _) = crate::bulk_engine::import(&p, ctx, true).await?;
+        return Ok(m::BulkPlanResult { items, summary });
+    }
     let by = handlers::lookup(&p.match_by)?;
     let bound = bound_if_ad(&p, ctx).await?;
     let items = p.items.clone();
@@ -228,6 +234,16 @@ fn now_unix() -> u64 {
 
 pub(crate) async fn run(p: BulkParams, ctx: &Ctx) -> Result<m::BulkRunResult, ResponseError> {
     check(&p)?;
+    if p.targets == [BulkTarget::ActiveDirectory] {
+        let (_, summary, cancelled, out_dir, journal) =
+            crate::bulk_engine::import(&p, ctx, false).await?;
+        return Ok(m::BulkRunResult {
+            summary,
+            cancelled,
+            out_dir: out_dir.display().to_string(),
+            journal: journal.display().to_string(),
+        });
+    }
     let by = handlers::lookup(&p.match_by)?;
     let bound = bound_if_ad(&p, ctx).await?;
     let write_opts = match &bound {

@@ -31,6 +31,7 @@
 //! (unless `--persist`), or after an idle timeout with no client connected.
 
 mod bulk;
+mod bulk_engine;
 mod conn;
 mod handlers;
 mod map;

@@ -1,0 +1,220 @@
+//! `bulk.plan` / `bulk.run` for the ActiveDirectory target through the engine's import job
+//! (`photobulk_engine::ImportJob`, issue 4): windowed lookups and writes, conversions on the
+//! blocking pool, unchanged detection from the directory's bytes, backups, an fsync'd journal
+//! and resume. This module only maps: protocol params → job, `ImportItem` → `bulk/item`
+//! notifications, the request's cancellation token → the engine's `Cancel`.
+
+use std::path::PathBuf;
+
+use photobulk_engine::{
+    import::Action, Cancel, ImportItem, ImportJob, Input, Inputs, Journal, RunMeta, Take,
+};
+use photobulk_imaging::{Options, Target};
+use photobulk_protocol::methods::{self as m, BulkItem, BulkParams, BulkSummary, ItemStatus};
+use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
+
+use crate::conn::Ctx;
+use crate::handlers;
+
+/// The engine's error kinds (directory kinds and its own) → protocol kinds.
+fn kind_of(engine_kind: &str) -> ErrorCode {
+    match engine_kind {
+        "user_not_found" | "no_such_object" => ErrorCode::UserNotFound,
+        "ambiguous" => ErrorCode::AmbiguousUser,
+        "no_account" => ErrorCode::NoAccount,
+        "superseded" => ErrorCode::Duplicate,
+        "cancelled" => ErrorCode::RequestCancelled,
+        "unreadable" | "backup_io" => ErrorCode::Io,
+        "image" => ErrorCode::ImageInvalid,
+        "insufficient_rights" | "unwilling" | "strong_auth_required" => ErrorCode::AccessDenied,
+        "invalid_credentials" => ErrorCode::InvalidCredentials,
+        "timeout" | "connection_lost" | "server_busy" => ErrorCode::Unavailable,
+        "connect" | "tls" => ErrorCode::ConnectionFailed,
+        "photo_too_large" => ErrorCode::PhotoTooLarge,
+        "photo_rejected" => ErrorCode::PhotoRejected,
+        _ => ErrorCode::Directory,
+    }
+}
+
+fn item_of(it: &ImportItem) -> BulkItem {
+    let cancelled = it.error.as_ref().is_some_and(|e| e.kind == "cancelled");
+    let status = match (it.action, it.dry_run) {
+        (Action::Set | Action::Replace, true) => ItemStatus::Ready,
+        (Action::Set | Action::Replace, false) => ItemStatus::Written,
+        (Action::Unchanged, _) => ItemStatus::Unchanged,
+        (Action::Failed, _) => ItemStatus::Failed,
+        (Action::Skipped, _) if cancelled => ItemStatus::Cancelled,
+        (Action::Skipped, _) => ItemStatus::Skipped,
+    };
+    BulkItem {
+        path: it.file.display().to_string(),
+        identity: it.account.clone(),
+        dn: it.dn.clone(),
+        status,
+        has_photo: match it.action {
+            Action::Set => Some(false),
+            Action::Replace | Action::Unchanged => Some(true),
+            _ => None,
+        },
+        ad_path: None,
+        ad_bytes: it.bytes,
+        ad_sha256: it.sha256.clone(),
+        hd_path: None,
+        backup_id: it.backup_id.clone(),
+        error: it.error.as_ref().map(|e| ItemError {
+            kind: kind_of(&e.kind).kind().to_string(),
+            message: e.message.clone(),
+            retryable: e.retryable,
+            detail: Some(e.kind.clone()),
+        }),
+    }
+}
+
+fn count(s: &mut BulkSummary, status: ItemStatus) {
+    match status {
+        ItemStatus::Ready => s.ready += 1,
+        ItemStatus::Written => s.written += 1,
+        ItemStatus::Unchanged => s.unchanged += 1,
+        ItemStatus::Skipped => s.skipped += 1,
+        ItemStatus::Failed => s.failed += 1,
+        ItemStatus::Cancelled => s.cancelled += 1,
+    }
+}
+
+fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError> {
+    let unnamed: Vec<PathBuf> = items
+        .iter()
+        .filter(|i| i.identity.is_none())
+        .map(|i| PathBuf::from(&i.path))
+        .collect();
+    let mut inputs = if unnamed.is_empty() {
+        Inputs::default()
+    } else {
+        photobulk_engine::collect(&unnamed, false)
+            .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?
+    };
+    for it in items {
+        if let Some(id) = &it.identity {
+            inputs.items.push(Input {
+                path: PathBuf::from(&it.path),
+                account: Some(id.clone()),
+                take: Take::Yes,
+                also: Vec::new(),
+                origin: None,
+            });
+        }
+    }
+    Ok(inputs)
+}
+
+/// Run the engine's import (a dry run for `bulk.plan`). In a real run items stream as
+/// `bulk/item` and `bulk/progress` notifications; all items are also returned. The journal is
+/// `OUT/journal.jsonl` (a cancelled run has no `end` record: the same run with the same
+/// `outDir` resumes it).
+pub(crate) async fn import(
+    p: &BulkParams,
+    ctx: &Ctx,
+    dry_run: bool,
+) -> Result<(Vec<BulkItem>, BulkSummary, bool, PathBuf, PathBuf), ResponseError> {
+    let bound = ctx.session.bound().await?;
+    let by = handlers::lookup(&p.match_by)?;
+    let out_dir = match &p.out_dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).map_err(|e| crate::map::io(d, &e))?;
+            PathBuf::from(d)
+        }
+        None => handlers::fresh_dir(ctx, if dry_run { "plan" } else { "bulk" })?,
+    };
+    let journal_path = out_dir.join("journal.jsonl");
+    let journal = Journal::open(&journal_path)
+        .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
+    let wo = if dry_run {
+        None
+    } else {
+        Some(handlers::write_options(&bound, p.no_backup)?)
+    };
+    let options = Options {
+        crop: handlers::crop(p.crop),
+        targets: vec![Target::ad()],
+        ..Options::default()
+    };
+    let inputs = inputs_of(&p.items)?;
+    let total = inputs.items.len();
+    let paths: Vec<PathBuf> = p.items.iter().map(|i| PathBuf::from(&i.path)).collect();
+    let meta = RunMeta {
+        job: photobulk_engine::job_key(
+            &paths,
+            bound.dir.url(),
+            bound.dir.base().ok(),
+            &by,
+            &options,
+        ),
+        server: Some(bound.dir.url().to_string()),
+        inputs: paths.iter().map(|p| p.display().to_string()).collect(),
+    };
+    let job = ImportJob {
+        options,
+        by,
+        // Small, so a cancel or a disconnect stops the run soon (writes in flight finish).
+        window: 8,
+        image_threads: p.throttle_limit as usize,
+        dry_run,
+        backup: wo.and_then(|w| w.backup),
+        journal: journal.clone(),
+        scope: None,
+    };
+    let cancel = Cancel::new();
+    let bridge = {
+        let (token, c) = (ctx.cancel.clone(), cancel.clone());
+        tokio::spawn(async move {
+            token.cancelled().await;
+            c.cancel();
+        })
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<BulkItem>();
+    let dir = bound.dir.clone();
+    let work = async move {
+        let mut on_item = |it: &ImportItem| {
+            let _ = tx.send(item_of(it));
+        };
+        job.run(&dir, inputs, &meta, &cancel, &mut on_item).await
+    };
+    let forward = async {
+        let (mut items, mut summary, mut done) = (
+            Vec::new(),
+            BulkSummary {
+                total,
+                ..Default::default()
+            },
+            0,
+        );
+        while let Some(item) = rx.recv().await {
+            done += 1;
+            count(&mut summary, item.status);
+            if !dry_run {
+                let current = item.identity.clone();
+                ctx.out
+                    .notify::<m::BulkItemNotice>(&m::BulkItemParams {
+                        request_id: ctx.id.clone(),
+                        item: item.clone(),
+                    })
+                    .await;
+                ctx.out
+                    .notify::<m::BulkProgress>(&m::BulkProgressParams {
+                        request_id: ctx.id.clone(),
+                        done,
+                        total,
+                        current,
+                    })
+                    .await;
+            }
+            items.push(item);
+        }
+        (items, summary)
+    };
+    let (report, (items, summary)) = tokio::join!(work, forward);
+    bridge.abort();
+    let _ = journal.close();
+    let report = report.map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
+    Ok((items, summary, report.cancelled, out_dir, journal_path))
+}
