@@ -606,14 +606,17 @@ async fn tls_through_rustls_ring() {
     // The process-wide provider is ring (installed by the client; aws-lc-rs is not built in).
     assert!(rustls::crypto::CryptoProvider::get_default().is_some());
 
-    // Without the test CA the server is not trusted: a network error, not retried forever.
-    let mut gc = GraphConfig::with_urls(emu.base_url(), emu.graph_url());
-    gc.retry.max_attempts = 1;
+    // Without the test CA the server is not trusted: a network error that is not retried.
+    let gc = GraphConfig::with_urls(emu.base_url(), emu.graph_url());
     let untrusted = GraphClient::new(gc, secret_creds()).expect("client");
-    assert!(matches!(
-        untrusted.sign_in().await,
-        Err(GraphError::GaveUp { .. } | GraphError::Transport { .. })
-    ));
+    match untrusted.sign_in().await {
+        Err(e @ GraphError::Transport { .. }) => {
+            assert!(!e.is_retryable(), "{e}");
+            assert!(e.to_string().contains("certificate"), "{e}");
+        }
+        other => panic!("expected a certificate error, got {other:?}"),
+    }
+    assert_eq!(untrusted.stats().requests, 1);
 }
 
 // ---------------------------------------------------------------------------------------------

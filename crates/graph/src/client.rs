@@ -389,10 +389,13 @@ impl GraphClient {
                 Ok(x) => x,
                 Err(e) => {
                     c.network_errors.fetch_add(1, Ordering::Relaxed);
-                    let retryable = !e.is_builder() && !e.is_redirect();
+                    let message = error_chain(&e);
+                    // An untrusted or wrong certificate will not fix itself: fail at once.
+                    let retryable =
+                        !e.is_builder() && !e.is_redirect() && !message.contains("certificate");
                     let err = GraphError::Transport {
                         url: strip_query(url),
-                        message: error_chain(&e),
+                        message,
                         retryable,
                     };
                     if !retryable {

@@ -4,6 +4,7 @@
 //! ```text
 //! graph-emulator [--port P] [--users N] [--rate R] [--burst B] [--faults F] [--retry-after S]
 //!                [--concurrency C] [--token-lifetime S] [--no-mailbox-every K]
+//!                [--light-reencode]
 //! ```
 //!
 //! Prints `PB_GRAPH_AUTHORITY=…`, `PB_GRAPH_URL=…`, `PB_GRAPH_TENANT=…`, `PB_GRAPH_CLIENT_ID=…`
@@ -47,6 +48,10 @@ fn main() -> std::process::ExitCode {
                 .map(|v: usize| cfg.concurrency_limit = (v > 0).then_some(v))
                 .is_ok(),
             "--token-lifetime" => val().parse().map(|v| cfg.token_lifetime = v).is_ok(),
+            "--light-reencode" => {
+                cfg.reencode = false;
+                true
+            }
             "--no-mailbox-every" => val().parse().map(|v| no_mailbox_every = v).is_ok(),
             _ => false,
         };
