@@ -33,11 +33,18 @@ fn main() {
                     c.source.width,
                     c.source.height,
                     c.source.orientation,
-                    c.outputs.iter().map(|o| format!("{} {}B q{}", o.target, o.bytes, o.quality)).collect::<Vec<_>>().join(", "),
+                    c.outputs
+                        .iter()
+                        .map(|o| format!("{} {}B q{}", o.target, o.bytes, o.quality))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     c.warnings
                 );
                 if let Some(dir) = &out {
-                    let stem = std::path::Path::new(&path).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                    let stem = std::path::Path::new(&path)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default();
                     for o in &c.outputs {
                         let _ = std::fs::write(format!("{dir}/{stem}.{}.jpg", o.target), &o.jpeg);
                     }

@@ -21,7 +21,8 @@ type EncFn = fn(&[u8], u32, u32, u8) -> Vec<u8>;
 fn enc_image(rgb: &[u8], w: u32, h: u32, q: u8) -> Vec<u8> {
     let mut out = Vec::new();
     let e = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, q);
-    image::ImageEncoder::write_image(e, rgb, w, h, image::ExtendedColorType::Rgb8).expect("image encode");
+    image::ImageEncoder::write_image(e, rgb, w, h, image::ExtendedColorType::Rgb8)
+        .expect("image encode");
     out
 }
 
@@ -30,7 +31,8 @@ fn enc_jpeg_encoder(rgb: &[u8], w: u32, h: u32, q: u8) -> Vec<u8> {
     let mut e = jpeg_encoder::Encoder::new(&mut out, q);
     e.set_sampling_factor(jpeg_encoder::SamplingFactor::R_4_2_0);
     e.set_optimized_huffman_tables(true);
-    e.encode(rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb).expect("jpeg-encoder");
+    e.encode(rgb, w as u16, h as u16, jpeg_encoder::ColorType::Rgb)
+        .expect("jpeg-encoder");
     out
 }
 
@@ -50,8 +52,12 @@ fn moz(rgb: &[u8], w: u32, h: u32, q: u8, fastest: bool) -> Vec<u8> {
     })
     .expect("mozjpeg")
 }
-fn enc_moz_baseline(rgb: &[u8], w: u32, h: u32, q: u8) -> Vec<u8> { moz(rgb, w, h, q, true) }
-fn enc_moz_trellis_progressive(rgb: &[u8], w: u32, h: u32, q: u8) -> Vec<u8> { moz(rgb, w, h, q, false) }
+fn enc_moz_baseline(rgb: &[u8], w: u32, h: u32, q: u8) -> Vec<u8> {
+    moz(rgb, w, h, q, true)
+}
+fn enc_moz_trellis_progressive(rgb: &[u8], w: u32, h: u32, q: u8) -> Vec<u8> {
+    moz(rgb, w, h, q, false)
+}
 
 /// Decoded with libjpeg-turbo (mozjpeg), the reference decoder, for every encoder alike.
 fn decode(jpeg: &[u8]) -> Vec<u8> {
@@ -71,8 +77,15 @@ fn square_resize(rgb: &[u8], w: u32, h: u32, size: u32) -> Vec<u8> {
     let mut dst = fr::images::Image::new(size, size, fr::PixelType::U8x3);
     let opts = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
-        .crop(f64::from((w - side) / 2), f64::from((h - side) / 2), f64::from(side), f64::from(side));
-    fr::Resizer::new().resize(&src, &mut dst, &opts).expect("resize");
+        .crop(
+            f64::from((w - side) / 2),
+            f64::from((h - side) / 2),
+            f64::from(side),
+            f64::from(side),
+        );
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &opts)
+        .expect("resize");
     dst.into_vec()
 }
 
@@ -84,7 +97,14 @@ fn main() {
         ("mozjpeg trellis+prog", enc_moz_trellis_progressive),
     ];
     let mut sources: Vec<(String, Vec<u8>, u32, u32)> = (0..3u64)
-        .map(|s| ("synthetic".to_string() + &s.to_string(), synth::photo(1400, 1800, s), 1400, 1800))
+        .map(|s| {
+            (
+                "synthetic".to_string() + &s.to_string(),
+                synth::photo(1400, 1800, s),
+                1400,
+                1800,
+            )
+        })
         .collect();
     for p in std::env::args().skip(1) {
         let img = image::open(&p).expect("open").to_rgb8();
@@ -92,8 +112,12 @@ fn main() {
         sources.push((p, img.into_raw(), w, h));
     }
     // (size, budgets): the product budgets, and tighter ones where encoders differ more.
-    let cases: [(u32, &[usize]); 2] = [(96, &[10_240, 4_096, 2_500]), (648, &[245_760, 100_000, 50_000])];
-    let mut sums: Vec<Vec<(f64, f64, f64, usize)>> = vec![vec![(0.0, 0.0, 0.0, 0); 6]; encoders.len()];
+    let cases: [(u32, &[usize]); 2] = [
+        (96, &[10_240, 4_096, 2_500]),
+        (648, &[245_760, 100_000, 50_000]),
+    ];
+    let mut sums: Vec<Vec<(f64, f64, f64, usize)>> =
+        vec![vec![(0.0, 0.0, 0.0, 0); 6]; encoders.len()];
     for (name, rgb, w, h) in &sources {
         for (ci, (size, budgets)) in cases.iter().enumerate() {
             let orig = square_resize(rgb, *w, *h, *size);
@@ -105,9 +129,16 @@ fn main() {
                 }
                 let ms = t.elapsed().as_secs_f64() * 1000.0 / 100.0;
                 for (bi, budget) in budgets.iter().enumerate() {
-                    let best = curve.iter().filter(|(_, j)| j.len() <= *budget).max_by_key(|(q, _)| *q);
+                    let best = curve
+                        .iter()
+                        .filter(|(_, j)| j.len() <= *budget)
+                        .max_by_key(|(q, _)| *q);
                     let (q, bytes, s) = match best {
-                        Some((q, j)) => (*q, j.len(), ssim::ssim(&orig, &decode(j), *size as usize, *size as usize)),
+                        Some((q, j)) => (
+                            *q,
+                            j.len(),
+                            ssim::ssim(&orig, &decode(j), *size as usize, *size as usize),
+                        ),
                         None => (0, 0, 0.0),
                     };
                     println!("{name:>40} {size:>4} budget {budget:>7} {ename:>22}: q {q:>3} {bytes:>7} B ssim {s:.5} {ms:.2} ms/encode");
@@ -120,13 +151,21 @@ fn main() {
             }
         }
     }
-    println!("\nmean over {} sources: SSIM at the highest quality that fits, bytes, ms per encode", sources.len());
+    println!(
+        "\nmean over {} sources: SSIM at the highest quality that fits, bytes, ms per encode",
+        sources.len()
+    );
     for (ei, (ename, _)) in encoders.iter().enumerate() {
         for (ci, (size, budgets)) in cases.iter().enumerate() {
             for (bi, budget) in budgets.iter().enumerate() {
                 let e = sums[ei][ci * 3 + bi];
                 let n = e.3.max(1) as f64;
-                println!("{ename:>22} {size:>4} <= {budget:>7}: ssim {:.5} bytes {:>8.0} {:.2} ms", e.0 / n, e.2 / n, e.1 / n);
+                println!(
+                    "{ename:>22} {size:>4} <= {budget:>7}: ssim {:.5} bytes {:>8.0} {:.2} ms",
+                    e.0 / n,
+                    e.2 / n,
+                    e.1 / n
+                );
             }
         }
     }

@@ -28,15 +28,26 @@ fn square(px: Vec<u8>, w: u32, h: u32, size: u32) -> Vec<u8> {
     let mut dst = fr::images::Image::new(size, size, fr::PixelType::U8x3);
     let o = fr::ResizeOptions::new()
         .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
-        .crop((f64::from(w) - side) / 2.0, (f64::from(h) - side) / 2.0, side, side);
-    fr::Resizer::new().resize(&src, &mut dst, &o).expect("resize");
+        .crop(
+            (f64::from(w) - side) / 2.0,
+            (f64::from(h) - side) / 2.0,
+            side,
+            side,
+        );
+    fr::Resizer::new()
+        .resize(&src, &mut dst, &o)
+        .expect("resize");
     dst.into_vec()
 }
 
 fn cpu_ms() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |ns| ns / 1e6)
 }
 
@@ -45,7 +56,8 @@ fn main() {
     let rgb = synth::photo(w, h, 7);
     let mut jpeg = Vec::new();
     let e = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90);
-    image::ImageEncoder::write_image(e, &rgb, w, h, image::ExtendedColorType::Rgb8).expect("encode");
+    image::ImageEncoder::write_image(e, &rgb, w, h, image::ExtendedColorType::Rgb8)
+        .expect("encode");
     println!("input {} bytes", jpeg.len());
     for num in [8u8, 6, 5, 4, 3, 2, 1] {
         let mut best = f64::MAX;

@@ -17,7 +17,8 @@ fn make_12mp() -> Vec<u8> {
     for q in [80u8, 85, 88, 90, 92, 94] {
         let mut out = Vec::new();
         let e = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, q);
-        image::ImageEncoder::write_image(e, &rgb, w, h, image::ExtendedColorType::Rgb8).expect("encode");
+        image::ImageEncoder::write_image(e, &rgb, w, h, image::ExtendedColorType::Rgb8)
+            .expect("encode");
         let done = out.len() >= 2_300_000;
         best = out;
         if done {
@@ -32,14 +33,20 @@ fn make_12mp() -> Vec<u8> {
 fn cpu_ms() -> f64 {
     std::fs::read_to_string("/proc/thread-self/schedstat")
         .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|n| n.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<f64>().ok())
+        })
         .map_or(f64::NAN, |ns| ns / 1e6)
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
-    let mut inputs: Vec<(String, Vec<u8>)> = args.map(|p| (p.clone(), std::fs::read(&p).expect("read"))).collect();
+    let mut inputs: Vec<(String, Vec<u8>)> = args
+        .map(|p| (p.clone(), std::fs::read(&p).expect("read")))
+        .collect();
     if inputs.is_empty() {
         inputs.push(("synthetic 3000x4000".into(), make_12mp()));
     }

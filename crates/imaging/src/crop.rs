@@ -33,7 +33,12 @@ pub(crate) struct Pad;
 impl CropStrategy for Center {
     fn crop_box(&self, w: u32, h: u32) -> CropBox {
         let s = w.min(h);
-        CropBox { x: i64::from((w - s) / 2), y: i64::from((h - s) / 2), width: s, height: s }
+        CropBox {
+            x: i64::from((w - s) / 2),
+            y: i64::from((h - s) / 2),
+            width: s,
+            height: s,
+        }
     }
 }
 
@@ -44,14 +49,24 @@ impl CropStrategy for Top {
         }
         let spare = h - w;
         let y = ((f64::from(spare) / 6.0).round() as u32).min(spare);
-        CropBox { x: 0, y: i64::from(y), width: w, height: w }
+        CropBox {
+            x: 0,
+            y: i64::from(y),
+            width: w,
+            height: w,
+        }
     }
 }
 
 impl CropStrategy for Pad {
     fn crop_box(&self, w: u32, h: u32) -> CropBox {
         let s = w.max(h);
-        CropBox { x: -i64::from((s - w) / 2), y: -i64::from((s - h) / 2), width: s, height: s }
+        CropBox {
+            x: -i64::from((s - w) / 2),
+            y: -i64::from((s - h) / 2),
+            width: s,
+            height: s,
+        }
     }
 }
 
@@ -70,22 +85,78 @@ mod tests {
 
     #[test]
     fn center_square_in_the_middle() {
-        assert_eq!(Center.crop_box(400, 300), CropBox { x: 50, y: 0, width: 300, height: 300 });
-        assert_eq!(Center.crop_box(300, 500), CropBox { x: 0, y: 100, width: 300, height: 300 });
-        assert_eq!(Center.crop_box(77, 77), CropBox { x: 0, y: 0, width: 77, height: 77 });
+        assert_eq!(
+            Center.crop_box(400, 300),
+            CropBox {
+                x: 50,
+                y: 0,
+                width: 300,
+                height: 300
+            }
+        );
+        assert_eq!(
+            Center.crop_box(300, 500),
+            CropBox {
+                x: 0,
+                y: 100,
+                width: 300,
+                height: 300
+            }
+        );
+        assert_eq!(
+            Center.crop_box(77, 77),
+            CropBox {
+                x: 0,
+                y: 0,
+                width: 77,
+                height: 77
+            }
+        );
     }
 
     #[test]
     fn top_biases_portraits_upward_and_centres_landscapes() {
         // 3000x4000 portrait: spare 1000, square starts at 167 instead of 500.
-        assert_eq!(Top.crop_box(3000, 4000), CropBox { x: 0, y: 167, width: 3000, height: 3000 });
+        assert_eq!(
+            Top.crop_box(3000, 4000),
+            CropBox {
+                x: 0,
+                y: 167,
+                width: 3000,
+                height: 3000
+            }
+        );
         assert_eq!(Top.crop_box(400, 300), Center.crop_box(400, 300));
-        assert_eq!(Top.crop_box(100, 101), CropBox { x: 0, y: 0, width: 100, height: 100 });
+        assert_eq!(
+            Top.crop_box(100, 101),
+            CropBox {
+                x: 0,
+                y: 0,
+                width: 100,
+                height: 100
+            }
+        );
     }
 
     #[test]
     fn pad_box_covers_the_whole_image() {
-        assert_eq!(Pad.crop_box(400, 300), CropBox { x: 0, y: -50, width: 400, height: 400 });
-        assert_eq!(Pad.crop_box(301, 500), CropBox { x: -99, y: 0, width: 500, height: 500 });
+        assert_eq!(
+            Pad.crop_box(400, 300),
+            CropBox {
+                x: 0,
+                y: -50,
+                width: 400,
+                height: 400
+            }
+        );
+        assert_eq!(
+            Pad.crop_box(301, 500),
+            CropBox {
+                x: -99,
+                y: 0,
+                width: 500,
+                height: 500
+            }
+        );
     }
 }

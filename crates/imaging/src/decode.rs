@@ -54,7 +54,9 @@ fn sniff(input: &[u8]) -> Result<Kind, ImagingError> {
 
 /// An ISO-BMFF `ftyp` box naming a HEIF brand (major or compatible).
 fn is_heif(input: &[u8]) -> bool {
-    const BRANDS: [&[u8; 4]; 8] = [b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"];
+    const BRANDS: [&[u8; 4]; 8] = [
+        b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
+    ];
     if input.len() < 16 || &input[4..8] != b"ftyp" {
         return false;
     }
@@ -69,7 +71,10 @@ fn is_heif(input: &[u8]) -> bool {
 }
 
 fn decode_err(format: &str, reason: impl std::fmt::Display) -> ImagingError {
-    ImagingError::Decode { format: format.into(), reason: reason.to_string() }
+    ImagingError::Decode {
+        format: format.into(),
+        reason: reason.to_string(),
+    }
 }
 
 /// Decode `input`. `plan` is called once with the header's geometry, before any pixel
@@ -98,7 +103,12 @@ pub(crate) fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
             let mut dec = other_decoder(input, fmt, name, &Limits::default())?;
             let (width, height) = image::ImageDecoder::dimensions(&dec);
             let orientation = other_orientation(&mut dec);
-            Ok(SourceInfo { format: name.into(), width, height, orientation })
+            Ok(SourceInfo {
+                format: name.into(),
+                width,
+                height,
+                orientation,
+            })
         }
     }
 }
@@ -118,7 +128,9 @@ fn other_decoder<'a>(
     lim.max_alloc = Some(limits.max_pixels.saturating_mul(8).saturating_add(64 << 20));
     reader.limits(lim);
     reader.into_decoder().map_err(|e| match e {
-        image::ImageError::Limits(l) => decode_err(name, format!("over the decoder's limits ({l})")),
+        image::ImageError::Limits(l) => {
+            decode_err(name, format!("over the decoder's limits ({l})"))
+        }
         e => decode_err(name, e),
     })
 }
@@ -140,7 +152,11 @@ fn decode_other(
     let (width, height) = image::ImageDecoder::dimensions(&dec);
     check_dims(width, height, limits)?;
     let orientation = other_orientation(&mut dec);
-    let geometry = Geometry { width, height, orientation };
+    let geometry = Geometry {
+        width,
+        height,
+        orientation,
+    };
     plan(&geometry)?;
     let img = image::DynamicImage::from_decoder(dec).map_err(|e| decode_err(name, e))?;
     if img.width() != width || img.height() != height {
@@ -148,7 +164,12 @@ fn decode_other(
     }
     let rgb = flatten(img, background);
     Ok(Decoded {
-        info: SourceInfo { format: name.into(), width, height, orientation },
+        info: SourceInfo {
+            format: name.into(),
+            width,
+            height,
+            orientation,
+        },
         geometry,
         rgb,
         pix_width: width,
@@ -174,9 +195,21 @@ fn other_orientation(dec: &mut impl image::ImageDecoder) -> u8 {
 /// large sizes before `image` can report them (BMP, WebP). `None` when the header is
 /// not readable: the decoder then reports what is wrong.
 fn declared_dims(input: &[u8], fmt: image::ImageFormat) -> Option<(u32, u32)> {
-    let u16le = |i: usize| input.get(i..i + 2).map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])));
-    let u24le = |i: usize| input.get(i..i + 3).map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0]));
-    let u32le = |i: usize| input.get(i..i + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u16le = |i: usize| {
+        input
+            .get(i..i + 2)
+            .map(|b| u32::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    let u24le = |i: usize| {
+        input
+            .get(i..i + 3)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], 0]))
+    };
+    let u32le = |i: usize| {
+        input
+            .get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     match fmt {
         image::ImageFormat::Bmp => {
             // 14-byte file header, then the DIB header: OS/2 1.x (12 bytes) has u16 sides;
@@ -203,7 +236,9 @@ fn declared_dims(input: &[u8], fmt: image::ImageFormat) -> Option<(u32, u32)> {
                 // Extended: flags (4 bytes), then canvas width - 1 and height - 1, 24 bits each.
                 b"VP8X" => Some((u24le(24)? + 1, u24le(27)? + 1)),
                 // Lossy: 3-byte frame tag, start code 9D 01 2A, then 14-bit sides (2 bits scale).
-                b"VP8 " if input.get(23..26)? == [0x9D, 0x01, 0x2A] => Some((u16le(26)? & 0x3FFF, u16le(28)? & 0x3FFF)),
+                b"VP8 " if input.get(23..26)? == [0x9D, 0x01, 0x2A] => {
+                    Some((u16le(26)? & 0x3FFF, u16le(28)? & 0x3FFF))
+                }
                 // Lossless: signature 0x2F, then width - 1 and height - 1 in 14 bits each.
                 b"VP8L" if input.get(20)? == &0x2F => {
                     let bits = u32le(21)?;
@@ -270,7 +305,12 @@ mod jpeg {
             i += 1;
             match m {
                 0x01 | 0xD0..=0xD7 => continue, // TEM, stray restart markers
-                0xD8 | 0xD9 | 0x00 => return Err(decode_err("jpeg", format!("unexpected marker 0x{m:02X} before the scan"))),
+                0xD8 | 0xD9 | 0x00 => {
+                    return Err(decode_err(
+                        "jpeg",
+                        format!("unexpected marker 0x{m:02X} before the scan"),
+                    ))
+                }
                 _ => {}
             }
             if i + 2 > n {
@@ -278,7 +318,10 @@ mod jpeg {
             }
             let len = usize::from(u16::from_be_bytes([input[i], input[i + 1]]));
             if len < 2 {
-                return Err(decode_err("jpeg", format!("bad segment length {len} in marker 0x{m:02X}")));
+                return Err(decode_err(
+                    "jpeg",
+                    format!("bad segment length {len} in marker 0x{m:02X}"),
+                ));
             }
             if matches!(m, 0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF) && sof.is_none() {
                 if len < 7 || i + 7 > n {
@@ -296,7 +339,8 @@ mod jpeg {
                 break;
             }
         }
-        let dims = sof.ok_or_else(|| decode_err("jpeg", "no frame header (SOF) before the scan"))?;
+        let dims =
+            sof.ok_or_else(|| decode_err("jpeg", "no frame header (SOF) before the scan"))?;
         if !input[i..].windows(2).rev().any(|w| w == [0xFF, 0xD9]) {
             return Err(trunc());
         }
@@ -333,14 +377,22 @@ mod jpeg {
 
     fn caught<T>(f: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingError> {
         // mozjpeg reports libjpeg's fatal errors by unwinding (its documented contract).
-        catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|p| Err(decode_err("jpeg", panic_text(&*p))))
+        catch_unwind(AssertUnwindSafe(f))
+            .unwrap_or_else(|p| Err(decode_err("jpeg", panic_text(&*p))))
     }
 
     pub(super) fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
         caught(|| {
-            let d = Decompress::with_markers(&[Marker::APP(1)]).from_mem(input).map_err(|e| decode_err("jpeg", e))?;
+            let d = Decompress::with_markers(&[Marker::APP(1)])
+                .from_mem(input)
+                .map_err(|e| decode_err("jpeg", e))?;
             let h = header(&d);
-            Ok(SourceInfo { format: "jpeg".into(), width: h.width, height: h.height, orientation: h.orientation })
+            Ok(SourceInfo {
+                format: "jpeg".into(),
+                width: h.width,
+                height: h.height,
+                orientation: h.orientation,
+            })
         })
     }
 
@@ -360,7 +412,11 @@ mod jpeg {
                 .map_err(|e| decode_err("jpeg", e))?;
             let h = header(&d);
             check_dims(h.width, h.height, limits)?;
-            let geometry = Geometry { width: h.width, height: h.height, orientation: h.orientation };
+            let geometry = Geometry {
+                width: h.width,
+                height: h.height,
+                orientation: h.orientation,
+            };
             let denom = plan(&geometry)?;
             let num = match denom {
                 8 => 1,
@@ -371,24 +427,38 @@ mod jpeg {
             d.scale(num);
             let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
             let (rgb, pw, ph) = if cmyk {
-                let mut s = d.to_colorspace(ColorSpace::JCS_CMYK).map_err(|e| decode_err("jpeg", e))?;
+                let mut s = d
+                    .to_colorspace(ColorSpace::JCS_CMYK)
+                    .map_err(|e| decode_err("jpeg", e))?;
                 let (pw, ph) = (s.width(), s.height());
-                let px = s.read_scanlines::<u8>().map_err(|e| decode_err("jpeg", e))?;
+                let px = s
+                    .read_scanlines::<u8>()
+                    .map_err(|e| decode_err("jpeg", e))?;
                 s.finish().map_err(|e| decode_err("jpeg", e))?;
                 (cmyk_to_rgb(&px, h.adobe), pw, ph)
             } else {
                 let mut s = d.rgb().map_err(|e| decode_err("jpeg", e))?;
                 let (pw, ph) = (s.width(), s.height());
-                let px = s.read_scanlines::<u8>().map_err(|e| decode_err("jpeg", e))?;
+                let px = s
+                    .read_scanlines::<u8>()
+                    .map_err(|e| decode_err("jpeg", e))?;
                 s.finish().map_err(|e| decode_err("jpeg", e))?;
                 (px, pw, ph)
             };
-            let (pw, ph) = (u32::try_from(pw).unwrap_or(0), u32::try_from(ph).unwrap_or(0));
+            let (pw, ph) = (
+                u32::try_from(pw).unwrap_or(0),
+                u32::try_from(ph).unwrap_or(0),
+            );
             if pw == 0 || ph == 0 || rgb.len() != pw as usize * ph as usize * 3 {
                 return Err(decode_err("jpeg", "decoder returned no pixels"));
             }
             Ok(Decoded {
-                info: SourceInfo { format: "jpeg".into(), width: h.width, height: h.height, orientation: h.orientation },
+                info: SourceInfo {
+                    format: "jpeg".into(),
+                    width: h.width,
+                    height: h.height,
+                    orientation: h.orientation,
+                },
                 geometry,
                 rgb,
                 pix_width: pw,
@@ -403,9 +473,19 @@ mod jpeg {
         let mut out = Vec::with_capacity(px.len() / 4 * 3);
         for p in px.chunks_exact(4) {
             let (c, m, y, k) = if adobe_inverted {
-                (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]), u32::from(p[3]))
+                (
+                    u32::from(p[0]),
+                    u32::from(p[1]),
+                    u32::from(p[2]),
+                    u32::from(p[3]),
+                )
             } else {
-                (255 - u32::from(p[0]), 255 - u32::from(p[1]), 255 - u32::from(p[2]), 255 - u32::from(p[3]))
+                (
+                    255 - u32::from(p[0]),
+                    255 - u32::from(p[1]),
+                    255 - u32::from(p[2]),
+                    255 - u32::from(p[3]),
+                )
             };
             out.push(((c * k + 127) / 255) as u8);
             out.push(((m * k + 127) / 255) as u8);
@@ -420,7 +500,10 @@ mod heic {
     use super::*;
 
     fn unsupported() -> ImagingError {
-        ImagingError::Unsupported { format: "HEIC/HEIF".into(), feature: "heic".into() }
+        ImagingError::Unsupported {
+            format: "HEIC/HEIF".into(),
+            feature: "heic".into(),
+        }
     }
 
     pub(super) fn probe(_input: &[u8]) -> Result<SourceInfo, ImagingError> {
@@ -451,7 +534,8 @@ mod heic {
     pub(super) fn has_transform_boxes(input: &[u8]) -> bool {
         let mut i = 0usize;
         while i + 8 <= input.len() {
-            let size = u32::from_be_bytes([input[i], input[i + 1], input[i + 2], input[i + 3]]) as usize;
+            let size =
+                u32::from_be_bytes([input[i], input[i + 1], input[i + 2], input[i + 3]]) as usize;
             let kind = &input[i + 4..i + 8];
             let end = match size {
                 0 => input.len(),
@@ -461,7 +545,9 @@ mod heic {
             if kind == b"meta" {
                 let meta = &input[i..end];
                 // irot and imir are 9-byte boxes: size 9, type, one payload byte.
-                return meta.windows(8).any(|w| w == b"\0\0\0\x09irot" || w == b"\0\0\0\x09imir");
+                return meta
+                    .windows(8)
+                    .any(|w| w == b"\0\0\0\x09irot" || w == b"\0\0\0\x09imir");
             }
             if end <= i {
                 return false;
@@ -497,14 +583,23 @@ mod heic {
     fn open(input: &[u8]) -> Result<Opened, ImagingError> {
         let ctx = HeifContext::read_from_bytes(input).map_err(herr)?;
         let exif = exif_orientation(&ctx.primary_image_handle().map_err(herr)?);
-        Ok(Opened { ctx, exif, boxes: has_transform_boxes(input) })
+        Ok(Opened {
+            ctx,
+            exif,
+            boxes: has_transform_boxes(input),
+        })
     }
 
     pub(super) fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
         let o = open(input)?;
         let handle = o.ctx.primary_image_handle().map_err(herr)?;
         let (w, h) = stored_dims(&handle);
-        Ok(SourceInfo { format: "heic".into(), width: w, height: h, orientation: if o.boxes { 1 } else { o.exif } })
+        Ok(SourceInfo {
+            format: "heic".into(),
+            width: w,
+            height: h,
+            orientation: if o.boxes { 1 } else { o.exif },
+        })
     }
 
     /// Size as stored (before irot): `ispe` when given, else the handle's size.
@@ -529,18 +624,32 @@ mod heic {
         check_dims(sw, sh, limits)?;
         let orientation = if o.boxes { 1 } else { o.exif };
         // Before decoding: the size after libheif's own transforms is the handle's.
-        plan(&Geometry { width: handle.width(), height: handle.height(), orientation })?;
+        plan(&Geometry {
+            width: handle.width(),
+            height: handle.height(),
+            orientation,
+        })?;
         let alpha = handle.has_alpha_channel();
-        let chroma = if alpha { RgbChroma::Rgba } else { RgbChroma::Rgb };
-        let img = catch_unwind(AssertUnwindSafe(|| handle.decode(ColorSpace::Rgb(chroma), None)))
-            .unwrap_or_else(|p| Err(libheif_rs::HeifError {
+        let chroma = if alpha {
+            RgbChroma::Rgba
+        } else {
+            RgbChroma::Rgb
+        };
+        let img = catch_unwind(AssertUnwindSafe(|| {
+            handle.decode(ColorSpace::Rgb(chroma), None)
+        }))
+        .unwrap_or_else(|p| {
+            Err(libheif_rs::HeifError {
                 code: libheif_rs::HeifErrorCode::DecoderPluginError,
                 sub_code: libheif_rs::HeifErrorSubCode::Unspecified,
                 message: panic_text(&*p),
-            }))
-            .map_err(herr)?;
+            })
+        })
+        .map_err(herr)?;
         let planes = img.planes();
-        let plane = planes.interleaved.ok_or_else(|| herr("decoder returned no interleaved plane"))?;
+        let plane = planes
+            .interleaved
+            .ok_or_else(|| herr("decoder returned no interleaved plane"))?;
         // The decoded image's size, not the handle's: with irot it is the rotated one.
         let (w, h) = (plane.width, plane.height);
         check_dims(w, h, limits)?;
@@ -560,8 +669,17 @@ mod heic {
             }
         }
         Ok(Decoded {
-            info: SourceInfo { format: "heic".into(), width: sw, height: sh, orientation },
-            geometry: Geometry { width: w, height: h, orientation },
+            info: SourceInfo {
+                format: "heic".into(),
+                width: sw,
+                height: sh,
+                orientation,
+            },
+            geometry: Geometry {
+                width: w,
+                height: h,
+                orientation,
+            },
             rgb,
             pix_width: w,
             pix_height: h,
@@ -588,7 +706,8 @@ mod tests {
     fn encoded(w: u32, h: u32, fmt: F) -> Vec<u8> {
         let img = image::DynamicImage::ImageRgb8(image::RgbImage::new(w, h));
         let mut out = Vec::new();
-        img.write_to(&mut Cursor::new(&mut out), fmt).expect("encode");
+        img.write_to(&mut Cursor::new(&mut out), fmt)
+            .expect("encode");
         out
     }
 
@@ -604,9 +723,15 @@ mod tests {
 
     #[test]
     fn declared_dims_of_encoded_files() {
-        assert_eq!(declared_dims(&encoded(161, 97, F::Bmp), F::Bmp), Some((161, 97)));
+        assert_eq!(
+            declared_dims(&encoded(161, 97, F::Bmp), F::Bmp),
+            Some((161, 97))
+        );
         // image writes lossless WebP (VP8L).
-        assert_eq!(declared_dims(&encoded(161, 97, F::WebP), F::WebP), Some((161, 97)));
+        assert_eq!(
+            declared_dims(&encoded(161, 97, F::WebP), F::WebP),
+            Some((161, 97))
+        );
     }
 
     #[test]
@@ -628,7 +753,10 @@ mod tests {
         let vp8x = riff(b"VP8X", &[0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0x01, 0x02, 0x00]);
         assert_eq!(declared_dims(&vp8x, F::WebP), Some((16_777_216, 0x0202)));
         // VP8 key frame: tag, start code, 14-bit sides with 2 scale bits on top.
-        let vp8 = riff(b"VP8 ", &[0x50, 0x2A, 0x00, 0x9D, 0x01, 0x2A, 0x2C, 0xC1, 0xC8, 0x00]);
+        let vp8 = riff(
+            b"VP8 ",
+            &[0x50, 0x2A, 0x00, 0x9D, 0x01, 0x2A, 0x2C, 0xC1, 0xC8, 0x00],
+        );
         assert_eq!(declared_dims(&vp8, F::WebP), Some((300, 200)));
         // Nothing readable: leave it to the decoder.
         assert_eq!(declared_dims(b"BM", F::Bmp), None);

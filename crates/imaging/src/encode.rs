@@ -56,7 +56,13 @@ pub(crate) enum FitError {
 }
 
 /// Encode RGB8 `w` x `h` at `quality` (1..=100).
-pub(crate) fn encode(rgb: &[u8], w: u32, h: u32, quality: u8, mode: Mode) -> Result<Vec<u8>, String> {
+pub(crate) fn encode(
+    rgb: &[u8],
+    w: u32,
+    h: u32,
+    quality: u8,
+    mode: Mode,
+) -> Result<Vec<u8>, String> {
     if rgb.len() != w as usize * h as usize * 3 {
         return Err(format!("{} bytes of pixels for {w}x{h}", rgb.len()));
     }
@@ -70,12 +76,17 @@ pub(crate) fn encode(rgb: &[u8], w: u32, h: u32, quality: u8, mode: Mode) -> Res
         c.set_quality(f32::from(quality.clamp(1, 100)));
         c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
         c.set_optimize_coding(true);
-        let mut s = c.start_compress(Vec::with_capacity(rgb.len() / 4)).map_err(|e| e.to_string())?;
+        let mut s = c
+            .start_compress(Vec::with_capacity(rgb.len() / 4))
+            .map_err(|e| e.to_string())?;
         s.write_scanlines(rgb).map_err(|e| e.to_string())?;
         s.finish().map_err(|e| e.to_string())
     }))
     .unwrap_or_else(|p| {
-        Err(p.downcast_ref::<String>().cloned().unwrap_or_else(|| "encoder failed".into()))
+        Err(p
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_else(|| "encoder failed".into()))
     })
 }
 
@@ -99,7 +110,10 @@ pub(crate) fn fit_budget(rgb: &[u8], size: u32, max_bytes: usize) -> Result<Fit,
 /// `(highest fitting, lowest failing)` has no untested quality between its ends, so the
 /// answer is the highest quality that fits among those next to a failing one (size is
 /// not strictly monotonic in quality; the search trusts the bracket).
-fn search(max_bytes: usize, mut enc: impl FnMut(u8) -> Result<Vec<u8>, String>) -> Result<Fit, FitError> {
+fn search(
+    max_bytes: usize,
+    mut enc: impl FnMut(u8) -> Result<Vec<u8>, String>,
+) -> Result<Fit, FitError> {
     let mut fit: Option<Fit> = None; // highest quality known to fit
     let mut fail: Option<u8> = None; // lowest quality known not to fit
     let mut probes: Vec<(u8, usize)> = Vec::new(); // (quality, bytes), in probe order
@@ -143,7 +157,11 @@ fn search(max_bytes: usize, mut enc: impl FnMut(u8) -> Result<Vec<u8>, String>) 
 /// The highest quality in `lo..=hi` that [`SHAPE`], fitted to `probes`, predicts to fit
 /// `budget` (`lo` when none is predicted to).
 fn predict(probes: &[(u8, usize)], budget: usize, lo: u8, hi: u8) -> u8 {
-    let below = probes.iter().filter(|p| p.1 <= budget).max_by_key(|p| p.0).copied();
+    let below = probes
+        .iter()
+        .filter(|p| p.1 <= budget)
+        .max_by_key(|p| p.0)
+        .copied();
     let mut above: Vec<(u8, usize)> = probes.iter().filter(|p| p.1 > budget).copied().collect();
     above.sort_unstable_by_key(|p| p.0);
     let slope = |(qa, na): (u8, usize), (qb, nb): (u8, usize)| {
@@ -163,7 +181,10 @@ fn predict(probes: &[(u8, usize)], budget: usize, lo: u8, hi: u8) -> u8 {
     };
     let a = a.max(0.05);
     let target = (budget.max(1) as f64).ln() - (anchor.1.max(1) as f64).ln();
-    (lo..=hi).rev().find(|&q| a * (shape(q) - shape(anchor.0)) <= target + 1e-12).unwrap_or(lo)
+    (lo..=hi)
+        .rev()
+        .find(|&q| a * (shape(q) - shape(anchor.0)) <= target + 1e-12)
+        .unwrap_or(lo)
 }
 
 #[cfg(test)]
@@ -175,7 +196,9 @@ mod tests {
     #[test]
     fn search_finds_highest_fitting_quality() {
         let size_at = |q: u8| 1_000 + usize::from(q) * 100;
-        for budget in [1_000usize, 1_099, 1_100, 1_150, 5_000, 10_200, 11_000, 20_000] {
+        for budget in [
+            1_000usize, 1_099, 1_100, 1_150, 5_000, 10_200, 11_000, 20_000,
+        ] {
             let mut probes = 0;
             let got = search(budget, |q| {
                 probes += 1;
@@ -205,7 +228,10 @@ mod tests {
                 Ok(vec![0; size_at(q)])
             })
             .expect("reachable");
-            let want = (1..=100u8).rev().find(|q| size_at(*q) <= budget).expect("some");
+            let want = (1..=100u8)
+                .rev()
+                .find(|q| size_at(*q) <= budget)
+                .expect("some");
             assert_eq!(got.quality, want, "budget {budget}");
             assert!(probes <= 14, "budget {budget}: {probes} encodes");
         }
@@ -226,9 +252,15 @@ mod tests {
                         Ok(vec![0; size_at(q)])
                     })
                     .expect("reachable");
-                    let want = (1..=100u8).rev().find(|q| size_at(*q) <= budget).expect("some");
+                    let want = (1..=100u8)
+                        .rev()
+                        .find(|q| size_at(*q) <= budget)
+                        .expect("some");
                     assert_eq!(got.quality, want, "stretch {stretch}, budget {budget}");
-                    assert!(probes <= 5, "stretch {stretch}, budget {budget}: {probes} encodes");
+                    assert!(
+                        probes <= 5,
+                        "stretch {stretch}, budget {budget}: {probes} encodes"
+                    );
                 }
             }
         }
@@ -247,7 +279,13 @@ mod tests {
             seen.push(j[i + 1]);
             i += 2 + usize::from(u16::from_be_bytes([j[i + 2], j[i + 3]]));
         }
-        assert_eq!(seen.iter().filter(|m| (0xE0..=0xEF).contains(*m) || **m == 0xFE).count(), 1, "{seen:02X?}");
+        assert_eq!(
+            seen.iter()
+                .filter(|m| (0xE0..=0xEF).contains(*m) || **m == 0xFE)
+                .count(),
+            1,
+            "{seen:02X?}"
+        );
     }
 
     #[test]

@@ -131,9 +131,21 @@ pub struct Target {
 
 impl Target {
     /// AD thumbnailPhoto: 96x96, <= 10,240 bytes (Entra Connect passes only <= 10 KB on).
-    pub fn ad() -> Self { Target { name: "ad".into(), size: 96, max_bytes: 10_240 } }
+    pub fn ad() -> Self {
+        Target {
+            name: "ad".into(),
+            size: 96,
+            max_bytes: 10_240,
+        }
+    }
     /// Exchange HD photo: 648x648, <= 245,760 bytes.
-    pub fn hd() -> Self { Target { name: "hd".into(), size: 648, max_bytes: 245_760 } }
+    pub fn hd() -> Self {
+        Target {
+            name: "hd".into(),
+            size: 648,
+            max_bytes: 245_760,
+        }
+    }
 }
 
 /// Everything `convert` needs.
@@ -162,7 +174,12 @@ pub struct SourceInfo {
 
 /// Square region of the upright source that was used (may extend past the image for `Pad`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CropBox { pub x: i64, pub y: i64, pub width: u32, pub height: u32 }
+pub struct CropBox {
+    pub x: i64,
+    pub y: i64,
+    pub width: u32,
+    pub height: u32,
+}
 
 /// One produced JPEG.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -205,7 +222,12 @@ pub enum ImagingError {
     #[error("input is {bytes} bytes, over the {limit}-byte limit")]
     InputTooLarge { bytes: usize, limit: usize },
     #[error("image is {width}x{height}, over the limits ({max_side} px a side, {max_pixels} pixels): refusing to decode")]
-    TooManyPixels { width: u32, height: u32, max_side: u32, max_pixels: u64 },
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        max_side: u32,
+        max_pixels: u64,
+    },
     #[error("image is {width}x{height}, smaller than {min} px a side")]
     TooSmall { width: u32, height: u32, min: u32 },
     #[error("cannot decode {format} image: {reason}")]
@@ -213,14 +235,19 @@ pub enum ImagingError {
     #[error("{format} support is not built in (build with the `{feature}` feature)")]
     Unsupported { format: String, feature: String },
     #[error("target {target}: cannot fit {size}x{size} into {budget} bytes; smallest reached was {smallest} bytes at quality {quality}")]
-    BudgetUnreachable { target: String, size: u32, budget: usize, smallest: usize, quality: u8 },
+    BudgetUnreachable {
+        target: String,
+        size: u32,
+        budget: usize,
+        smallest: usize,
+        quality: u8,
+    },
     #[error("invalid option: {0}")]
     InvalidOption(String),
     /// A failure inside the pipeline that no input should cause (a bug: please report).
     #[error("internal error: {0}")]
     Internal(String),
 }
-
 
 mod crop;
 mod decode;
@@ -250,7 +277,11 @@ pub const MAX_TARGET_SIZE: u32 = 4_096;
 impl Default for Limits {
     /// 100,000,000 pixels, 20,000 px a side, 50 MiB of input.
     fn default() -> Self {
-        Limits { max_pixels: 100_000_000, max_side: 20_000, max_input_bytes: 52_428_800 }
+        Limits {
+            max_pixels: 100_000_000,
+            max_side: 20_000,
+            max_input_bytes: 52_428_800,
+        }
     }
 }
 
@@ -270,7 +301,11 @@ impl Default for Options {
 impl Target {
     /// A caller's own target.
     pub fn new(name: impl Into<String>, size: u32, max_bytes: usize) -> Self {
-        Target { name: name.into(), size, max_bytes }
+        Target {
+            name: name.into(),
+            size,
+            max_bytes,
+        }
     }
 }
 
@@ -280,7 +315,10 @@ fn validate(opts: &Options) -> Result<(), ImagingError> {
     }
     for (i, t) in opts.targets.iter().enumerate() {
         if t.name.is_empty() {
-            return Err(ImagingError::InvalidOption(format!("target #{} has an empty name", i + 1)));
+            return Err(ImagingError::InvalidOption(format!(
+                "target #{} has an empty name",
+                i + 1
+            )));
         }
         if t.size == 0 || t.size > MAX_TARGET_SIZE {
             return Err(ImagingError::InvalidOption(format!(
@@ -295,7 +333,10 @@ fn validate(opts: &Options) -> Result<(), ImagingError> {
             )));
         }
         if opts.targets[..i].iter().any(|o| o.name == t.name) {
-            return Err(ImagingError::InvalidOption(format!("target name {} given twice", t.name)));
+            return Err(ImagingError::InvalidOption(format!(
+                "target name {} given twice",
+                t.name
+            )));
         }
     }
     Ok(())
@@ -303,17 +344,31 @@ fn validate(opts: &Options) -> Result<(), ImagingError> {
 
 pub(crate) fn check_input_len(input: &[u8], limits: &Limits) -> Result<(), ImagingError> {
     if input.len() > limits.max_input_bytes {
-        return Err(ImagingError::InputTooLarge { bytes: input.len(), limit: limits.max_input_bytes });
+        return Err(ImagingError::InputTooLarge {
+            bytes: input.len(),
+            limit: limits.max_input_bytes,
+        });
     }
     Ok(())
 }
 
 pub(crate) fn check_dims(width: u32, height: u32, limits: &Limits) -> Result<(), ImagingError> {
     if width == 0 || height == 0 {
-        return Err(ImagingError::Decode { format: "image".into(), reason: format!("header declares {width}x{height}") });
+        return Err(ImagingError::Decode {
+            format: "image".into(),
+            reason: format!("header declares {width}x{height}"),
+        });
     }
-    if width > limits.max_side || height > limits.max_side || u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(ImagingError::TooManyPixels { width, height, max_side: limits.max_side, max_pixels: limits.max_pixels });
+    if width > limits.max_side
+        || height > limits.max_side
+        || u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err(ImagingError::TooManyPixels {
+            width,
+            height,
+            max_side: limits.max_side,
+            max_pixels: limits.max_pixels,
+        });
     }
     Ok(())
 }
@@ -322,7 +377,10 @@ pub(crate) fn check_dims(width: u32, height: u32, limits: &Limits) -> Result<(),
 /// stored pixels at least `DRAFT_SAFETY` x `largest_target` pixels wide.
 fn draft_denominator(crop_side: u32, largest_target: u32) -> u32 {
     let need = f64::from(largest_target) * DRAFT_SAFETY;
-    [8u32, 4, 2].into_iter().find(|d| f64::from(crop_side) / f64::from(*d) >= need).unwrap_or(1)
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|d| f64::from(crop_side) / f64::from(*d) >= need)
+        .unwrap_or(1)
 }
 
 /// Decode, orient, crop, resize and encode `input` for every target in `opts`.
@@ -335,7 +393,11 @@ pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError>
     let too_small = |g: &decode::Geometry| -> Result<(u32, u32), ImagingError> {
         let (w, h) = orient::upright_dims(g.width, g.height, g.orientation);
         if w < min || h < min {
-            return Err(ImagingError::TooSmall { width: w, height: h, min });
+            return Err(ImagingError::TooSmall {
+                width: w,
+                height: h,
+                min,
+            });
         }
         Ok((w, h))
     };
@@ -360,7 +422,10 @@ pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError>
         let t = &opts.targets[i];
         let factor_x100 = u64::from(t.size) * 100 / u64::from(cb.width.max(1));
         if factor_x100 > 200 {
-            warnings.push(Warning::Upscaled { target: t.name.clone(), factor_x100: u32::try_from(factor_x100).unwrap_or(u32::MAX) });
+            warnings.push(Warning::Upscaled {
+                target: t.name.clone(),
+                factor_x100: u32::try_from(factor_x100).unwrap_or(u32::MAX),
+            });
         }
         let pixels = match intermediate {
             Some((size, j)) if size >= 2 * t.size => {
@@ -381,14 +446,18 @@ pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError>
     for (t, px) in opts.targets.iter().zip(rendered) {
         let px = px.unwrap_or_default();
         let fit = encode::fit_budget(&px, t.size, t.max_bytes).map_err(|e| match e {
-            encode::FitError::Unreachable { smallest, quality } => ImagingError::BudgetUnreachable {
-                target: t.name.clone(),
-                size: t.size,
-                budget: t.max_bytes,
-                smallest,
-                quality,
-            },
-            encode::FitError::Encoder(reason) => ImagingError::Internal(format!("jpeg encoder: {reason}")),
+            encode::FitError::Unreachable { smallest, quality } => {
+                ImagingError::BudgetUnreachable {
+                    target: t.name.clone(),
+                    size: t.size,
+                    budget: t.max_bytes,
+                    smallest,
+                    quality,
+                }
+            }
+            encode::FitError::Encoder(reason) => {
+                ImagingError::Internal(format!("jpeg encoder: {reason}"))
+            }
         })?;
         outputs.push(Output {
             target: t.name.clone(),
@@ -401,7 +470,11 @@ pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError>
             jpeg: fit.jpeg,
         });
     }
-    Ok(Conversion { source: decoded.info, outputs, warnings })
+    Ok(Conversion {
+        source: decoded.info,
+        outputs,
+        warnings,
+    })
 }
 
 /// Read the format and stored dimensions without decoding pixels (used for reports).

@@ -21,8 +21,8 @@
 
 use mozjpeg_sys::jpeg_error_mgr as ErrorMgr; // what `mozjpeg::Decompress::with_err` takes
 use mozjpeg_sys::{
-    jpeg_common_struct, jpeg_std_error, JWRN_EXTRANEOUS_DATA, JWRN_HIT_MARKER, JWRN_HUFF_BAD_CODE, JWRN_JPEG_EOF,
-    JWRN_MUST_RESYNC,
+    jpeg_common_struct, jpeg_std_error, JWRN_EXTRANEOUS_DATA, JWRN_HIT_MARKER, JWRN_HUFF_BAD_CODE,
+    JWRN_JPEG_EOF, JWRN_MUST_RESYNC,
 };
 use std::ffi::CStr;
 use std::os::raw::c_int;
@@ -116,7 +116,10 @@ extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, msg_level: c_i
         return;
     };
     if is_corruption(code, parm) {
-        let text = format!("corrupt image data ({}), refusing to return a partly garbled image", message(cinfo));
+        let text = format!(
+            "corrupt image data ({}), refusing to return a partly garbled image",
+            message(cinfo)
+        );
         std::panic::resume_unwind(Box::new(text));
     }
 }

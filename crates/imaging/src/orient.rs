@@ -28,7 +28,11 @@ pub(crate) fn transposes(o: u8) -> bool {
 
 /// Upright size of a stored `w` x `h` image with orientation `o`.
 pub(crate) fn upright_dims(w: u32, h: u32, o: u8) -> (u32, u32) {
-    if transposes(o) { (h, w) } else { (w, h) }
+    if transposes(o) {
+        (h, w)
+    } else {
+        (w, h)
+    }
 }
 
 /// Maps the upright rectangle `[x0, x1) x [y0, y1)` of an image stored as `w` x `h`
@@ -75,10 +79,19 @@ mod tests {
             assert_eq!((uw, uh), upright_dims(w, h, o));
             for uy in 0..uh {
                 for ux in 0..uw {
-                    let r = [f64::from(ux), f64::from(ux + 1), f64::from(uy), f64::from(uy + 1)];
+                    let r = [
+                        f64::from(ux),
+                        f64::from(ux + 1),
+                        f64::from(uy),
+                        f64::from(uy + 1),
+                    ];
                     let [sx0, _, sy0, _] = upright_rect_to_stored(o, f64::from(w), f64::from(h), r);
                     let want = (sy0 as u32 * w + sx0 as u32) as u8;
-                    assert_eq!(up[((uy * uw + ux) * 3) as usize], want, "orientation {o} at ({ux},{uy})");
+                    assert_eq!(
+                        up[((uy * uw + ux) * 3) as usize],
+                        want,
+                        "orientation {o} at ({ux},{uy})"
+                    );
                 }
             }
         }

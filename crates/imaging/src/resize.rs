@@ -26,7 +26,8 @@ impl Resizer {
     pub(crate) fn new() -> Self {
         Resizer {
             inner: fr::Resizer::new(),
-            options: fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)),
+            options: fr::ResizeOptions::new()
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)),
         }
     }
 
@@ -47,7 +48,13 @@ impl Resizer {
 
     /// The upright `size` x `size` picture of crop box `cb` (upright, full-resolution
     /// coordinates) of `d`, with anything outside the image filled with `bg`.
-    pub(crate) fn render(&mut self, d: &Decoded, cb: CropBox, size: u32, bg: [u8; 3]) -> Result<Vec<u8>, ImagingError> {
+    pub(crate) fn render(
+        &mut self,
+        d: &Decoded,
+        cb: CropBox,
+        size: u32,
+        bg: [u8; 3],
+    ) -> Result<Vec<u8>, ImagingError> {
         let g = d.geometry;
         let o = g.orientation;
         let (uw, uh) = orient::upright_dims(g.width, g.height, o);
@@ -67,21 +74,37 @@ impl Resizer {
         let (dx, dw) = place(vx0 - cx, vx1 - cx);
         let (dy, dh) = place(vy0 - cy, vy1 - cy);
         // The same region in stored, decoded-pixel coordinates.
-        let [sx0, sx1, sy0, sy1] =
-            orient::upright_rect_to_stored(o, f64::from(g.width), f64::from(g.height), [vx0, vx1, vy0, vy1]);
+        let [sx0, sx1, sy0, sy1] = orient::upright_rect_to_stored(
+            o,
+            f64::from(g.width),
+            f64::from(g.height),
+            [vx0, vx1, vy0, vy1],
+        );
         let kx = f64::from(d.pix_width) / f64::from(g.width);
         let ky = f64::from(d.pix_height) / f64::from(g.height);
         let (pw, ph) = (f64::from(d.pix_width), f64::from(d.pix_height));
         let left = (sx0 * kx).clamp(0.0, pw - 1.0);
         let top = (sy0 * ky).clamp(0.0, ph - 1.0);
-        let crop = [left, top, ((sx1 - sx0) * kx).min(pw - left), ((sy1 - sy0) * ky).min(ph - top)];
-        let stored_out = if orient::transposes(o) { (dh, dw) } else { (dw, dh) };
+        let crop = [
+            left,
+            top,
+            ((sx1 - sx0) * kx).min(pw - left),
+            ((sy1 - sy0) * ky).min(ph - top),
+        ];
+        let stored_out = if orient::transposes(o) {
+            (dh, dw)
+        } else {
+            (dw, dh)
+        };
         let px = self.resize(&d.rgb, (d.pix_width, d.pix_height), crop, stored_out)?;
-        let (px, w, h) = orient::apply(o, px, stored_out.0, stored_out.1).ok_or_else(|| internal("orientation"))?;
+        let (px, w, h) = orient::apply(o, px, stored_out.0, stored_out.1)
+            .ok_or_else(|| internal("orientation"))?;
         if (w, h) == (size, size) {
             return Ok(px);
         }
-        let mut canvas: Vec<u8> = std::iter::repeat_n(bg, size as usize * size as usize).flatten().collect();
+        let mut canvas: Vec<u8> = std::iter::repeat_n(bg, size as usize * size as usize)
+            .flatten()
+            .collect();
         let row = w as usize * 3;
         for y in 0..h as usize {
             let at = ((dy as usize + y) * size as usize + dx as usize) * 3;
@@ -91,7 +114,12 @@ impl Resizer {
     }
 
     /// A `from` x `from` RGB8 square resized to `to` x `to`.
-    pub(crate) fn square_from_square(&mut self, src: &[u8], from: u32, to: u32) -> Result<Vec<u8>, ImagingError> {
+    pub(crate) fn square_from_square(
+        &mut self,
+        src: &[u8],
+        from: u32,
+        to: u32,
+    ) -> Result<Vec<u8>, ImagingError> {
         let f = f64::from(from);
         self.resize(src, (from, from), [0.0, 0.0, f, f], (to, to))
     }

@@ -12,9 +12,16 @@ use support::markers;
 /// Cheap textured image (gradient + hashed noise): fast to make at 2000x2000.
 fn textured(w: u32, h: u32, seed: u32) -> RgbImage {
     RgbImage::from_fn(w, h, |x, y| {
-        let n = (x.wrapping_mul(374_761_393) ^ y.wrapping_mul(668_265_263) ^ seed.wrapping_mul(2_246_822_519)).rotate_left(13);
+        let n = (x.wrapping_mul(374_761_393)
+            ^ y.wrapping_mul(668_265_263)
+            ^ seed.wrapping_mul(2_246_822_519))
+        .rotate_left(13);
         let noise = (n >> 24) as u8 / 4;
-        Rgb([(x * 255 / w) as u8 / 2 + noise, (y * 255 / h) as u8 / 2 + noise, ((x + y) % 256) as u8 / 2 + noise])
+        Rgb([
+            (x * 255 / w) as u8 / 2 + noise,
+            (y * 255 / h) as u8 / 2 + noise,
+            ((x + y) % 256) as u8 / 2 + noise,
+        ])
     })
 }
 

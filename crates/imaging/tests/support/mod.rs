@@ -12,7 +12,12 @@ use image::{ImageEncoder, RgbImage};
 pub fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
     let mut out = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
+        .write_image(
+            img.as_raw(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .expect("encode jpeg");
     out
 }
@@ -20,7 +25,9 @@ pub fn jpeg(img: &RgbImage, quality: u8) -> Vec<u8> {
 /// PNG of an RGB8 or RGBA8 buffer.
 pub fn png(raw: &[u8], w: u32, h: u32, color: image::ExtendedColorType) -> Vec<u8> {
     let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out).write_image(raw, w, h, color).expect("encode png");
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(raw, w, h, color)
+        .expect("encode png");
     out
 }
 
@@ -58,7 +65,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         c ^= u32::from(b);
         for _ in 0..8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
         }
     }
     !c
@@ -100,5 +111,7 @@ pub fn stored_for(upright: &RgbImage, o: u8) -> RgbImage {
 
 /// Decode a JPEG output to RGB8.
 pub fn decode_rgb(jpeg: &[u8]) -> RgbImage {
-    image::load_from_memory(jpeg).expect("output decodes").to_rgb8()
+    image::load_from_memory(jpeg)
+        .expect("output decodes")
+        .to_rgb8()
 }

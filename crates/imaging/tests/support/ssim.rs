@@ -38,18 +38,27 @@ pub fn ssim(a: &[u8], b: &[u8], w: usize, h: usize) -> f64 {
             let va = saa / k - ma * ma;
             let vb = sbb / k - mb * mb;
             let cov = sab / k - ma * mb;
-            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            total += ((2.0 * ma * mb + c1) * (2.0 * cov + c2))
+                / ((ma * ma + mb * mb + c1) * (va + vb + c2));
             n += 1;
             x += 4;
         }
         y += 4;
     }
-    if n == 0 { 1.0 } else { total / n as f64 }
+    if n == 0 {
+        1.0
+    } else {
+        total / n as f64
+    }
 }
 
 /// Mean absolute difference per channel sample.
 pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let s: u64 = a.iter().zip(b).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
+    let s: u64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
     s as f64 / a.len().max(1) as f64
 }
