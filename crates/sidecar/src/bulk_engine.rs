@@ -212,7 +212,10 @@ pub(crate) async fn import(
         }
         (items, summary)
     };
-    let (report, (items, summary)) = tokio::join!(work, forward);
+    let (report, (mut items, summary)) = tokio::join!(work, forward);
+    // Notifications arrive in completion order; the returned list (the plan an admin reads
+    // under -WhatIf) is in a stable order, by identity.
+    items.sort_by(|a, b| a.identity.cmp(&b.identity));
     bridge.abort();
     let _ = journal.close();
     let report = report.map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
