@@ -5,7 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A point in time split into what the backup index needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Utc {
+pub struct Utc {
     pub year: i64,
     pub month: u32,
     pub day: u32,

@@ -64,7 +64,7 @@
 
 pub mod backup;
 mod client;
-mod clock;
+pub mod clock;
 mod error;
 pub mod filter;
 

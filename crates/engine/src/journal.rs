@@ -39,13 +39,13 @@
 //! `done` after the server said yes. `options` is a SHA-256 of the imaging options, so a later
 //! run knows whether the same source file would give the same bytes.
 
+use photobulk_directory::clock::Utc;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -430,46 +430,33 @@ fn read_records(path: &Path) -> Result<Vec<Record>, EngineError> {
 
 /// `2026-11-25T13:05:01.123456Z`.
 pub fn now_rfc3339() -> String {
-    let (y, mo, d, h, mi, s, us) = civil_now();
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{us:06}Z")
+    let t = Utc::now();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        t.nanos / 1_000
+    )
 }
 
 /// A new run id: `20261125T130501Z-<pid>-<n>`, sortable by time.
 pub fn new_run_id() -> String {
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (y, mo, d, h, mi, s, _) = civil_now();
+    let t = Utc::now();
     format!(
-        "{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z-{}-{n}",
+        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}-{n}",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
         std::process::id()
-    )
-}
-
-fn civil_now() -> (i64, u32, u32, u32, u32, u32, u32) {
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = t.as_secs() as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // civil_from_days (Howard Hinnant), proleptic Gregorian.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (
-        year,
-        month,
-        day,
-        (rem / 3600) as u32,
-        (rem % 3600 / 60) as u32,
-        (rem % 60) as u32,
-        t.subsec_micros(),
     )
 }
 
