@@ -21,37 +21,24 @@
 //! (one line in the file; wrapped here). `had_photo: false` records carry `sha256: null`,
 //! `bytes: 0`, `file: null`: restoring them removes the attribute.
 //!
+//! The folder itself (ids, layout, durability, checks on load) is
+//! [`photobulk_store::BackupFolder`], shared with the Graph target; this module is the AD record
+//! and how a user is matched (objectGUID, else DN).
+//!
 //! Durability order: the photo file is written and fsync'd, its folder fsync'd, then the index
 //! line is appended and fsync'd; only then does the caller send the LDAP modify. A crash can
 //! leave an unreferenced photo file, never an index line without its bytes, and never a write
 //! without a backup.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-use crate::clock::Utc;
+use photobulk_store::{BackupFolder, StoreError};
+
 use crate::DirectoryError;
 
-const INDEX: &str = "index.jsonl";
-const PHOTOS: &str = "photos";
-
-/// Why a backup was taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackupReason {
-    /// Before a replace.
-    Replace,
-    /// Before a removal.
-    Remove,
-    /// Before a restore put an older value back.
-    Restore,
-}
+pub use photobulk_store::{sha256_hex, BackupReason};
 
 /// One line of `index.jsonl`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +64,8 @@ pub struct BackupRecord {
     pub reason: BackupReason,
 }
 
+photobulk_store::backup_entry!(BackupRecord);
+
 /// Who a backup is about: enough to find the user again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject<'a> {
@@ -85,41 +74,50 @@ pub struct Subject<'a> {
     pub sam_account_name: Option<&'a str>,
 }
 
-/// A backup folder. Cheap to clone and share between concurrent writers: index appends are
-/// serialised by a process-wide lock, and ids carry a process-wide sequence number.
+/// A backup folder ([`photobulk_store::BackupFolder`] with AD records). Cheap to clone and
+/// share between concurrent writers.
 #[derive(Debug, Clone)]
 pub struct BackupStore {
-    dir: PathBuf,
+    folder: BackupFolder<BackupRecord>,
 }
 
-static APPEND: Mutex<()> = Mutex::new(());
-static SEQ: AtomicU64 = AtomicU64::new(0);
+impl From<StoreError> for DirectoryError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Io { path, source } => DirectoryError::BackupIo { path, source },
+            StoreError::BadLine { path, line, reason } => {
+                DirectoryError::BackupIndex { path, line, reason }
+            }
+            StoreError::Corrupt {
+                id,
+                path,
+                expected,
+                found,
+            } => DirectoryError::BackupCorrupt {
+                id,
+                path,
+                expected,
+                found,
+            },
+            other => DirectoryError::BackupIo {
+                path: Default::default(),
+                source: std::io::Error::other(other.to_string()),
+            },
+        }
+    }
+}
 
 impl BackupStore {
     /// Open (creating if needed) a backup folder.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, DirectoryError> {
-        let dir = dir.as_ref().to_path_buf();
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| DirectoryError::BackupIo { path, source }
-        };
-        fs::create_dir_all(dir.join(PHOTOS)).map_err(io(&dir))?;
-        let index = dir.join(INDEX);
-        if !index.exists() {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&index)
-                .map_err(io(&index))?;
-            f.sync_all().map_err(io(&index))?;
-            sync_dir(&dir)?;
-        }
-        Ok(BackupStore { dir })
+        Ok(BackupStore {
+            folder: BackupFolder::open(dir)?,
+        })
     }
 
     /// The folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.folder.dir()
     }
 
     /// Save `old` (the current value, or `None` when there is no photo) for `who`, durably.
@@ -130,114 +128,30 @@ impl BackupStore {
         old: Option<&[u8]>,
         reason: BackupReason,
     ) -> Result<BackupRecord, DirectoryError> {
-        let now = Utc::now();
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
-        let id = format!("{}-{}-{seq:06}", now.compact(), std::process::id());
-        let (sha256, bytes, file) = match old {
-            Some(data) => {
-                let ext = if data.starts_with(&[0xff, 0xd8]) {
-                    "jpg"
-                } else {
-                    "bin"
-                };
-                let rel = format!("{PHOTOS}/{id}.{ext}");
-                let path = self.dir.join(&rel);
-                let io = |source| DirectoryError::BackupIo {
-                    path: path.clone(),
-                    source,
-                };
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .open(&path)
-                    .map_err(io)?;
-                f.write_all(data).map_err(io)?;
-                f.sync_all().map_err(io)?;
-                sync_dir(&self.dir.join(PHOTOS))?;
-                (Some(sha256_hex(data)), data.len(), Some(rel))
-            }
-            None => (None, 0, None),
-        };
-        let record = BackupRecord {
-            id,
-            time: now.rfc3339(),
+        Ok(self.folder.save(old, |s| BackupRecord {
+            id: s.id,
+            time: s.time,
             dn: who.dn.to_string(),
             object_guid: who.object_guid.map(str::to_string),
             sam_account_name: who.sam_account_name.map(str::to_string),
-            had_photo: old.is_some(),
-            sha256,
-            bytes,
-            file,
+            had_photo: s.had_photo,
+            sha256: s.sha256,
+            bytes: s.bytes,
+            file: s.file,
             reason,
-        };
-        let mut line = serde_json::to_string(&record).map_err(|e| DirectoryError::BackupIo {
-            path: self.dir.join(INDEX),
-            source: std::io::Error::other(e),
-        })?;
-        line.push('\n');
-        let index = self.dir.join(INDEX);
-        let io = |source| DirectoryError::BackupIo {
-            path: index.clone(),
-            source,
-        };
-        let _guard = APPEND.lock().unwrap_or_else(|p| p.into_inner());
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&index)
-            .map_err(io)?;
-        f.write_all(line.as_bytes()).map_err(io)?;
-        f.sync_data().map_err(io)?;
-        Ok(record)
+        })?)
     }
 
     /// Every record, oldest first. A torn last line (crash mid-append) is ignored; any other
     /// bad line is an error.
     pub fn records(&self) -> Result<Vec<BackupRecord>, DirectoryError> {
-        let index = self.dir.join(INDEX);
-        let f = match File::open(&index) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(source) => {
-                return Err(DirectoryError::BackupIo {
-                    path: index,
-                    source,
-                })
-            }
-        };
-        let lines: Vec<String> = BufReader::new(f)
-            .lines()
-            .collect::<Result<_, _>>()
-            .map_err(|source| DirectoryError::BackupIo {
-                path: index.clone(),
-                source,
-            })?;
-        let mut out = Vec::with_capacity(lines.len());
-        let last = lines.len();
-        for (n, line) in lines.iter().enumerate() {
-            if line.trim().is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<BackupRecord>(line) {
-                Ok(r) => out.push(r),
-                Err(_) if n + 1 == last => {} // torn final append
-                Err(e) => {
-                    return Err(DirectoryError::BackupIndex {
-                        path: index.clone(),
-                        line: n + 1,
-                        reason: e.to_string(),
-                    })
-                }
-            }
-        }
-        Ok(out)
+        Ok(self.folder.records()?)
     }
 
     /// The record with this id.
     pub fn get(&self, id: &str) -> Result<BackupRecord, DirectoryError> {
-        self.records()?
-            .into_iter()
-            .find(|r| r.id == id)
+        self.folder
+            .get(id)?
             .ok_or_else(|| DirectoryError::BackupNotFound(format!("id {id}")))
     }
 
@@ -254,53 +168,15 @@ impl BackupStore {
     /// The newest backup of this user taken before a replace or a removal (backups taken by a
     /// restore are skipped, so restoring twice is idempotent; restore those by id).
     pub fn latest_for(&self, who: &Subject<'_>) -> Result<BackupRecord, DirectoryError> {
-        self.records_for(who)?
-            .into_iter()
-            .rev()
-            .find(|r| r.reason != BackupReason::Restore)
+        self.folder
+            .latest(|r| same_subject(r, who))?
             .ok_or_else(|| DirectoryError::BackupNotFound(format!("user {}", who.dn)))
     }
 
     /// The saved bytes of `record` (`None` when the user had no photo), checked against the
     /// recorded SHA-256.
     pub fn load(&self, record: &BackupRecord) -> Result<Option<Vec<u8>>, DirectoryError> {
-        if !record.had_photo {
-            return Ok(None);
-        }
-        let rel = record
-            .file
-            .as_deref()
-            .ok_or_else(|| DirectoryError::BackupIndex {
-                path: self.dir.join(INDEX),
-                line: 0,
-                reason: format!("record {} has a photo but no file", record.id),
-            })?;
-        if rel.contains("..") || Path::new(rel).is_absolute() {
-            return Err(DirectoryError::BackupIndex {
-                path: self.dir.join(INDEX),
-                line: 0,
-                reason: format!(
-                    "record {} names a file outside the folder: {rel}",
-                    record.id
-                ),
-            });
-        }
-        let path = self.dir.join(rel);
-        let data = fs::read(&path).map_err(|source| DirectoryError::BackupIo {
-            path: path.clone(),
-            source,
-        })?;
-        let found = sha256_hex(&data);
-        let expected = record.sha256.clone().unwrap_or_default();
-        if found != expected {
-            return Err(DirectoryError::BackupCorrupt {
-                id: record.id.clone(),
-                path,
-                expected,
-                found,
-            });
-        }
-        Ok(Some(data))
+        Ok(self.folder.load(record)?)
     }
 }
 
@@ -311,28 +187,13 @@ fn same_subject(r: &BackupRecord, who: &Subject<'_>) -> bool {
     }
 }
 
-fn sync_dir(dir: &Path) -> Result<(), DirectoryError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|source| DirectoryError::BackupIo {
-            path: dir.to_path_buf(),
-            source,
-        })
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(data: &[u8]) -> String {
-    let digest = Sha256::digest(data);
-    let mut s = String::with_capacity(64);
-    for b in digest {
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::{self, OpenOptions};
+    use std::io::Write;
+
+    const INDEX: &str = "index.jsonl";
 
     fn who(dn: &str) -> Subject<'_> {
         Subject {
@@ -433,37 +294,5 @@ mod tests {
             store.records(),
             Err(DirectoryError::BackupIndex { .. })
         ));
-    }
-
-    #[test]
-    fn ids_are_unique_under_concurrency() {
-        let tmp = tempfile::tempdir().expect("tmp");
-        let store = BackupStore::open(tmp.path()).expect("open");
-        let handles: Vec<_> = (0..4)
-            .map(|t| {
-                let store = store.clone();
-                std::thread::spawn(move || {
-                    for i in 0..25 {
-                        let dn = format!("CN=u{t}-{i}");
-                        store
-                            .save(&who(&dn), Some(dn.as_bytes()), BackupReason::Replace)
-                            .expect("save");
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join().expect("join");
-        }
-        let recs = store.records().expect("records");
-        assert_eq!(recs.len(), 100);
-        let ids: std::collections::HashSet<_> = recs.iter().map(|r| r.id.clone()).collect();
-        assert_eq!(ids.len(), 100);
-        for r in &recs {
-            assert_eq!(
-                store.load(r).expect("load").as_deref(),
-                Some(r.dn.as_bytes())
-            );
-        }
     }
 }

@@ -132,7 +132,7 @@ impl CertificateCredential {
         });
         let claims = serde_json::json!({
             "aud": token_url, "iss": client_id, "sub": client_id,
-            "jti": hex(&jti), "nbf": now, "iat": now, "exp": now + 600,
+            "jti": photobulk_store::hex(&jti), "nbf": now, "iat": now, "exp": now + 600,
         });
         let signing_input = format!(
             "{}.{}",
@@ -145,10 +145,6 @@ impl CertificateCredential {
             .map_err(|_| GraphError::Credential("RS256 signing failed".into()))?;
         Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig)))
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Clone)]

@@ -17,14 +17,14 @@
 
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backup::read_jsonl;
-use crate::clock::Utc;
+use photobulk_store::jsonl::{append_synced, open_append, read_jsonl};
+use photobulk_store::Utc;
+
 use crate::GraphError;
 
 /// One completed upload.
@@ -75,11 +75,7 @@ impl UploadJournal {
                 f.sync_all().map_err(GraphError::io(&path))?;
             }
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(GraphError::io(&path))?;
+        let file = open_append(&path)?;
         Ok(UploadJournal {
             path,
             done: Mutex::new(done),
@@ -114,14 +110,9 @@ impl UploadJournal {
         if entry.time.is_empty() {
             entry.time = Utc::now().rfc3339();
         }
-        let mut line = serde_json::to_string(&entry)
-            .map_err(|e| GraphError::io(&self.path)(std::io::Error::other(e)))?;
-        line.push('\n');
         {
             let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            f.write_all(line.as_bytes())
-                .map_err(GraphError::io(&self.path))?;
-            f.sync_data().map_err(GraphError::io(&self.path))?;
+            append_synced(&mut f, &self.path, &entry)?;
         }
         self.done
             .lock()
@@ -132,13 +123,14 @@ impl UploadJournal {
 
     /// Every entry in the file, oldest first.
     pub fn entries(&self) -> Result<Vec<JournalEntry>, GraphError> {
-        read_jsonl(&self.path)
+        Ok(read_jsonl(&self.path)?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn entry(id: &str, sha: &str) -> JournalEntry {
         JournalEntry {

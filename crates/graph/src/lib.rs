@@ -52,7 +52,6 @@ mod auth;
 pub mod backup;
 pub mod bulk;
 mod client;
-mod clock;
 mod error;
 pub mod journal;
 pub mod retry;

@@ -1,11 +1,11 @@
 //! UTC timestamps in RFC 3339 without a date crate: the civil-from-days conversion is ten lines
-//! (Howard Hinnant's algorithm), and backups need nothing else from a calendar.
+//! (Howard Hinnant's algorithm), and backups and journals need nothing else from a calendar.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A point in time split into what the backup index needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Utc {
+pub struct Utc {
     pub year: i64,
     pub month: u32,
     pub day: u32,
