@@ -16,13 +16,12 @@
 //! This is the Graph target's own record until the engine's run journal covers cloud targets.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
-use photobulk_store::jsonl::{append_synced, open_append, read_jsonl};
+use photobulk_store::jsonl::JsonlLog;
 use photobulk_store::Utc;
 
 use crate::GraphError;
@@ -46,45 +45,26 @@ pub struct JournalEntry {
 /// An open journal.
 #[derive(Debug)]
 pub struct UploadJournal {
-    path: PathBuf,
+    log: JsonlLog,
     done: Mutex<HashMap<String, String>>,
-    file: Mutex<File>,
 }
 
 impl UploadJournal {
     /// Open (creating) the journal at `path` and read what it already records.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, GraphError> {
-        let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(GraphError::io(parent))?;
-        }
-        let entries: Vec<JournalEntry> = read_jsonl(&path)?;
-        let mut done = HashMap::new();
-        for e in entries {
-            done.insert(e.user_id.to_ascii_lowercase(), e.sha256);
-        }
-        // A torn last line from a crash: cut it off so the next entry starts a clean line.
-        if let Ok(bytes) = std::fs::read(&path) {
-            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
-                let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                let f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(GraphError::io(&path))?;
-                f.set_len(keep as u64).map_err(GraphError::io(&path))?;
-                f.sync_all().map_err(GraphError::io(&path))?;
-            }
-        }
-        let file = open_append(&path)?;
+        let (log, entries) = JsonlLog::open::<JournalEntry>(path)?;
+        let done = entries
+            .into_iter()
+            .map(|e| (e.user_id.to_ascii_lowercase(), e.sha256))
+            .collect();
         Ok(UploadJournal {
-            path,
+            log,
             done: Mutex::new(done),
-            file: Mutex::new(file),
         })
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        self.log.path()
     }
 
     /// The SHA-256 last uploaded for this user, if any.
@@ -110,10 +90,7 @@ impl UploadJournal {
         if entry.time.is_empty() {
             entry.time = Utc::now().rfc3339();
         }
-        {
-            let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-            append_synced(&mut f, &self.path, &entry)?;
-        }
+        self.log.append(&entry)?;
         self.done
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -123,13 +100,14 @@ impl UploadJournal {
 
     /// Every entry in the file, oldest first.
     pub fn entries(&self) -> Result<Vec<JournalEntry>, GraphError> {
-        Ok(read_jsonl(&self.path)?)
+        Ok(self.log.read()?)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
     use std::io::Write;
 
     fn entry(id: &str, sha: &str) -> JournalEntry {

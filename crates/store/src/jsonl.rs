@@ -3,7 +3,8 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -82,6 +83,62 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(StoreError::io(dir))
 }
 
+/// An append-only JSON-lines log (a journal): opened once, appended from many tasks, each line
+/// fsync'd before [`JsonlLog::append`] returns.
+#[derive(Debug)]
+pub struct JsonlLog {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl JsonlLog {
+    /// Open (creating it and its folder) the log at `path` and return what it already holds,
+    /// oldest first. A torn last line from a crash is cut off, so the next append starts a
+    /// clean line.
+    pub fn open<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<(Self, Vec<T>), StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(StoreError::io(parent))?;
+        }
+        let entries = read_jsonl(&path)?;
+        if let Ok(bytes) = std::fs::read(&path) {
+            if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
+                let keep = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                let f = OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(StoreError::io(&path))?;
+                f.set_len(keep as u64).map_err(StoreError::io(&path))?;
+                f.sync_all().map_err(StoreError::io(&path))?;
+            }
+        }
+        let file = open_append(&path)?;
+        Ok((
+            JsonlLog {
+                path,
+                file: Mutex::new(file),
+            },
+            entries,
+        ))
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Append `record` as one line and fsync it.
+    pub fn append<T: Serialize>(&self, record: &T) -> Result<(), StoreError> {
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        append_synced(&mut f, &self.path, record)
+    }
+
+    /// Every record in the file now, oldest first.
+    pub fn read<T: DeserializeOwned>(&self) -> Result<Vec<T>, StoreError> {
+        read_jsonl(&self.path)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,5 +160,24 @@ mod tests {
             read_jsonl::<u32>(&path),
             Err(StoreError::BadLine { line: 4, .. })
         ));
+    }
+
+    #[test]
+    fn log_cuts_a_torn_tail_and_appends_on_a_clean_line() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("sub/log.jsonl");
+        let (log, old) = JsonlLog::open::<u32>(&path).expect("open");
+        assert!(old.is_empty());
+        log.append(&1u32).expect("append");
+        log.append(&2u32).expect("append");
+        drop(log);
+        let mut f = OpenOptions::new().append(true).open(&path).expect("f");
+        f.write_all(b"{\"torn").expect("write");
+        drop(f);
+        let (log, old) = JsonlLog::open::<u32>(&path).expect("reopen");
+        assert_eq!(old, vec![1, 2]);
+        log.append(&3u32).expect("append");
+        assert_eq!(log.read::<u32>().expect("read"), vec![1, 2, 3]);
+        assert_eq!(std::fs::read_to_string(&path).expect("text"), "1\n2\n3\n");
     }
 }

@@ -18,3 +18,4 @@ pub mod jsonl;
 pub use backup::{hex, sha256_hex, BackupEntry, BackupFolder, BackupReason, SavedPhoto};
 pub use clock::Utc;
 pub use error::StoreError;
+pub use jsonl::JsonlLog;
