@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use image::{imageops, ImageFormat, Rgb, RgbImage};
 use photobulk_imaging::{
-    convert, probe, Conversion, Crop, ImagingError, Limits, Options, Output, Target, Warning,
+    convert, metadata, probe, Conversion, Crop, ImagingError, Limits, Options, Output, Target,
+    Warning,
 };
 
 /// Largest mean absolute difference (0..255 per channel) between a correctly oriented output
@@ -592,6 +593,46 @@ fn gps_exif_xmp_iptc_and_comments_never_reach_the_output() {
         .flat_map(|t| check_output("meta/gps_xmp.jpg", output(&conversion, &t.name), t))
         .collect();
     assert_no_failures(failures);
+}
+
+/// `metadata::scan` on real files: the GPS/XMP fixture, orientation fixtures (EXIF written by
+/// exiftool into JPEG, PNG eXIf, TIFF IFD0, WebP EXIF and HEIC Exif items), and outputs.
+#[test]
+fn metadata_scan_reports_exif_gps_and_xmp_of_real_files() {
+    let m = metadata::scan(&read("meta/gps_xmp.jpg"));
+    assert!(m.has_exif && m.has_gps && m.has_xmp, "{m:?}");
+    let mut files = vec![
+        "orient/jpeg_o6.jpg",
+        "orient/png_o6.png",
+        "orient/webp_o6.webp",
+        "real/hopper_orientation_6.jpg",
+        "real/hopper_orientation_6.webp",
+    ];
+    if cfg!(feature = "heic") {
+        files.extend(["orient/heic_o6.heic", "orient/heic_irot_exif6.heic"]);
+    }
+    for rel in files {
+        let m = metadata::scan(&read(rel));
+        assert!(m.has_exif && !m.has_gps, "{rel}: {m:?}");
+    }
+    // A TIFF's own IFD0 is not EXIF unless it points to an Exif or GPS IFD.
+    let m = metadata::scan(&read("orient/tiff_o6.tif"));
+    assert!(!m.has_gps, "{m:?}");
+    for rel in [
+        "orient/upright.png",
+        "formats/lossy.webp",
+        "real/astronaut.jpg",
+    ] {
+        assert_eq!(
+            metadata::scan(&read(rel)),
+            metadata::Metadata::default(),
+            "{rel}"
+        );
+    }
+    let out = convert_ok("meta/gps_xmp.jpg", &opts());
+    for o in &out.outputs {
+        assert_eq!(metadata::scan(&o.jpeg), metadata::Metadata::default());
+    }
 }
 
 #[test]

@@ -53,7 +53,7 @@ fn sniff(input: &[u8]) -> Result<Kind, ImagingError> {
 }
 
 /// An ISO-BMFF `ftyp` box naming a HEIF brand (major or compatible).
-fn is_heif(input: &[u8]) -> bool {
+pub(crate) fn is_heif(input: &[u8]) -> bool {
     const BRANDS: [&[u8; 4]; 8] = [
         b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
     ];

@@ -252,10 +252,12 @@ pub enum ImagingError {
 mod crop;
 mod decode;
 mod encode;
+mod icc;
 // FFI callbacks for libjpeg's error manager (mozjpeg's safe API cannot see warnings);
 // the module's docs give the reasoning and every block its SAFETY note.
 #[allow(unsafe_code)]
 mod libjpeg_errors;
+pub mod metadata;
 mod orient;
 mod resize;
 
