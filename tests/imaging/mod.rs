@@ -71,7 +71,7 @@ fn is_heic(rel: &str) -> bool {
 /// Fixtures that must convert: everything outside `bad/` except the too-small ones, and HEIC only
 /// when the `heic` feature is built in.
 fn good_fixtures() -> Vec<String> {
-    ["real", "orient", "formats", "meta", "edge"]
+    ["real", "orient", "formats", "meta", "edge", "colour"]
         .iter()
         .flat_map(|dir| list(dir))
         .filter(|rel| !rel.starts_with("edge/too_"))
@@ -720,6 +720,140 @@ fn assert_colours_match(rel: &str, reference_png: &str) {
     );
 }
 
+// ------------------------------------------------------------------------------------------
+// colour: embedded ICC profiles are converted to sRGB (tests/fixtures/colour/)
+// ------------------------------------------------------------------------------------------
+
+const ADOBE: &str = "Compatible with Adobe RGB (1998)";
+
+/// Adobe RGB (220, 60, 50) is sRGB (254, 57, 45) by lcms2 (`scripts/make-fixtures` prints it);
+/// unconverted it would stay (220, 60, 50), 34 levels off in red. Every container's profile
+/// (JPEG APP2, PNG iCCP, TIFF tag 34675, WebP ICCP) must be found and applied.
+#[test]
+fn adobe_rgb_red_comes_out_as_its_srgb_value_in_every_container() {
+    let want = [254.0, 57.0, 45.0];
+    let mut failures = Vec::new();
+    for rel in [
+        "colour/adobergb_red.jpg",
+        "colour/adobergb_red.png",
+        "colour/adobergb_red.tif",
+        "colour/adobergb_red.webp",
+    ] {
+        let c = convert_ok(rel, &opts());
+        let icc_warning = c
+            .warnings
+            .iter()
+            .any(|w| matches!(w, Warning::IccProfileIgnored { .. }));
+        if c.source.icc_profile.as_deref() != Some(ADOBE) || icc_warning {
+            failures.push(format!(
+                "{rel}: profile {:?}, warnings {:?}",
+                c.source.icc_profile, c.warnings
+            ));
+        }
+        for t in ["ad", "hd"] {
+            let got = mean_rgb(&decode(&output(&c, t).jpeg));
+            if (0..3).any(|i| (got[i] - want[i]).abs() > 4.0) {
+                failures.push(format!("{rel} {t}: mean {got:.1?}, want about {want:?}"));
+            }
+        }
+    }
+    assert_no_failures(failures);
+}
+
+/// A photo converted by lcms2 from sRGB into Adobe RGB (profile embedded) comes back like the
+/// sRGB original; read without its profile it would be visibly duller.
+#[test]
+fn adobe_rgb_photo_comes_back_like_its_srgb_original() {
+    let adobe = convert_ok("colour/adobergb_photo.jpg", &opts());
+    let srgb = convert_ok("colour/untagged.jpg", &opts());
+    assert_eq!(adobe.source.icc_profile.as_deref(), Some(ADOBE));
+    let got = decode(&output(&adobe, "hd").jpeg);
+    let want = decode(&output(&srgb, "hd").jpeg);
+    let d = mad(&got, &want);
+    // The same file with its profile stripped: decoded as if sRGB.
+    let stripped = strip_app2(&read("colour/adobergb_photo.jpg"));
+    let naive = decode(&output(&convert(&stripped, &opts()).expect("stripped"), "hd").jpeg);
+    let dn = mad(&naive, &want);
+    assert!(
+        d < 2.5 && dn > 2.0 * d,
+        "with profile {d:.2} from the sRGB original, without {dn:.2} {}",
+        save_mismatch("adobergb_photo", &got, &want)
+    );
+}
+
+/// A JPEG without its APP2 segments.
+fn strip_app2(j: &[u8]) -> Vec<u8> {
+    let mut out = j[..2].to_vec();
+    let mut i = 2;
+    while j[i + 1] != 0xDA {
+        let end = i + 2 + usize::from(u16::from_be_bytes([j[i + 2], j[i + 3]]));
+        if j[i + 1] != 0xE2 {
+            out.extend_from_slice(&j[i..end]);
+        }
+        i = end;
+    }
+    out.extend_from_slice(&j[i..]);
+    out
+}
+
+/// sRGB-tagged pixels are not transformed at all: the outputs are byte-identical to those
+/// of the same JPEG without the profile.
+#[test]
+fn srgb_tagged_jpeg_is_unchanged() {
+    let tagged = convert_ok("colour/srgb_tagged.jpg", &opts());
+    let plain = convert_ok("colour/untagged.jpg", &opts());
+    assert_eq!(tagged.source.icc_profile, None);
+    assert_eq!(tagged.warnings, plain.warnings);
+    for (a, b) in tagged.outputs.iter().zip(&plain.outputs) {
+        assert_eq!(a.sha256, b.sha256, "{}", a.target);
+    }
+}
+
+/// A profile that is not one is a warning; the pixels are taken as sRGB and convert.
+#[test]
+fn broken_profile_is_a_warning_and_the_photo_still_converts() {
+    let broken = convert_ok("colour/broken_profile.jpg", &opts());
+    let plain = convert_ok("colour/untagged.jpg", &opts());
+    assert_eq!(broken.source.icc_profile, None);
+    assert!(
+        broken
+            .warnings
+            .iter()
+            .any(|w| matches!(w, Warning::IccProfileIgnored { .. })),
+        "{:?}",
+        broken.warnings
+    );
+    for (a, b) in broken.outputs.iter().zip(&plain.outputs) {
+        assert_eq!(a.sha256, b.sha256, "{}", a.target);
+    }
+}
+
+/// `metadata::scan` names the profiles of the colour fixtures.
+#[test]
+fn metadata_scan_names_embedded_profiles() {
+    for ext in ["jpg", "png", "tif", "webp"] {
+        let rel = format!("colour/adobergb_red.{ext}");
+        assert_eq!(
+            metadata::scan(&read(&rel)).icc.as_deref(),
+            Some(ADOBE),
+            "{rel}"
+        );
+    }
+    assert_eq!(
+        metadata::scan(&read("colour/srgb_tagged.jpg"))
+            .icc
+            .as_deref(),
+        Some("sRGB")
+    );
+    assert_eq!(
+        metadata::scan(&read("colour/broken_profile.jpg"))
+            .icc
+            .as_deref(),
+        Some(metadata::UNNAMED_PROFILE)
+    );
+    assert_eq!(metadata::scan(&read("colour/untagged.jpg")).icc, None);
+}
+
 #[test]
 fn cmyk_jpeg_from_imagemagick_has_sane_colours() {
     assert_colours_match("formats/cmyk.jpg", "formats/cmyk_ref96.png");
@@ -1202,7 +1336,7 @@ fn truncated_copies_of_every_good_fixture_never_panic() {
 fn fixtures_readme_lists_every_file() {
     let readme =
         std::fs::read_to_string(fixtures().join("README.md")).expect("tests/fixtures/README.md");
-    let missing: Vec<String> = ["real", "orient", "formats", "meta", "edge", "bad"]
+    let missing: Vec<String> = ["real", "orient", "formats", "meta", "edge", "bad", "colour"]
         .iter()
         .flat_map(|dir| list(dir))
         .filter(|rel| {

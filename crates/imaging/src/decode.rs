@@ -4,7 +4,8 @@
 //! result) and, for JPEG, may be DCT-scaled: the caller's `plan` sees the header's
 //! geometry first and answers with the scale denominator it can afford.
 
-use crate::{check_dims, check_input_len, orient, ImagingError, Limits, SourceInfo};
+use crate::colour::{self, Applied, Pixels};
+use crate::{check_dims, check_input_len, orient, ImagingError, Limits, SourceInfo, Warning};
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -25,6 +26,36 @@ pub(crate) struct Decoded {
     pub rgb: Vec<u8>,
     pub pix_width: u32,
     pub pix_height: u32,
+    /// Non-fatal notes from decoding (an unusable ICC profile).
+    pub warnings: Vec<Warning>,
+}
+
+/// What became of a source's embedded ICC profile.
+#[derive(Debug, Default)]
+struct Icc {
+    /// Description of the profile the pixels were converted from.
+    applied: Option<String>,
+    warnings: Vec<Warning>,
+}
+
+/// Converts `px` to sRGB with the embedded profile `icc` (`Err`: the container's profile
+/// data itself was broken). Never fails: an unusable profile is a warning.
+fn apply_icc(icc: Result<Option<Vec<u8>>, String>, px: &mut Vec<u8>, layout: Pixels) -> Icc {
+    let result = icc.and_then(|p| match p {
+        Some(p) => colour::to_srgb(&p, px, layout).map(Some),
+        None => Ok(None),
+    });
+    match result {
+        Ok(Some(Applied::Converted(name))) => Icc {
+            applied: Some(name),
+            warnings: Vec::new(),
+        },
+        Ok(Some(Applied::AlreadySrgb) | None) => Icc::default(),
+        Err(reason) => Icc {
+            applied: None,
+            warnings: vec![Warning::IccProfileIgnored { reason }],
+        },
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,6 +139,7 @@ pub(crate) fn probe(input: &[u8]) -> Result<SourceInfo, ImagingError> {
                 width,
                 height,
                 orientation,
+                icc_profile: None,
             })
         }
     }
@@ -158,22 +190,37 @@ fn decode_other(
         orientation,
     };
     plan(&geometry)?;
+    let icc = image::ImageDecoder::icc_profile(&mut dec)
+        .map_err(|e| format!("unreadable ICC profile ({e})"));
     let img = image::DynamicImage::from_decoder(dec).map_err(|e| decode_err(name, e))?;
     if img.width() != width || img.height() != height {
         return Err(decode_err(name, "decoded size differs from the header's"));
     }
-    let rgb = flatten(img, background);
+    // Colour first (alpha included), then flatten onto the sRGB background.
+    let (rgb, icc) = if matches!(icc, Ok(None)) {
+        (flatten(img, background), Icc::default())
+    } else if img.color().has_alpha() {
+        let mut px = img.into_rgba8().into_raw();
+        let icc = apply_icc(icc, &mut px, Pixels::Rgba);
+        (flatten_rgba(&px, background), icc)
+    } else {
+        let mut px = img.into_rgb8().into_raw();
+        let icc = apply_icc(icc, &mut px, Pixels::Rgb);
+        (px, icc)
+    };
     Ok(Decoded {
         info: SourceInfo {
             format: name.into(),
             width,
             height,
             orientation,
+            icc_profile: icc.applied,
         },
         geometry,
         rgb,
         pix_width: width,
         pix_height: height,
+        warnings: icc.warnings,
     })
 }
 
@@ -256,7 +303,11 @@ pub(crate) fn flatten(img: image::DynamicImage, bg: [u8; 3]) -> Vec<u8> {
     if !img.color().has_alpha() {
         return img.into_rgb8().into_raw();
     }
-    let rgba = img.into_rgba8().into_raw();
+    flatten_rgba(&img.into_rgba8().into_raw(), bg)
+}
+
+/// RGBA8 composited onto `bg` (straight alpha, sRGB values), as RGB8.
+fn flatten_rgba(rgba: &[u8], bg: [u8; 3]) -> Vec<u8> {
     let mut out = Vec::with_capacity(rgba.len() / 4 * 3);
     for p in rgba.chunks_exact(4) {
         let a = u32::from(p[3]);
@@ -352,6 +403,8 @@ mod jpeg {
         height: u32,
         orientation: u8,
         adobe: bool,
+        /// The profile from the APP2 `ICC_PROFILE` chunks (`Err`: an incomplete set).
+        icc: Result<Option<Vec<u8>>, String>,
     }
 
     fn header(d: &Decompress<&[u8]>) -> Header {
@@ -366,12 +419,18 @@ mod jpeg {
                 _ => {}
             }
         }
+        let icc = crate::icc::from_jpeg_app2(
+            d.markers()
+                .filter(|m| m.marker == Marker::APP(2))
+                .map(|m| m.data),
+        );
         let (w, h) = d.size();
         Header {
             width: u32::try_from(w).unwrap_or(u32::MAX),
             height: u32::try_from(h).unwrap_or(u32::MAX),
             orientation,
             adobe,
+            icc,
         }
     }
 
@@ -392,6 +451,7 @@ mod jpeg {
                 width: h.width,
                 height: h.height,
                 orientation: h.orientation,
+                icc_profile: None,
             })
         })
     }
@@ -407,10 +467,10 @@ mod jpeg {
             // Corrupt entropy-coded data is only a warning to libjpeg (it pads with grey
             // and succeeds); this error manager makes it an error, like truncation above.
             let mut d = Decompress::with_err(crate::libjpeg_errors::strict_error_mgr())
-                .with_markers(&[Marker::APP(1), Marker::APP(14)])
+                .with_markers(&[Marker::APP(1), Marker::APP(2), Marker::APP(14)])
                 .from_mem(input)
                 .map_err(|e| decode_err("jpeg", e))?;
-            let h = header(&d);
+            let mut h = header(&d);
             check_dims(h.width, h.height, limits)?;
             let geometry = Geometry {
                 width: h.width,
@@ -426,24 +486,36 @@ mod jpeg {
             };
             d.scale(num);
             let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
-            let (rgb, pw, ph) = if cmyk {
+            let icc_data = std::mem::replace(&mut h.icc, Ok(None));
+            let (rgb, pw, ph, icc) = if cmyk {
                 let mut s = d
                     .to_colorspace(ColorSpace::JCS_CMYK)
                     .map_err(|e| decode_err("jpeg", e))?;
                 let (pw, ph) = (s.width(), s.height());
-                let px = s
+                let mut px = s
                     .read_scanlines::<u8>()
                     .map_err(|e| decode_err("jpeg", e))?;
                 s.finish().map_err(|e| decode_err("jpeg", e))?;
-                (cmyk_to_rgb(&px, h.adobe), pw, ph)
+                let layout = Pixels::Cmyk {
+                    adobe_inverted: h.adobe,
+                };
+                let icc = apply_icc(icc_data, &mut px, layout);
+                // Converted through the profile: now RGB. Otherwise the naive formula.
+                let rgb = if icc.applied.is_some() {
+                    px
+                } else {
+                    cmyk_to_rgb(&px, h.adobe)
+                };
+                (rgb, pw, ph, icc)
             } else {
                 let mut s = d.rgb().map_err(|e| decode_err("jpeg", e))?;
                 let (pw, ph) = (s.width(), s.height());
-                let px = s
+                let mut px = s
                     .read_scanlines::<u8>()
                     .map_err(|e| decode_err("jpeg", e))?;
                 s.finish().map_err(|e| decode_err("jpeg", e))?;
-                (px, pw, ph)
+                let icc = apply_icc(icc_data, &mut px, Pixels::Rgb);
+                (px, pw, ph, icc)
             };
             let (pw, ph) = (
                 u32::try_from(pw).unwrap_or(0),
@@ -458,11 +530,13 @@ mod jpeg {
                     width: h.width,
                     height: h.height,
                     orientation: h.orientation,
+                    icc_profile: icc.applied,
                 },
                 geometry,
                 rgb,
                 pix_width: pw,
                 pix_height: ph,
+                warnings: icc.warnings,
             })
         })
     }
@@ -599,6 +673,7 @@ mod heic {
             width: w,
             height: h,
             orientation: if o.boxes { 1 } else { o.exif },
+            icc_profile: None,
         })
     }
 
@@ -668,12 +743,20 @@ mod heic {
                 rgb.extend_from_slice(line);
             }
         }
+        // libheif converts YCbCr to RGB but leaves the colour space alone: apply the
+        // `colr` ICC profile when there is one (nclx-only files are taken as sRGB).
+        let icc = apply_icc(
+            Ok(handle.color_profile_raw().map(|p| p.data)),
+            &mut rgb,
+            Pixels::Rgb,
+        );
         Ok(Decoded {
             info: SourceInfo {
                 format: "heic".into(),
                 width: sw,
                 height: sh,
                 orientation,
+                icc_profile: icc.applied,
             },
             geometry: Geometry {
                 width: w,
@@ -683,6 +766,7 @@ mod heic {
             rgb,
             pix_width: w,
             pix_height: h,
+            warnings: icc.warnings,
         })
     }
 

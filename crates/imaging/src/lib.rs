@@ -48,8 +48,14 @@
 //! libjpeg runs. EXIF in WebP and PNG is read with or without a leading `Exif\0\0`.
 //!
 //! Colour: greyscale, 16-bit, palette and CMYK sources all become 8-bit RGB; alpha is
-//! flattened onto [`Options::background`]. Embedded ICC profiles are not converted
-//! (treated as sRGB) and are never copied to the output.
+//! flattened onto [`Options::background`]. An embedded ICC profile (JPEG APP2
+//! `ICC_PROFILE`, PNG `iCCP`, WebP `ICCP`, TIFF tag 34675, HEIC `colr` ICC) is applied
+//! before resizing: the pixels are converted to sRGB with `moxcms` (pure Rust, ICC v2 and
+//! v4, matrix and LUT profiles, greyscale, CMYK for CMYK JPEGs), skipped when the profile
+//! is sRGB already, and an unusable profile is a [`Warning::IccProfileIgnored`] (pixels
+//! taken as sRGB), never a failure; [`SourceInfo::icc_profile`] names the profile that was
+//! applied. HEIC `nclx` colour (no ICC) is taken as sRGB. Profiles are never copied to
+//! the output. [`metadata::scan`] reports EXIF/GPS/XMP/ICC from headers only, for reports.
 //!
 //! # Encoder choice (measured)
 //! `examples/encoder_compare.rs`: 7 sources (3 synthetic photos, 4 real photos),
@@ -170,6 +176,12 @@ pub struct SourceInfo {
     pub height: u32,
     /// EXIF orientation 1..=8 that was applied (1 when none).
     pub orientation: u8,
+    /// Description of the embedded ICC profile the pixels were converted from to sRGB
+    /// (e.g. "Adobe RGB (1998)"); `None` when there was no profile, it was sRGB already,
+    /// or it was unusable (then [`Warning::IccProfileIgnored`] says why). Always `None`
+    /// from [`probe`], which reads no profiles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icc_profile: Option<String>,
 }
 
 /// Square region of the upright source that was used (may extend past the image for `Pad`).
@@ -203,7 +215,15 @@ pub struct Output {
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Warning {
-    Upscaled { target: String, factor_x100: u32 },
+    Upscaled {
+        target: String,
+        factor_x100: u32,
+    },
+    /// The source's embedded ICC profile could not be used (unreadable, or for another
+    /// colour space); its pixels were taken as sRGB.
+    IccProfileIgnored {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -249,6 +269,7 @@ pub enum ImagingError {
     Internal(String),
 }
 
+mod colour;
 mod crop;
 mod decode;
 mod encode;
@@ -418,7 +439,7 @@ pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError>
     order.sort_by_key(|&i| std::cmp::Reverse(opts.targets[i].size));
     let mut resizer = resize::Resizer::new();
     let mut rendered: Vec<Option<Vec<u8>>> = vec![None; opts.targets.len()];
-    let mut warnings = Vec::new();
+    let mut warnings = decoded.warnings.clone();
     let mut intermediate: Option<(u32, usize)> = None;
     for &i in &order {
         let t = &opts.targets[i];
