@@ -28,7 +28,7 @@ use anyhow::{anyhow, bail, Context};
 use photobulk_directory::{BackupStore, Lookup};
 use photobulk_engine::{
     collect, job_key, restore_run, Action, Cancel, ImportItem, ImportJob, Journal, OfflineJob,
-    RunMeta, UserExport,
+    Reconnect, RunMeta, UserExport,
 };
 use photobulk_imaging::{Crop, Options, Target};
 
@@ -67,6 +67,10 @@ pub struct ImportArgs {
     /// Conversions at once (default: one per core).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// When the connection drops mid-run: reconnect attempts (waiting 0.5 s, then twice as
+    /// long each time up to 8 s) before the remaining users fail as retryable. 0: no reconnect.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=100))]
+    reconnect_attempts: u32,
     /// Journal folder (default: PHOTOBULK_STATE_DIR, else $XDG_STATE_HOME/photobulk, else
     /// ~/.local/state/photobulk).
     #[arg(long, value_name = "DIR")]
@@ -327,6 +331,10 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
         backup,
         journal: journal.clone(),
         scope: args.scope.clone(),
+        reconnect: Reconnect {
+            attempts: args.reconnect_attempts,
+            ..Reconnect::default()
+        },
     };
     let cancel = Cancel::new();
     cancel.on_ctrl_c(|| {

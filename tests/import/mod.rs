@@ -1,13 +1,14 @@
 //! `photobulk import` / `photobulk restore --run` end to end: the real binary against the real
 //! Samba AD DC from `PB_SAMBA_*` (`scripts/samba-dc`; these tests FAIL, not skip, without it),
-//! plus one private Samba instance that a test stops mid-run.
+//! plus private Samba instances that two tests stop (and one restarts) mid-run.
 //!
 //! Users (disjoint, so the tests run in parallel, and disjoint from tests/ad):
 //! seed.00001–00300 + seed.01901–01909 (folder of 300 + 20 hostile files, re-run),
 //! seed.00401–00460 (restore), seed.00501–00520 (offline LDIF applied with ldapmodify),
 //! seed.00601–00610 (CSV by mail, plan), seed.00701–01300 (Ctrl+C),
 //! imp.00001–02000 in OU=Imp (kill -9; seeded by the test with `scripts/samba-dc seed 2000 --ou Imp`),
-//! the "Samba stopped" test seeds its own instance (127.0.0.27, /tmp/pb-import-stop-PID).
+//! seed.00611–00615 (two names for one user); the "Samba stopped" and "Samba restarted" tests
+//! seed their own instances (127.0.0.27 and 127.0.0.28, /tmp/pb-import-{stop,restart}-PID).
 //!
 //! Counting writes: every write is preceded by a durable `intent` record in the journal, and
 //! Samba keeps, per attribute, a version number that goes up by one on every change
@@ -50,6 +51,10 @@ impl Samba {
                 )
             })
         };
+        Samba::from_fn(get)
+    }
+
+    fn from_fn(get: impl Fn(&str) -> String) -> Samba {
         Samba {
             url: get("URL"),
             base: get("BASE"),
@@ -73,14 +78,7 @@ impl Samba {
                 .cloned()
                 .unwrap_or_else(|| panic!("samba-dc start printed no PB_SAMBA_{k}:\n{text}"))
         };
-        Samba {
-            url: get("URL"),
-            base: get("BASE"),
-            bind: get("BIND"),
-            password: get("PASSWORD"),
-            ca: get("CA"),
-            dir: get("DIR"),
-        }
+        Samba::from_fn(get)
     }
 
     fn conn_args(&self) -> Vec<String> {
@@ -249,17 +247,23 @@ impl Job {
     fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
-    fn command(&self, samba: &Samba, args: &[&str]) -> Command {
-        self.command_on(samba, &self.input(), args)
+    /// One generated photo per `(file name, index)` in `in/`.
+    fn photos(&self, nonce: u64, files: impl IntoIterator<Item = (String, u32)>) {
+        for (name, i) in files {
+            write_photo(&self.input().join(name), nonce, u64::from(i));
+        }
     }
-    fn command_on(&self, samba: &Samba, input: &Path, args: &[&str]) -> Command {
+    fn command(&self, samba: &Samba, args: &[&str]) -> Command {
+        self.command_on(samba, &[&self.input()], args)
+    }
+    fn command_on(&self, samba: &Samba, inputs: &[&Path], args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.env("PHOTOBULK_LDAP_PASSWORD", &samba.password)
             .env_remove("PHOTOBULK_LDAP_SERVER")
             .env_remove("PHOTOBULK_BACKUP_DIR")
             .env_remove("PHOTOBULK_STATE_DIR")
             .arg("import")
-            .arg(input)
+            .args(inputs)
             .args(samba.conn_args())
             .arg("--state-dir")
             .arg(self.state())
@@ -281,6 +285,39 @@ impl Job {
     fn count(&self, kind: &str) -> usize {
         self.journal().iter().filter(|r| r["t"] == kind).count()
     }
+    /// Start the import in the background, its output piped.
+    fn spawn(&self, samba: &Samba, args: &[&str]) -> std::process::Child {
+        self.command(samba, args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start import")
+    }
+    /// Wait until the journal holds `n` `done` records (at most `secs` seconds); panics if
+    /// `child` ends first.
+    fn wait_for_done(&self, n: usize, secs: u64, child: &mut std::process::Child) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while self.count("done") < n {
+            assert!(
+                Instant::now() < deadline,
+                "the run never reached {n} writes"
+            );
+            if let Some(status) = child.try_wait().expect("wait") {
+                panic!("the import ended before reaching {n} writes: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+/// Per DN (lower case): how many records of `kind` the journal holds.
+fn per_dn(journal: &[Value], kind: &str) -> HashMap<String, usize> {
+    let mut m: HashMap<String, usize> = HashMap::new();
+    for r in journal.iter().filter(|r| r["t"] == kind) {
+        *m.entry(r["dn"].as_str().expect("dn").to_lowercase())
+            .or_default() += 1;
+    }
+    m
 }
 
 fn parse_json_lines(out: &Output) -> (i32, Vec<Value>, Value) {
@@ -330,13 +367,10 @@ fn folder_of_300_and_20_hostile_files_writes_each_good_user_once_and_rerun_write
     let samba = Samba::from_env();
     let job = Job::new();
     let nonce = nonce();
-    for i in 1..=300u32 {
-        write_photo(
-            &job.input().join(format!("{} badge.jpg", seed_name(i))),
-            nonce,
-            u64::from(i),
-        );
-    }
+    job.photos(
+        nonce,
+        (1..=300).map(|i| (format!("{} badge.jpg", seed_name(i)), i)),
+    );
     // 20 hostile files.
     let fx = |rel: &str| Path::new(ROOT).join("tests/fixtures").join(rel);
     let broken = [
@@ -702,7 +736,7 @@ fn csv_by_mail_and_plan_write_nothing_until_run() {
     let csv = job.input().join("list.csv");
     let plan = || {
         parse_json_lines(
-            &job.command_on(&samba, &csv, &["--by", "mail", "--plan"])
+            &job.command_on(&samba, &[&csv], &["--by", "mail", "--plan"])
                 .output()
                 .expect("plan"),
         )
@@ -734,7 +768,7 @@ fn csv_by_mail_and_plan_write_nothing_until_run() {
 
     // Now for real; then the plan says unchanged.
     let (_, _, summary) = parse_json_lines(
-        &job.command_on(&samba, &csv, &["--by", "mail"])
+        &job.command_on(&samba, &[&csv], &["--by", "mail"])
             .output()
             .expect("run"),
     );
@@ -765,13 +799,7 @@ fn kill_9_mid_run_then_rerun_writes_nobody_twice() {
     );
     let job = Job::new();
     let nonce = nonce();
-    for i in 1..=2000u32 {
-        write_photo(
-            &job.input().join(format!("imp.{i:05}.jpg")),
-            nonce,
-            u64::from(i),
-        );
-    }
+    job.photos(nonce, (1..=2000).map(|i| (format!("imp.{i:05}.jpg"), i)));
     let versions_before = samba.usns("OU=Imp");
     assert_eq!(versions_before.len(), 2000);
 
@@ -781,20 +809,7 @@ fn kill_9_mid_run_then_rerun_writes_nobody_twice() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start import");
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if job.count("done") >= 400 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run never reached 400 writes"
-        );
-        if let Some(status) = child.try_wait().expect("wait") {
-            panic!("the import ended before it could be killed: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    job.wait_for_done(400, 240, &mut child);
     child.kill().expect("kill -9");
     child.wait().expect("reap");
     let journal1 = job.journal();
@@ -919,27 +934,12 @@ fn ctrl_c_finishes_writes_in_flight_and_the_rerun_resumes() {
     let samba = Samba::from_env();
     let job = Job::new();
     let nonce = nonce();
-    for i in 701..=1300u32 {
-        write_photo(
-            &job.input().join(format!("{}.jpg", seed_name(i))),
-            nonce,
-            u64::from(i),
-        );
-    }
-    let child = job
-        .command(&samba, &["--window", "8"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start import");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while job.count("done") < 100 {
-        assert!(
-            Instant::now() < deadline,
-            "the run never reached 100 writes"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    job.photos(
+        nonce,
+        (701..=1300).map(|i| (format!("{}.jpg", seed_name(i)), i)),
+    );
+    let mut child = job.spawn(&samba, &["--window", "8"]);
+    job.wait_for_done(100, 120, &mut child);
     let st = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -984,20 +984,45 @@ fn ctrl_c_finishes_writes_in_flight_and_the_rerun_resumes() {
     );
 }
 
-/// A private Samba DC on 127.0.0.27 that this test may stop; purged when dropped.
+/// A private Samba DC on its own loopback address that a test may stop and start again;
+/// purged when dropped.
 struct OwnSamba {
     dir: PathBuf,
+    ip: &'static str,
 }
 
 impl OwnSamba {
+    /// Start it (provisioning a fresh one) and seed `count` users in OU=`ou` (`ou.00001`...).
+    fn start(ip: &'static str, tag: &str, ou: &str, count: u32) -> (OwnSamba, Samba) {
+        let own = OwnSamba {
+            dir: PathBuf::from(format!("/tmp/pb-import-{tag}-{}", std::process::id())),
+            ip,
+        };
+        let start = own.script(&["start"]);
+        assert!(
+            start.status.success(),
+            "starting a private Samba: {}",
+            stderr(&start)
+        );
+        let samba = Samba::from_exports(&String::from_utf8_lossy(&start.stdout));
+        let seeded = own.script(&["seed", &count.to_string(), "--ou", ou]);
+        assert!(seeded.status.success(), "seeding: {}", stderr(&seeded));
+        (own, samba)
+    }
+
     fn script(&self, args: &[&str]) -> Output {
         Command::new(Path::new(ROOT).join("scripts/samba-dc"))
             .args(args)
             .arg("--dir")
             .arg(&self.dir)
-            .args(["--ip", "127.0.0.27"])
+            .args(["--ip", self.ip])
             .output()
             .expect("run scripts/samba-dc")
+    }
+
+    fn run(&self, cmd: &str) {
+        let out = self.script(&[cmd]);
+        assert!(out.status.success(), "samba-dc {cmd}: {}", stderr(&out));
     }
 }
 
@@ -1007,42 +1032,50 @@ impl Drop for OwnSamba {
     }
 }
 
-#[test]
-fn samba_stopped_mid_run_fails_retryable_then_rerun_completes() {
-    let own = OwnSamba {
-        dir: PathBuf::from(format!("/tmp/pb-import-stop-{}", std::process::id())),
-    };
-    let start = own.script(&["start"]);
-    assert!(
-        start.status.success(),
-        "starting a private Samba: {}",
-        stderr(&start)
-    );
-    let samba = Samba::from_exports(&String::from_utf8_lossy(&start.stdout));
-    let seeded = own.script(&["seed", "300", "--ou", "Stop"]);
-    assert!(seeded.status.success(), "seeding: {}", stderr(&seeded));
-    let job = Job::new();
-    let nonce = nonce();
-    for i in 1..=300u32 {
-        write_photo(
-            &job.input().join(format!("stop.{i:05}.jpg")),
-            nonce,
-            u64::from(i),
+/// Every user under `ou` holds a photo, and it is the one the journal's `done` records say.
+fn assert_photos_match_journal(samba: &Samba, ou: &str, journal: &[Value], count: usize) {
+    let done_sha: HashMap<String, String> = journal
+        .iter()
+        .filter(|r| r["t"] == "done")
+        .map(|r| {
+            (
+                r["dn"].as_str().expect("dn").to_lowercase(),
+                r["sha256"].as_str().expect("sha").to_string(),
+            )
+        })
+        .collect();
+    let after = samba.photos(ou);
+    assert_eq!(after.len(), count);
+    for (sam, (dn, photo)) in &after {
+        let photo = photo
+            .as_deref()
+            .unwrap_or_else(|| panic!("{sam} has no photo"));
+        assert_eq!(
+            Some(&sha(photo)),
+            done_sha.get(&dn.to_lowercase()),
+            "{sam} holds the photo the journal says"
         );
     }
-    let child = job
-        .command(&samba, &["--window", "2", "--timeout", "10"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start import");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while job.count("done") < 30 {
-        assert!(Instant::now() < deadline, "the run never reached 30 writes");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let stop = own.script(&["stop"]);
-    assert!(stop.status.success(), "stop: {}", stderr(&stop));
+}
+
+#[test]
+fn samba_stopped_mid_run_fails_retryable_then_rerun_completes() {
+    let (own, samba) = OwnSamba::start("127.0.0.27", "stop", "Stop", 300);
+    let job = Job::new();
+    job.photos(nonce(), (1..=300).map(|i| (format!("stop.{i:05}.jpg"), i)));
+    let mut child = job.spawn(
+        &samba,
+        &[
+            "--window",
+            "2",
+            "--timeout",
+            "10",
+            "--reconnect-attempts",
+            "2",
+        ],
+    );
+    job.wait_for_done(30, 120, &mut child);
+    own.run("stop");
     let (code, items, summary) = parse_json_lines(&child.wait_with_output().expect("wait"));
     assert_eq!(code, 1, "{summary}");
     let s = &summary["summary"];
@@ -1057,7 +1090,7 @@ fn samba_stopped_mid_run_fails_retryable_then_rerun_completes() {
     for it in items.iter().filter(|i| i["action"] == "failed") {
         let msg = it["error"]["message"].as_str().expect("message");
         assert!(
-            msg.contains("run the same command again"),
+            msg.contains("run the same command again") && msg.contains("reconnect attempt"),
             "a clear message: {it}"
         );
         assert!(
@@ -1066,8 +1099,7 @@ fn samba_stopped_mid_run_fails_retryable_then_rerun_completes() {
             "{it}"
         );
     }
-    let restart = own.script(&["start"]);
-    assert!(restart.status.success(), "restart: {}", stderr(&restart));
+    own.run("start");
     let (code, _, summary2) = job.import(&samba, &["--window", "8"]);
     assert_eq!(code, 0, "{summary2}");
     let s2 = &summary2["summary"];
@@ -1078,17 +1110,187 @@ fn samba_stopped_mid_run_fails_retryable_then_rerun_completes() {
         "{summary2}"
     );
     let journal = job.journal();
-    let mut dones: HashMap<String, usize> = HashMap::new();
-    for r in journal.iter().filter(|r| r["t"] == "done") {
-        *dones
-            .entry(r["dn"].as_str().expect("dn").to_lowercase())
-            .or_default() += 1;
-    }
-    assert!(dones.values().all(|&c| c == 1), "no user written twice");
-    let after = samba.photos("OU=Stop");
-    assert_eq!(after.len(), 300);
     assert!(
-        after.values().all(|(_, p)| p.is_some()),
-        "everyone has a photo"
+        per_dn(&journal, "done").values().all(|&c| c == 1),
+        "no user written twice"
     );
+    assert_photos_match_journal(&samba, "OU=Stop", &journal, 300);
+}
+
+/// Issue 4: the connection drops mid-run and the server comes back: the run reconnects
+/// (backoff), retries what failed in the outage, and finishes in one go — every user once.
+#[test]
+fn samba_restarted_mid_run_reconnects_and_writes_everyone_once() {
+    let (own, samba) = OwnSamba::start("127.0.0.28", "restart", "Restart", 300);
+    let job = Job::new();
+    job.photos(
+        nonce(),
+        (1..=300).map(|i| (format!("restart.{i:05}.jpg"), i)),
+    );
+    let mut child = job.spawn(&samba, &["--window", "8", "--timeout", "10"]);
+    job.wait_for_done(60, 120, &mut child);
+    own.run("stop");
+    let done_at_stop = job.count("done");
+    std::thread::sleep(Duration::from_secs(2));
+    own.run("start");
+    let out = child.wait_with_output().expect("wait");
+    let (code, _, summary) = parse_json_lines(&out);
+    assert_eq!(code, 0, "{summary}\n{}", stderr(&out));
+    let s = &summary["summary"];
+    assert_eq!(n(&s["failed"]), 0, "{summary}");
+    assert_eq!(n(&s["set"]), 300, "{summary}");
+    assert!(done_at_stop < 300, "stopped mid-run: {done_at_stop} done");
+    let journal = job.journal();
+    let intents = per_dn(&journal, "intent");
+    let dones = per_dn(&journal, "done");
+    assert_eq!(intents.len(), 300);
+    assert!(
+        intents.values().all(|&c| c == 1),
+        "one intent per user: a write lost in the outage is checked, not journaled again"
+    );
+    assert_eq!(dones.len(), 300);
+    assert!(dones.values().all(|&c| c == 1), "no user written twice");
+    assert_photos_match_journal(&samba, "OU=Restart", &journal, 300);
+    // Nothing left to do.
+    let (code, _, summary2) = job.import(&samba, &[]);
+    assert_eq!(code, 0, "{summary2}");
+    assert_eq!(n(&summary2["summary"]["unchanged"]), 300, "{summary2}");
+}
+
+/// Issue 4: two names that are one directory user — a file named by sAMAccountName and a CSV
+/// row naming the UPN, or two CSV rows — are "two files for one user": the newest wins, both
+/// are reported (plan and run), and the user is written once.
+#[test]
+fn two_names_for_one_user_are_one_write_newest_wins() {
+    let samba = Samba::from_env();
+    let job = Job::new();
+    let nonce = nonce();
+    let photos = job.dir.path().join("photos");
+    std::fs::create_dir(&photos).expect("mkdir");
+    let old = SystemTime::now() - Duration::from_secs(86_400 * 30);
+    let backdate = |p: &Path| {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .and_then(|f| f.set_modified(old))
+            .expect("backdate");
+    };
+    // seed.00611..00613: folder file (old) + UPN row (new): the UPN row wins.
+    // seed.00614: folder file (new) + UPN row (old): the folder file wins.
+    // seed.00615: two CSV rows (UPN and mail) for the same user: the newer file wins.
+    let mut upn_csv = String::from("UserPrincipalName,Path\n");
+    let mut mail_csv = String::from("Mail,Path\n");
+    for i in 611..=615u32 {
+        let u = seed_name(i);
+        let file = job.input().join(format!("{u}.jpg"));
+        write_photo(&file, nonce, u64::from(i));
+        let row = photos.join(format!("upn{i}.jpg"));
+        write_photo(&row, nonce, u64::from(i) + 1000);
+        upn_csv.push_str(&format!("{u}@photobulk.test,../photos/upn{i}.jpg\n"));
+        if i == 614 || i == 615 {
+            backdate(&row);
+        } else {
+            backdate(&file);
+        }
+    }
+    std::fs::remove_file(job.input().join("seed.00615.jpg")).expect("rm");
+    write_photo(&photos.join("mail615.jpg"), nonce, 61_500);
+    mail_csv.push_str("SEED.00615@photobulk.test,../photos/mail615.jpg\n");
+    let lists = job.dir.path().join("lists");
+    std::fs::create_dir(&lists).expect("mkdir");
+    std::fs::write(lists.join("upn.csv"), upn_csv).expect("csv");
+    std::fs::write(lists.join("mail.csv"), mail_csv).expect("csv");
+    let (upn, mail) = (lists.join("upn.csv"), lists.join("mail.csv"));
+    let inputs: [&Path; 3] = [&job.input(), &upn, &mail];
+    let winner_of = |i: u32| match i {
+        611..=613 => format!("upn{i}.jpg"),
+        614 => format!("{}.jpg", seed_name(i)),
+        _ => "mail615.jpg".to_string(),
+    };
+    let check = |items: &[Value], dry: bool| {
+        assert_eq!(items.len(), 10, "{items:?}");
+        for i in 611..=615u32 {
+            let name = |it: &Value| {
+                Path::new(it["file"].as_str().expect("file"))
+                    .file_name()
+                    .expect("name")
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let mine: Vec<&Value> = items
+                .iter()
+                .filter(|it| {
+                    it["dn"].as_str().is_some_and(|d| {
+                        d.to_lowercase()
+                            .starts_with(&format!("cn={}", seed_name(i)))
+                    })
+                })
+                .collect();
+            assert_eq!(mine.len(), 2, "{i}: {mine:?}");
+            let (win, lose): (Vec<&Value>, Vec<&Value>) =
+                mine.into_iter().partition(|it| it["action"] != "skipped");
+            assert_eq!(win.len(), 1, "{i}: one winner");
+            let (win, lose) = (win[0], lose[0]);
+            assert_eq!(name(win), winner_of(i), "{i}: the newest file wins: {win}");
+            assert_eq!(win["action"], "set", "{win}");
+            assert_eq!(win["dry_run"], dry);
+            assert_eq!(lose["error"]["kind"], "superseded", "{lose}");
+            let msg = lose["error"]["message"].as_str().expect("message");
+            assert!(
+                msg.contains(&winner_of(i)) && msg.contains("same user"),
+                "the loser names the winner: {lose}"
+            );
+            assert!(
+                win["also"].to_string().contains(&name(lose)),
+                "the winner lists the loser: {win}"
+            );
+        }
+    };
+    // Clear first: the users must start without a photo for "set".
+    let found = samba.photos("OU=Seed");
+    rt().block_on(async {
+        let d = samba.connect().await;
+        let dns = (611..=615)
+            .map(|i| found[&seed_name(i)].0.clone())
+            .collect();
+        for r in d.remove_photos(dns, &WriteOptions::without_backup()).await {
+            r.expect("clear");
+        }
+    });
+    let (code, items, summary) = parse_json_lines(
+        &job.command_on(&samba, &inputs, &["--plan"])
+            .output()
+            .expect("plan"),
+    );
+    assert_eq!(code, 0, "superseded files are not failures: {summary}");
+    check(&items, true);
+
+    let (code, items, summary) =
+        parse_json_lines(&job.command_on(&samba, &inputs, &[]).output().expect("run"));
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(n(&summary["summary"]["set"]), 5, "{summary}");
+    assert_eq!(n(&summary["summary"]["skipped"]), 5, "{summary}");
+    check(&items, false);
+    let journal = job.journal();
+    let intents = per_dn(&journal, "intent");
+    assert_eq!(intents.len(), 5);
+    assert!(intents.values().all(|&c| c == 1), "one write per user");
+    let after = samba.photos("OU=Seed");
+    for it in items.iter().filter(|it| it["action"] == "set") {
+        let account = seed_name(
+            (611..=615u32)
+                .find(|i| {
+                    it["dn"].as_str().is_some_and(|d| {
+                        d.to_lowercase()
+                            .starts_with(&format!("cn={}", seed_name(*i)))
+                    })
+                })
+                .expect("one of ours"),
+        );
+        assert_eq!(
+            after[&account].1.as_deref().map(sha).as_deref(),
+            it["sha256"].as_str(),
+            "{account} holds the winner's photo"
+        );
+    }
 }

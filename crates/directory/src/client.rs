@@ -321,9 +321,17 @@ pub fn check_photo_size(photo: &[u8]) -> Result<(), DirectoryError> {
 
 /// A bound connection. Cheap to clone: clones share the one connection, and operations from
 /// several clones (or several futures) are multiplexed on it.
+///
+/// # Reconnecting
+/// [`Directory::reconnect`] replaces the shared connection with a new one (same options, same
+/// credentials, kept in memory for that purpose): every clone uses the new connection for its
+/// next operation. Each connection has a *generation*; a caller that saw an operation fail on
+/// generation `g` calls `reconnect(g)`, and when several callers do so at once only the first
+/// opens a new connection: the others find the generation already moved on and return at once.
+/// Retry policy (how often, how long to wait) belongs to the caller.
 #[derive(Debug, Clone)]
 pub struct Directory {
-    ldap: Ldap,
+    conn: Arc<Shared>,
     url: String,
     base: Option<String>,
     server: Arc<ServerInfo>,
@@ -332,65 +340,38 @@ pub struct Directory {
     window: usize,
 }
 
+/// What clones of one [`Directory`] share: the live connection (with its generation) and what
+/// it takes to open another.
+struct Shared {
+    live: std::sync::Mutex<(u64, Ldap)>,
+    reconnecting: tokio::sync::Mutex<()>,
+    opts: ConnectOptions,
+    creds: Credentials,
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared")
+            .field("url", &self.opts.url)
+            .field("generation", &self.live.lock().map(|l| l.0).unwrap_or(0))
+            .finish_non_exhaustive()
+    }
+}
+
 impl Directory {
     /// Connect, secure the connection, bind and read the rootDSE.
     pub async fn connect(
         opts: &ConnectOptions,
         creds: &Credentials,
     ) -> Result<Self, DirectoryError> {
-        let tls = TlsMode::from_url(&opts.url, opts.starttls)?;
-        if matches!(creds, Credentials::Simple { .. })
-            && tls == TlsMode::None
-            && !opts.allow_plaintext_bind
-        {
-            return Err(DirectoryError::PlaintextBindRefused {
-                url: opts.url.clone(),
-            });
-        }
-        let mut settings = LdapConnSettings::new().set_conn_timeout(opts.connect_timeout);
-        if tls != TlsMode::None {
-            install_crypto_provider();
-            settings = settings.set_starttls(tls == TlsMode::StartTls);
-            if opts.insecure_skip_verify {
-                settings = settings.set_no_tls_verify(true);
-            } else {
-                settings = settings.set_config(tls_config(opts.ca_file.as_deref())?);
-            }
-        }
-        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &opts.url)
-            .await
-            .map_err(|e| connect_error(&opts.url, e, opts.connect_timeout))?;
-        tokio::spawn(async move {
-            // The driver ends when the last handle is dropped or the connection fails; pending
-            // operations then see their result channel close (mapped to ConnectionLost).
-            let _ = conn.drive().await;
-        });
-        match creds {
-            Credentials::Anonymous => {}
-            Credentials::Simple { bind, password } => {
-                let res = ldap
-                    .with_timeout(opts.timeout)
-                    .simple_bind(bind, password.expose())
-                    .await
-                    .map_err(|e| map_ldap("bind", bind, e, opts.timeout))?;
-                if res.rc != 0 {
-                    return Err(map_rc("bind", bind, res.rc, res.text));
-                }
-            }
-            #[cfg(feature = "gssapi")]
-            Credentials::Gssapi { server_fqdn } => {
-                let res = ldap
-                    .with_timeout(opts.timeout)
-                    .sasl_gssapi_bind(server_fqdn)
-                    .await
-                    .map_err(|e| map_ldap("bind", server_fqdn, e, opts.timeout))?;
-                if res.rc != 0 {
-                    return Err(map_rc("bind", server_fqdn, res.rc, res.text));
-                }
-            }
-        }
+        let ldap = open(opts, creds).await?;
         let mut dir = Directory {
-            ldap,
+            conn: Arc::new(Shared {
+                live: std::sync::Mutex::new((0, ldap)),
+                reconnecting: tokio::sync::Mutex::new(()),
+                opts: opts.clone(),
+                creds: creds.clone(),
+            }),
             url: opts.url.clone(),
             base: None,
             server: Arc::new(ServerInfo {
@@ -423,6 +404,90 @@ impl Directory {
         Ok(dir)
     }
 
+    /// The generation of the connection in use: 0 for the first, +1 per [`Self::reconnect`].
+    pub fn generation(&self) -> u64 {
+        self.conn
+            .live
+            .lock()
+            .map(|l| l.0)
+            .unwrap_or_else(|p| p.into_inner().0)
+    }
+
+    /// Open a new connection (TLS, bind) in place of generation `seen`, for this value and all
+    /// its clones; returns the generation now in use. When the generation has already moved
+    /// past `seen` (another caller reconnected), nothing is opened. One attempt: retries and
+    /// backoff are the caller's. The rootDSE is not read again (same server, same base).
+    pub async fn reconnect(&self, seen: u64) -> Result<u64, DirectoryError> {
+        let _one_at_a_time = self.conn.reconnecting.lock().await;
+        let current = self.generation();
+        if current != seen {
+            return Ok(current);
+        }
+        let ldap = open(&self.conn.opts, &self.conn.creds).await?;
+        let mut live = self.conn.live.lock().unwrap_or_else(|p| p.into_inner());
+        // The old handle is dropped here; its driver ends with its last clone.
+        *live = (current + 1, ldap);
+        Ok(current + 1)
+    }
+}
+
+/// TCP, TLS (or StartTLS) and bind: a connection ready for operations.
+async fn open(opts: &ConnectOptions, creds: &Credentials) -> Result<Ldap, DirectoryError> {
+    let tls = TlsMode::from_url(&opts.url, opts.starttls)?;
+    if matches!(creds, Credentials::Simple { .. })
+        && tls == TlsMode::None
+        && !opts.allow_plaintext_bind
+    {
+        return Err(DirectoryError::PlaintextBindRefused {
+            url: opts.url.clone(),
+        });
+    }
+    let mut settings = LdapConnSettings::new().set_conn_timeout(opts.connect_timeout);
+    if tls != TlsMode::None {
+        install_crypto_provider();
+        settings = settings.set_starttls(tls == TlsMode::StartTls);
+        if opts.insecure_skip_verify {
+            settings = settings.set_no_tls_verify(true);
+        } else {
+            settings = settings.set_config(tls_config(opts.ca_file.as_deref())?);
+        }
+    }
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &opts.url)
+        .await
+        .map_err(|e| connect_error(&opts.url, e, opts.connect_timeout))?;
+    tokio::spawn(async move {
+        // The driver ends when the last handle is dropped or the connection fails; pending
+        // operations then see their result channel close (mapped to ConnectionLost).
+        let _ = conn.drive().await;
+    });
+    match creds {
+        Credentials::Anonymous => {}
+        Credentials::Simple { bind, password } => {
+            let res = ldap
+                .with_timeout(opts.timeout)
+                .simple_bind(bind, password.expose())
+                .await
+                .map_err(|e| map_ldap("bind", bind, e, opts.timeout))?;
+            if res.rc != 0 {
+                return Err(map_rc("bind", bind, res.rc, res.text));
+            }
+        }
+        #[cfg(feature = "gssapi")]
+        Credentials::Gssapi { server_fqdn } => {
+            let res = ldap
+                .with_timeout(opts.timeout)
+                .sasl_gssapi_bind(server_fqdn)
+                .await
+                .map_err(|e| map_ldap("bind", server_fqdn, e, opts.timeout))?;
+            if res.rc != 0 {
+                return Err(map_rc("bind", server_fqdn, res.rc, res.text));
+            }
+        }
+    }
+    Ok(ldap)
+}
+
+impl Directory {
     /// The rootDSE as read at connect time.
     pub fn server(&self) -> &ServerInfo {
         &self.server
@@ -443,8 +508,16 @@ impl Directory {
         user_filter(self.server.kind.is_ad())
     }
 
+    fn ldap(&self) -> Ldap {
+        self.conn
+            .live
+            .lock()
+            .map(|l| l.1.clone())
+            .unwrap_or_else(|p| p.into_inner().1.clone())
+    }
+
     fn handle(&self) -> Ldap {
-        let mut l = self.ldap.clone();
+        let mut l = self.ldap();
         l.with_timeout(self.timeout);
         l
     }
@@ -497,7 +570,7 @@ impl Directory {
                 // Samba ignores the request's size limit: stop reading and abandon the rest.
                 let msgid = s.ldap_handle().last_id();
                 let _ = s.finish().await;
-                let _ = self.ldap.clone().abandon(msgid).await;
+                let _ = self.ldap().abandon(msgid).await;
                 return Ok(out);
             }
         }
@@ -776,7 +849,7 @@ impl Directory {
 
     /// Politely close the connection.
     pub async fn unbind(self) -> Result<(), DirectoryError> {
-        let mut l = self.ldap;
+        let mut l = self.ldap();
         l.unbind()
             .await
             .map_err(|e| map_ldap("unbind", "", e, self.timeout))

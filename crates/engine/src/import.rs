@@ -2,14 +2,33 @@
 //! safely, in bulk, resumably — and undo a whole run.
 //!
 //! # Pipeline
-//! Inputs ([`crate::inputs`]) stream through a window of `window` items in flight (default
-//! 32). Each item: look the user up (one search, which also returns the current photo) →
-//! read and hash the source → convert it on the blocking pool, at most `image_threads` at once
-//! (one per core) → compare with the directory's current bytes → back up the old photo
-//! (fsync'd, [`photobulk_directory::BackupStore`]) → journal the intent (fsync'd,
-//! [`crate::journal`]) → replace → journal done. Results are handed to the caller as each item
-//! finishes. Memory is bounded by the window: at most `image_threads` decodes and `window`
-//! small JPEGs exist at once, whatever the number of users.
+//! Inputs ([`crate::inputs`]) go through three phases, each with a window of `window` items in
+//! flight (default 32):
+//! 1. **Find the users**: one search per input (it also returns the current photo, of which
+//!    only the SHA-256 and size are kept, so 10,000 found users cost a few MB).
+//! 2. **One user, one write**: inputs that turned out to name the same directory user (same
+//!    objectGUID, else DN) — a file named by sAMAccountName and a CSV row naming the UPN, two
+//!    CSV rows — are "two files for one user": the newest file wins, the others are skipped as
+//!    `superseded`, and all of them are reported (plan and run) with the others in `also`.
+//!    This needs every lookup done before the first write, hence the separate phase.
+//! 3. **Convert and write**: read and hash the source → convert it on the image threads
+//!    (a fixed pool of `image_threads`, default one per core, see `ImagePool`) → compare with
+//!    the directory's current bytes → read the photo being replaced again and back it up
+//!    (fsync'd, [`photobulk_directory::BackupStore`]) → journal the intent (fsync'd, group
+//!    commit, [`crate::journal`]) → replace → journal done. Image work and LDAP writes overlap:
+//!    while two items convert, up to `window` - 2 others wait for a thread or are being
+//!    written. Results are handed to the caller as each item finishes. Memory is bounded by
+//!    the window: at most `image_threads` decodes and `window` small JPEGs exist at once.
+//!
+//! Only the targets the job asks for are made: the CLI's online import asks for the AD photo
+//! alone, and the imaging crate then decodes a 12 MP JPEG at 1/8 DCT scale (96 px from a
+//! 375x500 decode). What that costs against `ldapmodify` is in `scripts/bench/README.md`.
+//!
+//! # Connection lost mid-run
+//! See [`Reconnect`]: one reconnect (bounded attempts, exponential backoff) serves every
+//! item in flight; lookups and reads are then retried, and a write whose answer was lost is
+//! checked by reading the user back before it is sent again, so nobody is written twice. If
+//! the server stays away, the items left fail at once as retryable, saying why.
 //!
 //! # Unchanged, resume, no double writes
 //! "Unchanged" is decided from the directory's current bytes: if the SHA-256 of what the user
@@ -21,14 +40,16 @@
 //! the same job is *resumed* under the same run id, so `restore --run ID` covers all of it.
 //!
 //! # Errors
-//! Per item; the batch goes on. Connection loss, timeouts and busy servers are marked
-//! `retryable` (run again to finish). The whole run fails only when its own state cannot be kept
+//! Per item; the batch goes on. Connection loss and timeouts are first ridden out by
+//! reconnecting (above); what still fails, and busy servers, are marked `retryable` (run again
+//! to finish). The whole run fails only when its own state cannot be kept
 //! (the journal or the backup folder cannot be written): then no further write is sent.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures_util::stream::{self, StreamExt};
 use photobulk_directory::{
@@ -164,6 +185,20 @@ impl ImportItem {
         }
         self.fail(e.kind(), e.is_retryable(), msg)
     }
+    fn halted(self, h: Halt) -> Self {
+        match h {
+            Halt::Cancelled(m) => self.skip("cancelled", m),
+            Halt::Stopped(m) => self.fail("stopped", true, m),
+            Halt::GaveUp(m) => self.fail("connection_lost", true, m),
+        }
+    }
+    fn op_fail(self, f: &OpFailure) -> Self {
+        let mut it = self.dir_fail(&f.err);
+        if let (Some(why), Some(e)) = (&f.gave_up, it.error.as_mut()) {
+            e.message = format!("{}; {why}", e.message);
+        }
+        it
+    }
     fn skip(mut self, kind: &str, message: String) -> Self {
         self.action = Action::Skipped;
         self.error = Some(ItemError {
@@ -287,6 +322,124 @@ pub struct ImportJob {
     pub journal: Journal,
     /// Dry run: list the users under this DN and report those no input names.
     pub scope: Option<String>,
+    /// What to do when the connection drops mid-run.
+    pub reconnect: Reconnect,
+}
+
+/// How a run rides out a dropped connection (server restarted, network blip, DC failover).
+///
+/// When a lookup, read or write fails because the connection is gone (`connection_lost`,
+/// `connect`, `timeout`), the run opens a new connection — one for all items in flight
+/// ([`Directory::reconnect`]) — waiting `first_delay`, then twice as long after each failed
+/// attempt up to `max_delay`, at most `attempts` times; then the failed operations are tried
+/// again (at most [`MAX_OP_RETRIES`] times each). A write whose answer was lost is first
+/// checked by reading the user back: if the directory already holds the new bytes it is
+/// recorded as done, not sent again. When every attempt fails the run gives up on the
+/// connection: the items still to do fail at once as retryable, with the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reconnect {
+    /// Reconnect attempts per outage; 0: never reconnect (items fail on the first drop).
+    pub attempts: u32,
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for Reconnect {
+    /// 6 attempts, waiting 0.5, 1, 2, 4, 8 and 8 s: ~24 s, long enough for a DC restart.
+    fn default() -> Self {
+        Reconnect {
+            attempts: 6,
+            first_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+/// Times one operation (lookup, read, write) is tried again after a successful reconnect.
+pub const MAX_OP_RETRIES: u32 = 3;
+
+/// The connection is gone (as opposed to the server answering with an error).
+fn is_outage(e: &DirectoryError) -> bool {
+    matches!(e.kind(), "connection_lost" | "connect" | "timeout")
+}
+
+/// Why an item does not go on (see `Ctx::halt`).
+enum Halt {
+    Cancelled(String),
+    Stopped(String),
+    GaveUp(String),
+}
+
+/// A directory operation that failed for good; `gave_up` says why no reconnect helped.
+struct OpFailure {
+    err: DirectoryError,
+    gave_up: Option<String>,
+}
+
+/// An input whose user was found (phase 1), before any image work. The user's photo bytes
+/// are not kept (only their SHA-256 and size), so 10,000 resolved users cost a few MB.
+struct Resolved {
+    index: usize,
+    input: Input,
+    item: ImportItem,
+    user: User,
+    current_sha: Option<String>,
+    current_len: Option<usize>,
+}
+
+/// The image work's threads: exactly `n` of them, fed through a queue (the semaphore in
+/// front keeps at most `n` jobs queued or running). Tokio's blocking pool would bound the
+/// concurrency just as well, but over a long run it spreads the jobs over many threads, and
+/// each thread's malloc arena keeps its own freed multi-MB source and decode buffers: with a
+/// fixed pool the peak RSS is `n` arenas' worth, whatever the number of users. The threads end
+/// when the pool is dropped (end of the run).
+struct ImagePool {
+    tx: std::sync::mpsc::Sender<PoolJob>,
+}
+
+type PoolJob = Box<dyn FnOnce() + Send>;
+
+impl ImagePool {
+    fn new(n: usize) -> Result<Self, EngineError> {
+        let (tx, rx) = std::sync::mpsc::channel::<PoolJob>();
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..n.max(1) {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("photobulk-image-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(r) => r.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })
+                .map_err(|e| EngineError::Stopped(format!("cannot start an image thread: {e}")))?;
+        }
+        Ok(ImagePool { tx })
+    }
+
+    /// Run `f` on one of the pool's threads. A panic in `f` is an error, and the thread lives on.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, String> {
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: PoolJob = Box::new(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .map_err(|_| "the image work panicked".to_string());
+            let _ = done.send(r);
+        });
+        self.tx
+            .send(job)
+            .map_err(|_| "the image threads stopped".to_string())?;
+        result
+            .await
+            .map_err(|_| "the image threads stopped".to_string())?
+    }
 }
 
 struct Ctx<'a> {
@@ -296,9 +449,14 @@ struct Ctx<'a> {
     target: String,
     options_key: String,
     images: Arc<Semaphore>,
+    pool: ImagePool,
     cancel: &'a Cancel,
     /// Set when the journal or backup folder cannot be written: no further writes.
     fatal: std::sync::Mutex<Option<String>>,
+    /// One reconnect at a time (the others wait for its outcome).
+    reconnecting: tokio::sync::Mutex<()>,
+    /// Set when reconnecting failed `attempts` times: the remaining items fail at once.
+    gave_up: std::sync::Mutex<Option<String>>,
 }
 
 impl ImportJob {
@@ -353,21 +511,47 @@ impl ImportJob {
             target,
             options_key: options_key(&self.options),
             images: Arc::new(Semaphore::new(threads)),
+            pool: ImagePool::new(threads)?,
             cancel,
             fatal: std::sync::Mutex::new(None),
+            reconnecting: tokio::sync::Mutex::new(()),
+            gave_up: std::sync::Mutex::new(None),
         };
         let skipped_files = inputs.skipped;
         let mut summary = ImportSummary::default();
         let mut items = Vec::with_capacity(inputs.items.len());
+        let mut finish = |item: ImportItem| {
+            summary.add(&item);
+            on_item(&item);
+            items.push(item);
+        };
+        let window = self.window.max(1);
+        let ctx = &ctx;
+        // Phase 1: find every input's user (lookups only, `window` in flight).
+        let mut resolved = Vec::new();
         {
-            let ctx = &ctx;
-            let mut results = stream::iter(inputs.items)
-                .map(|input| async move { ctx.one(input).await })
-                .buffer_unordered(self.window.max(1));
+            let mut found = stream::iter(inputs.items.into_iter().enumerate())
+                .map(|(index, input)| async move { ctx.resolve(index, input).await })
+                .buffer_unordered(window);
+            while let Some(r) = found.next().await {
+                match r {
+                    Ok(r) => resolved.push(r),
+                    Err(item) => finish(item),
+                }
+            }
+        }
+        resolved.sort_by_key(|r| r.index);
+        // Phase 2: one user, one write — whatever names led to them.
+        for loser in merge_same_user(&mut resolved) {
+            finish(loser);
+        }
+        // Phase 3: image work on the image threads (one per core) overlapped with the writes.
+        {
+            let mut results = stream::iter(resolved)
+                .map(|r| async move { ctx.write(r).await })
+                .buffer_unordered(window);
             while let Some(item) = results.next().await {
-                summary.add(&item);
-                on_item(&item);
-                items.push(item);
+                finish(item);
             }
         }
         let fatal = ctx.fatal.lock().ok().and_then(|f| f.clone());
@@ -435,58 +619,175 @@ enum Prepared {
     },
 }
 
+/// Among resolved inputs for the same directory user (same objectGUID, else same DN — e.g.
+/// one file named by sAMAccountName and a CSV row naming the UPN), the newest file wins
+/// (modification time, ties broken by path, then by CSV line); the others are returned as
+/// skipped (`superseded`), and every one of them lists the others in `also`.
+fn merge_same_user(resolved: &mut Vec<Resolved>) -> Vec<ImportItem> {
+    let key = |r: &Resolved| match &r.user.object_guid {
+        Some(g) => format!("guid:{}", g.to_ascii_lowercase()),
+        None => format!("dn:{}", r.user.dn.to_lowercase()),
+    };
+    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, r) in resolved.iter().enumerate() {
+        groups.entry(key(r)).or_default().push(i);
+    }
+    let mut losing = HashSet::new();
+    for idx in groups.values().filter(|g| g.len() > 1) {
+        let mtime = |i: usize| {
+            std::fs::metadata(&resolved[i].input.path)
+                .and_then(|m| m.modified())
+                .ok()
+        };
+        let winner = idx
+            .iter()
+            .copied()
+            .max_by(|&a, &b| {
+                mtime(a)
+                    .cmp(&mtime(b))
+                    .then_with(|| resolved[a].input.path.cmp(&resolved[b].input.path))
+                    .then_with(|| resolved[b].input.origin.cmp(&resolved[a].input.origin))
+            })
+            .unwrap_or(idx[0]);
+        let name = |i: usize| {
+            let r = &resolved[i];
+            match &r.input.origin {
+                Some(o) => format!("{} ({o})", r.input.path.display()),
+                None => r.input.path.display().to_string(),
+            }
+        };
+        let win_name = name(winner);
+        let win_path = resolved[winner].input.path.clone();
+        let dn = resolved[winner].user.dn.clone();
+        for &i in idx.iter().filter(|&&i| i != winner) {
+            let r = &mut resolved[i];
+            let account = r.input.account.clone().unwrap_or_default();
+            let path = r.input.path.clone();
+            r.item.also.push(win_path.clone());
+            r.item.action = Action::Skipped;
+            r.item.error = Some(ItemError {
+                kind: "superseded".into(),
+                retryable: false,
+                message: format!(
+                    "{win_name} is for the same user ({dn}, named here as {account}) and is \
+                     newer: the newest file wins"
+                ),
+            });
+            resolved[winner].item.also.push(path);
+            losing.insert(i);
+        }
+    }
+    let mut losers = Vec::new();
+    let mut i = 0;
+    resolved.retain_mut(|r| {
+        let keep = !losing.contains(&i);
+        if !keep {
+            losers.push(std::mem::replace(
+                &mut r.item,
+                ImportItem::new(&r.input, false),
+            ));
+        }
+        i += 1;
+        keep
+    });
+    losers
+}
+
 impl Ctx<'_> {
-    async fn one(&self, input: Input) -> ImportItem {
+    /// Phase 1: which user the input names (or why none).
+    async fn resolve(&self, index: usize, input: Input) -> Result<Resolved, ImportItem> {
         let dry = self.job.dry_run;
         let item = ImportItem::new(&input, dry);
         let account = match (&input.take, &input.account) {
             (Take::Yes, Some(a)) => a.clone(),
-            (Take::Yes, None) | (Take::NoAccount, _) => return item.fail(
+            (Take::Yes, None) | (Take::NoAccount, _) => return Err(item.fail(
                 "no_account",
                 false,
                 "the file name names no account (the account is the name up to the first space)"
                     .into(),
-            ),
+            )),
             (Take::Unreadable { reason }, _) => {
-                return item.fail(
+                return Err(item.fail(
                     "unreadable",
                     false,
                     format!("cannot read {}: {reason}", input.path.display()),
-                )
+                ))
             }
             (Take::Superseded { by }, _) => {
-                return item.skip(
+                return Err(item.skip(
                     "superseded",
                     format!(
                         "{} also names {}, and is newer: the newest file wins",
                         by.display(),
                         input.account.as_deref().unwrap_or("?")
                     ),
-                )
+                ))
             }
         };
-        if self.cancel.is_cancelled() {
-            return item.skip(
-                "cancelled",
-                "not started: the run was cancelled (Ctrl+C)".into(),
-            );
+        if let Some(h) = self.halt("started") {
+            return Err(item.halted(h));
         }
-        if let Some(reason) = self.fatal() {
-            return item.fail("stopped", true, format!("not written: {reason}"));
-        }
-        let user = match self.job.dir_find(self.dir, &account).await {
+        let by = input.by.as_ref().unwrap_or(&self.job.by);
+        let mut user = match self.dir_op(|| self.dir.find_user(by, &account, true)).await {
             Ok(u) => u,
-            Err(e) => {
-                self.journal_failed(None, Some(&account), &e);
-                return item.dir_fail(&e);
+            Err(f) => {
+                self.journal_failed(None, Some(&account), &f.err);
+                return Err(item.op_fail(&f));
             }
-        };
-        let mut item = ImportItem {
-            dn: Some(user.dn.clone()),
-            ..item
         };
         let current_sha = user.photo.as_deref().map(sha256_hex);
-        let prepared = match self.prepare(&input, &user, current_sha.as_deref()).await {
+        let current_len = user.photo.as_ref().map(Vec::len);
+        user.photo = None;
+        Ok(Resolved {
+            index,
+            item: ImportItem {
+                dn: Some(user.dn.clone()),
+                ..item
+            },
+            input,
+            user,
+            current_sha,
+            current_len,
+        })
+    }
+
+    /// Why no new item may start (or write) now: the run is cancelled, cannot keep its
+    /// state, or has given up on the connection. `what`: "started" or "written".
+    fn halt(&self, what: &str) -> Option<Halt> {
+        if self.cancel.is_cancelled() {
+            return Some(Halt::Cancelled(format!(
+                "not {what}: the run was cancelled (Ctrl+C)"
+            )));
+        }
+        if let Some(reason) = self.fatal() {
+            return Some(Halt::Stopped(format!("not written: {reason}")));
+        }
+        self.gave_up().map(|why| {
+            Halt::GaveUp(format!(
+                "not {what}: {why} (retryable: run the same command again to finish)"
+            ))
+        })
+    }
+
+    /// Phase 3: convert, compare, back up, journal, write.
+    async fn write(&self, r: Resolved) -> ImportItem {
+        let Resolved {
+            input,
+            mut item,
+            user,
+            current_sha,
+            current_len,
+            ..
+        } = r;
+        let dry = self.job.dry_run;
+        if let Some(h) = self.halt("started") {
+            return item.halted(h);
+        }
+        let account = input.account.clone().unwrap_or_default();
+        let prepared = match self
+            .prepare(&input, &user.dn, current_sha.as_deref(), current_len)
+            .await
+        {
             Ok(p) => p,
             Err((kind, msg)) => return item.fail(kind, false, msg),
         };
@@ -513,31 +814,51 @@ impl Ctx<'_> {
             item.action = Action::Unchanged;
             return item;
         }
-        let action = if user.photo.is_some() {
+        if dry {
+            item.action = if current_sha.is_some() {
+                Action::Replace
+            } else {
+                Action::Set
+            };
+            return item;
+        }
+        if let Some(h) = self.halt("written") {
+            return item.halted(h);
+        }
+        // The photo being replaced, read again now (the lookup kept only its hash): it is what
+        // the backup must hold, and it may have changed since the lookup.
+        let old = if current_sha.is_some() {
+            match self.dir_op(|| self.dir.read_user(&user.dn, true)).await {
+                Ok(u) => u.photo,
+                Err(f) => {
+                    self.journal_failed(Some(&user.dn), Some(&account), &f.err);
+                    return item.op_fail(&f);
+                }
+            }
+        } else {
+            None
+        };
+        if old.as_deref().map(sha256_hex).as_deref() == Some(sha.as_str()) {
+            item.action = Action::Unchanged;
+            return item;
+        }
+        let action = if old.is_some() {
             Action::Replace
         } else {
             Action::Set
         };
-        if dry {
-            item.action = action;
-            return item;
-        }
-        if self.cancel.is_cancelled() {
-            return item.skip(
-                "cancelled",
-                "not written: the run was cancelled (Ctrl+C)".into(),
-            );
-        }
-        if let Some(reason) = self.fatal() {
-            return item.fail("stopped", true, format!("not written: {reason}"));
-        }
         // Back up the old value, then record the intent, both durably, then write.
         let backup_id = match &self.job.backup {
             Some(store) => {
                 let store = store.clone();
-                let u = user.clone();
+                let subject_user = user.clone();
+                let old = old.clone();
                 match tokio::task::spawn_blocking(move || {
-                    store.save(&u.subject(), u.photo.as_deref(), BackupReason::Replace)
+                    store.save(
+                        &subject_user.subject(),
+                        old.as_deref(),
+                        BackupReason::Replace,
+                    )
                 })
                 .await
                 {
@@ -550,6 +871,7 @@ impl Ctx<'_> {
             }
             None => None,
         };
+        drop(old);
         let intent = Record::Intent(Intent {
             run: self.run.clone(),
             time: now_rfc3339(),
@@ -563,18 +885,14 @@ impl Ctx<'_> {
             sha256: Some(sha.clone()),
             bytes: jpeg.len(),
             backup_id: backup_id.clone(),
-            had_photo: Some(user.photo.is_some()),
+            had_photo: Some(action == Action::Replace),
         });
         if let Err(e) = self.job.journal.append_durable(&intent).await {
             return self.stop(item, e.to_string());
         }
         item.backup_id = backup_id;
-        match self
-            .dir
-            .set_photo(&user.dn, &jpeg, &WriteOptions::without_backup())
-            .await
-        {
-            Ok(_) => {
+        match self.send_photo(&user.dn, &jpeg, &sha).await {
+            Ok(()) => {
                 let _ = self.job.journal.append(&Record::Done {
                     run: self.run.clone(),
                     time: now_rfc3339(),
@@ -585,18 +903,117 @@ impl Ctx<'_> {
                 item.action = action;
                 item
             }
-            Err(e) => {
-                self.journal_failed(Some(&user.dn), Some(&account), &e);
-                item.dir_fail(&e)
+            Err(f) => {
+                self.journal_failed(Some(&user.dn), Some(&account), &f.err);
+                item.op_fail(&f)
             }
         }
+    }
+
+    /// Replace the photo, riding out a dropped connection. A write whose answer was lost is
+    /// not simply sent again: after reconnecting, the user is read back, and if the directory
+    /// already holds `sha` the write landed and is not repeated.
+    async fn send_photo(&self, dn: &str, jpeg: &[u8], sha: &str) -> Result<(), OpFailure> {
+        let mut tries = 0;
+        loop {
+            let generation = self.dir.generation();
+            match self
+                .dir
+                .set_photo(dn, jpeg, &WriteOptions::without_backup())
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(err) if is_outage(&err) && tries < MAX_OP_RETRIES => {
+                    tries += 1;
+                    if let Err(why) = self.reconnect(generation).await {
+                        return Err(OpFailure {
+                            err,
+                            gave_up: Some(why),
+                        });
+                    }
+                    let now = self.dir_op(|| self.dir.read_user(dn, true)).await?;
+                    if now.photo.as_deref().map(sha256_hex).as_deref() == Some(sha) {
+                        return Ok(());
+                    }
+                }
+                Err(err) => return Err(OpFailure { err, gave_up: None }),
+            }
+        }
+    }
+
+    /// Run a read-only directory operation, reconnecting and trying again after an outage.
+    async fn dir_op<T, F, Fut>(&self, mut op: F) -> Result<T, OpFailure>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, DirectoryError>>,
+    {
+        let mut tries = 0;
+        loop {
+            let generation = self.dir.generation();
+            match op().await {
+                Err(err) if is_outage(&err) && tries < MAX_OP_RETRIES => {
+                    tries += 1;
+                    if let Err(why) = self.reconnect(generation).await {
+                        return Err(OpFailure {
+                            err,
+                            gave_up: Some(why),
+                        });
+                    }
+                }
+                Err(err) => return Err(OpFailure { err, gave_up: None }),
+                Ok(v) => return Ok(v),
+            }
+        }
+    }
+
+    /// Replace connection `seen` (bounded attempts with backoff). Items that hit the same
+    /// outage wait here for the first one's outcome. `Err` with the reason once given up.
+    async fn reconnect(&self, seen: u64) -> Result<(), String> {
+        let _one = self.reconnecting.lock().await;
+        if let Some(why) = self.gave_up() {
+            return Err(why);
+        }
+        if self.dir.generation() != seen {
+            return Ok(());
+        }
+        let policy = self.job.reconnect;
+        let started = Instant::now();
+        let mut delay = policy.first_delay;
+        let mut last = String::from("not attempted");
+        let mut tried = 0;
+        while tried < policy.attempts && !self.cancel.is_cancelled() {
+            let until = Instant::now() + delay;
+            while Instant::now() < until && !self.cancel.is_cancelled() {
+                tokio::time::sleep(Duration::from_millis(100).min(delay)).await;
+            }
+            tried += 1;
+            match self.dir.reconnect(seen).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = e.to_string(),
+            }
+            delay = (delay * 2).min(policy.max_delay);
+        }
+        let why = format!(
+            "the connection was lost and {tried} reconnect attempt(s) over {:.0} s failed \
+             (last: {last})",
+            started.elapsed().as_secs_f64()
+        );
+        if let Ok(mut g) = self.gave_up.lock() {
+            g.get_or_insert_with(|| why.clone());
+        }
+        Err(why)
+    }
+
+    fn gave_up(&self) -> Option<String> {
+        self.gave_up.lock().ok().and_then(|g| g.clone())
     }
 
     async fn prepare(
         &self,
         input: &Input,
-        user: &User,
+        dn: &str,
         current_sha: Option<&str>,
+        current_len: Option<usize>,
     ) -> Result<Prepared, (&'static str, String)> {
         let permit = self
             .images
@@ -606,80 +1023,81 @@ impl Ctx<'_> {
             .map_err(|e| ("internal", e.to_string()))?;
         let path = input.path.clone();
         let options = self.job.options.clone();
-        let last = self.job.journal.last_write(&self.target, &user.dn).cloned();
+        let last = self.job.journal.last_write(&self.target, dn).cloned();
         let options_key = self.options_key.clone();
         let current_sha = current_sha.map(str::to_string);
-        let current_len = user.photo.as_ref().map(Vec::len);
-        let result = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let limit = options.limits.max_input_bytes;
-            let meta = std::fs::metadata(&path)
-                .map_err(|e| ("unreadable", format!("cannot read {}: {e}", path.display())))?;
-            if meta.len() > limit as u64 {
-                return Err((
-                    "image",
-                    format!(
-                        "{}: the file is {} bytes, over the {limit}-byte input limit",
-                        path.display(),
-                        meta.len()
-                    ),
-                ));
-            }
-            let data = std::fs::read(&path)
-                .map_err(|e| ("unreadable", format!("cannot read {}: {e}", path.display())))?;
-            let source_sha256 = sha256_hex(&data);
-            if let (Some(last), Some(cur)) = (&last, &current_sha) {
-                if last.source_sha256.as_deref() == Some(source_sha256.as_str())
-                    && last.options.as_deref() == Some(options_key.as_str())
-                    && last.sha256.as_deref() == Some(cur.as_str())
-                {
-                    return Ok(Prepared::Unchanged {
-                        sha256: cur.clone(),
-                        bytes: current_len.unwrap_or(0),
-                    });
+        let result = self
+            .pool
+            .run(move || {
+                let _permit = permit;
+                let limit = options.limits.max_input_bytes;
+                let meta = std::fs::metadata(&path)
+                    .map_err(|e| ("unreadable", format!("cannot read {}: {e}", path.display())))?;
+                if meta.len() > limit as u64 {
+                    return Err((
+                        "image",
+                        format!(
+                            "{}: the file is {} bytes, over the {limit}-byte input limit",
+                            path.display(),
+                            meta.len()
+                        ),
+                    ));
                 }
-            }
-            let conv = photobulk_imaging::convert(&data, &options)
-                .map_err(|e| ("image", format!("{}: {e}", path.display())))?;
-            drop(data);
-            let mut warnings = Vec::new();
-            let target = options.targets.first().map(|t| t.size).unwrap_or(96);
-            let (w, h) = (conv.source.width, conv.source.height);
-            for wn in &conv.warnings {
-                match wn {
-                    Warning::Upscaled {
-                        target,
-                        factor_x100,
-                    } => warnings.push(format!(
-                        "upscaled {}.{:02}x for {target}",
-                        factor_x100 / 100,
-                        factor_x100 % 100
-                    )),
-                    other => warnings.push(format!("{other:?}")),
+                let data = std::fs::read(&path)
+                    .map_err(|e| ("unreadable", format!("cannot read {}: {e}", path.display())))?;
+                let source_sha256 = sha256_hex(&data);
+                if let (Some(last), Some(cur)) = (&last, &current_sha) {
+                    if last.source_sha256.as_deref() == Some(source_sha256.as_str())
+                        && last.options.as_deref() == Some(options_key.as_str())
+                        && last.sha256.as_deref() == Some(cur.as_str())
+                    {
+                        return Ok(Prepared::Unchanged {
+                            sha256: cur.clone(),
+                            bytes: current_len.unwrap_or(0),
+                        });
+                    }
                 }
-            }
-            if w != h && options.crop != Crop::Pad {
-                warnings.push(format!("cropped: the source is {w}x{h}, not square"));
-            }
-            if w.min(h) < target {
-                warnings.push(format!(
-                    "small: the source is {w}x{h}, under {target}x{target}"
-                ));
-            }
-            let out = conv
-                .outputs
-                .into_iter()
-                .next()
-                .ok_or(("image", "no output".to_string()))?;
-            Ok(Prepared::Converted {
-                sha256: out.sha256,
-                jpeg: out.jpeg,
-                source_sha256,
-                warnings,
+                let conv = photobulk_imaging::convert(&data, &options)
+                    .map_err(|e| ("image", format!("{}: {e}", path.display())))?;
+                drop(data);
+                let mut warnings = Vec::new();
+                let target = options.targets.first().map(|t| t.size).unwrap_or(96);
+                let (w, h) = (conv.source.width, conv.source.height);
+                for wn in &conv.warnings {
+                    match wn {
+                        Warning::Upscaled {
+                            target,
+                            factor_x100,
+                        } => warnings.push(format!(
+                            "upscaled {}.{:02}x for {target}",
+                            factor_x100 / 100,
+                            factor_x100 % 100
+                        )),
+                        other => warnings.push(format!("{other:?}")),
+                    }
+                }
+                if w != h && options.crop != Crop::Pad {
+                    warnings.push(format!("cropped: the source is {w}x{h}, not square"));
+                }
+                if w.min(h) < target {
+                    warnings.push(format!(
+                        "small: the source is {w}x{h}, under {target}x{target}"
+                    ));
+                }
+                let out = conv
+                    .outputs
+                    .into_iter()
+                    .next()
+                    .ok_or(("image", "no output".to_string()))?;
+                Ok(Prepared::Converted {
+                    sha256: out.sha256,
+                    jpeg: out.jpeg,
+                    source_sha256,
+                    warnings,
+                })
             })
-        })
-        .await
-        .map_err(|e| ("internal", format!("image task failed: {e}")))?;
+            .await
+            .map_err(|e| ("internal", format!("image task failed: {e}")))?;
         result
     }
 
@@ -709,12 +1127,6 @@ impl Ctx<'_> {
             retryable: e.is_retryable(),
             message: e.to_string(),
         });
-    }
-}
-
-impl ImportJob {
-    async fn dir_find(&self, dir: &Directory, account: &str) -> Result<User, DirectoryError> {
-        dir.find_user(&self.by, account, true).await
     }
 }
 

@@ -8,15 +8,26 @@
 //! - identity: `Identity`, `SamAccountName`, `UserPrincipalName`, `Mail`, `Account`, `User`
 //! - path: `Path`, `FullName`, `File`, `Photo`
 //!
+//! The identity column's name says how the row is matched when it names an attribute:
+//! `SamAccountName`, `UserPrincipalName` or `Mail` rows are looked up by that
+//! attribute whatever `--by` says (an export from `Get-ADUser` means what its header says);
+//! `Identity`, `Account` and `User` rows use `--by`.
+//!
 //! Relative paths are relative to the CSV file's folder. A UTF-8 BOM and Windows PowerShell's
 //! `#TYPE ...` first line are skipped. Fields may be quoted (RFC 4180: `""` is a quote).
 //!
 //! # Two files for one account
 //! The newest file (modification time; ties broken by path) wins, and both are reported: the
 //! winner lists the others in `also`, each loser is [`Take::Superseded`] naming the winner.
+//! Here "one account" means the same name looked up the same way; different names that turn
+//! out to be the same directory user (a file named by sAMAccountName and a CSV row naming the
+//! UPN) are merged the same way by the import once the users are found
+//! ([`crate::import`], phase 2).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+
+use photobulk_directory::Lookup;
 
 use crate::naming::account_key;
 use crate::plan::{plan, PlanOptions, Verdict};
@@ -33,6 +44,9 @@ pub struct Input {
     pub also: Vec<PathBuf>,
     /// `file.csv:LINE` when the row came from a CSV.
     pub origin: Option<String>,
+    /// How to find the user when the input says so (a CSV whose identity column is
+    /// `SamAccountName`, `UserPrincipalName` or `Mail`); `None`: the job's `--by`.
+    pub by: Option<Lookup>,
 }
 
 /// Whether the input will be used.
@@ -90,6 +104,7 @@ pub fn collect(paths: &[PathBuf], recurse: bool) -> Result<Inputs, EngineError> 
             take,
             also: Vec::new(),
             origin: None,
+            by: None,
         });
     }
     for csv in csvs {
@@ -134,6 +149,12 @@ fn read_photo_csv(csv: &Path, items: &mut Vec<Input>) -> Result<(), EngineError>
             header.join(",")
         ))
     })?;
+    let by = match header[id_col].trim().to_ascii_lowercase().as_str() {
+        "samaccountname" => Some(Lookup::SamAccountName),
+        "userprincipalname" => Some(Lookup::UserPrincipalName),
+        "mail" => Some(Lookup::Mail),
+        _ => None,
+    };
     let base = csv.parent().unwrap_or_else(|| Path::new("."));
     for (line, row) in rows.iter().skip(1) {
         if row.iter().all(|f| f.trim().is_empty()) {
@@ -181,6 +202,7 @@ fn read_photo_csv(csv: &Path, items: &mut Vec<Input>) -> Result<(), EngineError>
             take,
             also: Vec::new(),
             origin,
+            by: by.clone(),
         });
     }
     Ok(())
@@ -191,7 +213,11 @@ fn newest_wins(items: &mut [Input]) {
     let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
     for (i, it) in items.iter().enumerate() {
         if let (Take::Yes, Some(a)) = (&it.take, &it.account) {
-            by_key.entry(account_key(a)).or_default().push(i);
+            let how = it.by.as_ref().map(Lookup::attribute).unwrap_or("");
+            by_key
+                .entry(format!("{how}:{}", account_key(a)))
+                .or_default()
+                .push(i);
         }
     }
     for idx in by_key.values().filter(|v| v.len() > 1) {

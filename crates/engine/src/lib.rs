@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 pub use convert::ConvertJob;
 pub use import::{
     job_key, options_key, restore_run, Action, Cancel, ImportItem, ImportJob, ImportReport,
-    ImportSummary, RestoreItem, RestoreReport, RunMeta,
+    ImportSummary, Reconnect, RestoreItem, RestoreReport, RunMeta,
 };
 pub use inputs::{collect, Input, Inputs, Take, UserExport};
 pub use journal::Journal;

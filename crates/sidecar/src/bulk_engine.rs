@@ -101,6 +101,7 @@ fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError> {
                 take: Take::Yes,
                 also: Vec::new(),
                 origin: None,
+                by: None,
             });
         }
     }
@@ -162,6 +163,7 @@ pub(crate) async fn import(
         backup: wo.and_then(|w| w.backup),
         journal: journal.clone(),
         scope: None,
+        reconnect: Default::default(),
     };
     let cancel = Cancel::new();
     let bridge = {
