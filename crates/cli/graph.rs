@@ -51,7 +51,10 @@ use serde::Serialize;
 #[derive(clap::Args, Debug)]
 pub struct GraphArgs {
     #[command(flatten)]
-    conn: ConnArgs,
+    conn: GraphConnArgs,
+    /// Trust this PEM CA bundle instead of the system roots
+    #[arg(long, global = true, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
     #[command(subcommand)]
     command: GraphCommand,
     /// Print results as JSON
@@ -59,8 +62,11 @@ pub struct GraphArgs {
     json: bool,
 }
 
+/// How to reach and sign in to Graph; shared by `photobulk graph`, `sync-hd-to-ad` and `env`
+/// (the CA file is not in here: those commands also talk LDAP, whose `--ca-file` it would clash
+/// with).
 #[derive(clap::Args, Debug)]
-struct ConnArgs {
+pub(crate) struct GraphConnArgs {
     /// Tenant id or domain (e.g. contoso.onmicrosoft.com)
     #[arg(long, global = true, env = "PHOTOBULK_GRAPH_TENANT")]
     tenant: Option<String>,
@@ -91,9 +97,6 @@ struct ConnArgs {
     /// Read an access token from the first line of stdin
     #[arg(long, global = true)]
     access_token_stdin: bool,
-    /// Trust this PEM CA bundle instead of the system roots
-    #[arg(long, global = true, value_name = "PATH")]
-    ca_file: Option<PathBuf>,
     /// Photo requests in flight (Graph allows 4 per app)
     #[arg(long, global = true, default_value_t = photobulk_graph::DEFAULT_PHOTO_CONCURRENCY)]
     concurrency: usize,
@@ -266,7 +269,7 @@ impl Item {
 }
 
 pub async fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
-    let graph = connect(&args.conn)?;
+    let graph = connect(&args.conn, args.ca_file.as_deref())?;
     let json = args.json;
     let items = match args.command {
         GraphCommand::Users => {
@@ -305,7 +308,7 @@ fn read_secret_file(path: &Path, what: &str) -> anyhow::Result<Secret> {
     first_line(&text, &format!("{what} {}", path.display()))
 }
 
-fn credentials(conn: &ConnArgs) -> anyhow::Result<Credentials> {
+fn credentials(conn: &GraphConnArgs) -> anyhow::Result<Credentials> {
     let token = if conn.access_token_stdin {
         let mut s = String::new();
         std::io::stdin()
@@ -358,7 +361,19 @@ fn credentials(conn: &ConnArgs) -> anyhow::Result<Credentials> {
     })
 }
 
-fn connect(conn: &ConnArgs) -> anyhow::Result<GraphClient> {
+impl GraphConnArgs {
+    /// Whether any Graph sign-in was asked for: a tenant, or an access token (file, stdin or
+    /// PHOTOBULK_GRAPH_ACCESS_TOKEN).
+    pub(crate) fn configured(&self) -> bool {
+        self.tenant.is_some()
+            || self.access_token_file.is_some()
+            || self.access_token_stdin
+            || std::env::var("PHOTOBULK_GRAPH_ACCESS_TOKEN").is_ok_and(|t| !t.trim().is_empty())
+    }
+}
+
+/// A client for `conn` (credentials from env vars, files or stdin, never argv).
+pub(crate) fn connect(conn: &GraphConnArgs, ca_file: Option<&Path>) -> anyhow::Result<GraphClient> {
     let mut cfg = GraphConfig::for_cloud(match conn.cloud {
         CloudArg::Global => Cloud::Global,
         CloudArg::UsGov => Cloud::UsGov,
@@ -371,7 +386,7 @@ fn connect(conn: &ConnArgs) -> anyhow::Result<GraphClient> {
     if let Some(g) = &conn.graph_url {
         cfg.graph_url = g.clone();
     }
-    cfg.ca_file = conn.ca_file.clone();
+    cfg.ca_file = ca_file.map(Path::to_path_buf);
     cfg.photo_concurrency = conn.concurrency.max(1);
     cfg.retry.max_attempts = conn.max_attempts.max(1);
     Ok(GraphClient::new(cfg, credentials(conn)?)?)

@@ -2,9 +2,11 @@
 //! and wires the library crates (imaging, engine, directory) together.
 
 mod ad;
+mod env;
 mod graph;
 mod import;
 mod serve;
+mod sync_hd;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -46,6 +48,11 @@ enum Command {
     },
     /// JSON-RPC sidecar for the PowerShell module (named pipe / Unix socket)
     Serve(serve::ServeArgs),
+    /// Put each user's cloud HD photo (Graph) into AD thumbnailPhoto at 96x96 <= 10 KB
+    #[command(name = "sync-hd-to-ad")]
+    SyncHdToAd(sync_hd::SyncHdArgs),
+    /// Detect on-premises, cloud or hybrid: probe LDAP and Graph and say why per side
+    Env(env::EnvArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -125,6 +132,16 @@ fn main() -> ExitCode {
         Command::Restore(args) => import::restore(args),
         Command::Demo { out } => demo(out),
         Command::Serve(args) => return serve::run(args),
+        Command::SyncHdToAd(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(sync_hd::run(args))),
+        Command::Env(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(env::run(args))),
     };
     match result {
         Ok(code) => code,

@@ -19,6 +19,7 @@
 //! LDAP itself is `photobulk_directory`'s job; this crate knows nothing of Graph or JSON-RPC.
 
 pub mod convert;
+pub mod environment;
 pub mod import;
 pub mod inputs;
 pub mod journal;
@@ -28,6 +29,7 @@ pub mod naming;
 pub mod offline;
 pub mod plan;
 pub mod report;
+pub mod sync_hd;
 
 use std::path::{Path, PathBuf};
 

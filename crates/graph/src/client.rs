@@ -165,6 +165,14 @@ impl User {
     }
 }
 
+/// One page of `GET /users`.
+#[derive(Deserialize)]
+struct UsersPage {
+    value: Vec<User>,
+    #[serde(rename = "@odata.nextLink")]
+    next: Option<String>,
+}
+
 /// The `$select` PhotoBulk asks for.
 pub const USER_SELECT: &str = "id,userPrincipalName,mail,displayName,mailNickname";
 
@@ -502,13 +510,22 @@ impl GraphClient {
         self.list_users_where(None).await
     }
 
-    async fn list_users_where(&self, filter: Option<&str>) -> Result<Vec<User>, GraphError> {
-        #[derive(Deserialize)]
-        struct Page {
-            value: Vec<User>,
-            #[serde(rename = "@odata.nextLink")]
-            next: Option<String>,
+    /// The first page of users (`$top` = `top`, 1 to 999) and whether there are more: a cheap
+    /// check that the token works and the app may read users (environment detection).
+    pub async fn users_page(&self, top: u32) -> Result<(Vec<User>, bool), GraphError> {
+        let url = self.url(&format!(
+            "/users?$select={USER_SELECT}&$top={}",
+            top.clamp(1, 999)
+        ));
+        let a = self.graph(Method::GET, &url, None, false).await?;
+        if a.status != 200 {
+            return Err(http_error(a.status, &a.body));
         }
+        let page: UsersPage = Self::json(&url, &a)?;
+        Ok((page.value, page.next.is_some()))
+    }
+
+    async fn list_users_where(&self, filter: Option<&str>) -> Result<Vec<User>, GraphError> {
         let mut url = self.url(&format!("/users?$select={USER_SELECT}&$top=999"));
         if let Some(f) = filter {
             url.push_str("&$filter=");
@@ -520,7 +537,7 @@ impl GraphClient {
             if a.status != 200 {
                 return Err(http_error(a.status, &a.body));
             }
-            let page: Page = Self::json(&url, &a)?;
+            let page: UsersPage = Self::json(&url, &a)?;
             out.extend(page.value);
             match page.next {
                 // The token goes wherever nextLink points: only ever to Graph itself.

@@ -1,0 +1,76 @@
+//! `photobulk env`: which photo stores this machine can reach — on-premises AD (LDAP bind),
+//! Exchange Online / Entra ID (Graph sign-in and a user listing), both (hybrid) or neither —
+//! and why, per side. The probes are `photobulk_engine::environment`'s; the LDAP options are
+//! `photobulk ad`'s, the Graph options `photobulk graph`'s.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use photobulk_engine::environment::{
+    probe_directory_with, probe_graph, Environment, EnvironmentReport, SideProbe,
+};
+
+use crate::{ad, graph};
+
+/// Detect on-premises, cloud or hybrid.
+#[derive(clap::Args, Debug)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    ad: ad::ConnArgs,
+    #[command(flatten)]
+    graph: graph::GraphConnArgs,
+    /// Trust this PEM CA bundle for Graph instead of the system roots
+    #[arg(long, value_name = "PATH")]
+    graph_ca_file: Option<PathBuf>,
+    /// Seconds allowed for each side's probe
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    probe_timeout: u64,
+}
+
+pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
+    let limit = Duration::from_secs(args.probe_timeout.max(1));
+    let on_premises = async {
+        match &args.ad.server {
+            Some(url) => probe_directory_with(url, ad::connect(&args.ad), limit).await,
+            None => SideProbe::not_configured("LDAP"),
+        }
+    };
+    let cloud = async {
+        if !args.graph.configured() {
+            return SideProbe::not_configured("Graph");
+        }
+        match graph::connect(&args.graph, args.graph_ca_file.as_deref()) {
+            Ok(g) => probe_graph(&g, limit).await,
+            Err(e) => SideProbe {
+                configured: true,
+                ok: false,
+                detail: format!("Graph: {e:#}"),
+                elapsed_ms: 0,
+                server_kind: None,
+                naming_context: None,
+                users: None,
+            },
+        }
+    };
+    let (on_premises, cloud) = tokio::join!(on_premises, cloud);
+    let report = EnvironmentReport::from_probes(on_premises, cloud);
+    if args.ad.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        let verdict = match report.environment {
+            Environment::OnPremises => "on-premises (Active Directory only)",
+            Environment::Cloud => "cloud (Exchange Online / Entra ID only)",
+            Environment::Hybrid => "hybrid (Active Directory and Exchange Online)",
+            Environment::None => "none (neither side is reachable)",
+        };
+        println!("environment: {verdict}");
+        println!("  on-premises: {}", report.on_premises.detail);
+        println!("  cloud: {}", report.cloud.detail);
+    }
+    Ok(if report.environment == Environment::None {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
