@@ -305,6 +305,185 @@ async fn image_prepare_writes_files_and_returns_data_on_request() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ExchangeOnline through the Graph emulator (in-process), over the in-memory transport
+
+/// Send a request; collect notifications until its reply.
+async fn call_n(c: &mut Mem, id: i64, method: &str, params: Value) -> (Vec<Value>, Value) {
+    let req = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    c.send(format!("{req}\n").as_bytes()).await;
+    let mut notes = Vec::new();
+    loop {
+        let v = c.line().await;
+        if v.get("method").is_some() {
+            notes.push(v);
+        } else {
+            assert_eq!(v["id"], json!(id), "{v}");
+            return (notes, v);
+        }
+    }
+}
+
+fn items_of(notes: &[Value]) -> Vec<Value> {
+    notes
+        .iter()
+        .filter(|n| n["method"] == "bulk/item")
+        .map(|n| n["params"]["item"].clone())
+        .collect()
+}
+
+fn status_of<'a>(items: &'a [Value], identity: &str) -> &'a str {
+    items
+        .iter()
+        .find(|i| i["identity"] == identity)
+        .and_then(|i| i["status"].as_str())
+        .unwrap_or("<missing>")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_online_bulk_run_uploads_backs_up_journals_and_skips_on_rerun() {
+    use photobulk_graph_emulator::{Config as EmuConfig, Emulator, Faults};
+    let mut cfg = EmuConfig::with_users(12);
+    cfg.time_scale = 0.01;
+    // Throttling and resets on the way: retried inside the Graph client, never seen here.
+    cfg.faults = Faults::mixed(0.15, 2);
+    let emu = Emulator::start(cfg).await.expect("emulator");
+    let old_photo = std::fs::read(Path::new(ROOT).join("tests/fixtures/real/astronaut.jpg"))
+        .expect("astronaut");
+    emu.seed_photo("00000000-0000-4000-8000-000000000001", &old_photo, 512, 512);
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let photos = work.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    let src = Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg");
+    for n in 1..=6 {
+        std::fs::copy(&src, photos.join(format!("seed.{n:05} new.jpg"))).expect("copy");
+    }
+    std::fs::copy(&src, photos.join("nobody.here.jpg")).expect("copy");
+    let backups = work.path().join("backups");
+    let mut c = mem();
+    c.init().await;
+    let secret = photobulk_graph_emulator::TEST_SECRET;
+    let params = json!({"items": [{"path": photos},
+            // seed.00006 named a second time, by UPN: neither photo is uploaded.
+            {"path": src, "identity": "seed.00006@photobulk.test"}],
+        "targets": ["ExchangeOnline"], "outDir": work.path().join("out")});
+    let (_, r) = call_n(&mut c, 1, "bulk.run", params.clone()).await;
+    assert_eq!(kind(&r), "not_connected", "{r}");
+    let (_, r) = call_n(
+        &mut c,
+        2,
+        "graph.connect",
+        json!({"tenant": "photobulk.test", "clientId": "wrong", "clientSecret": secret,
+        "authorityUrl": emu.base_url(), "graphUrl": emu.graph_url()}),
+    )
+    .await;
+    assert_eq!(kind(&r), "graph_auth", "{r}");
+    assert!(
+        !r.to_string().contains(secret),
+        "the secret is not echoed: {r}"
+    );
+    let (_, r) = call_n(
+        &mut c,
+        3,
+        "graph.connect",
+        json!({"tenant": photobulk_graph_emulator::TEST_TENANT,
+        "clientId": photobulk_graph_emulator::TEST_CLIENT_ID, "clientSecret": secret,
+        "authorityUrl": emu.base_url(), "graphUrl": emu.graph_url(), "backupDir": backups}),
+    )
+    .await;
+    assert_eq!(r["result"]["auth"], "client_secret", "{r}");
+    let journal = PathBuf::from(r["result"]["journal"].as_str().expect("journal"));
+    assert!(journal.starts_with(&backups), "{r}");
+
+    let (_, plan) = call_n(&mut c, 4, "bulk.plan", params.clone()).await;
+    let planned = plan["result"]["items"].as_array().expect("items").clone();
+    assert_eq!(planned.len(), 8, "{plan}");
+    assert_eq!(status_of(&planned, "seed.00001"), "ready");
+    assert_eq!(status_of(&planned, "nobody.here"), "skipped");
+    assert!(planned.iter().all(|i| i["target"] == "ExchangeOnline"));
+    assert_eq!(emu.summary().uploads_applied, 0, "the plan uploads nothing");
+
+    let (notes, run) = call_n(&mut c, 5, "bulk.run", params.clone()).await;
+    let items = items_of(&notes);
+    assert_eq!(items.len(), 8, "{notes:?}");
+    let progress = notes
+        .iter()
+        .filter(|n| n["method"] == "bulk/progress")
+        .count();
+    assert_eq!(progress, 8);
+    for n in 1..=5 {
+        let id = format!("seed.{n:05}");
+        assert_eq!(status_of(&items, &id), "written", "{id}: {items:?}");
+        let stored = emu
+            .photo(&format!("00000000-0000-4000-8000-{n:012}"))
+            .unwrap_or_else(|| panic!("{id} has a cloud photo"));
+        assert_ne!(stored, old_photo);
+    }
+    let one = items
+        .iter()
+        .find(|i| i["identity"] == "seed.00001")
+        .expect("seed.00001");
+    assert!(
+        one["backupId"].is_string(),
+        "the old cloud photo was backed up: {one}"
+    );
+    assert_eq!(one["userPrincipalName"], "seed.00001@photobulk.test");
+    assert!(
+        one["hdSha256"].is_string() && one["hdPath"].is_string(),
+        "{one}"
+    );
+    let dups: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["error"]["kind"] == "duplicate")
+        .collect();
+    assert_eq!(dups.len(), 2, "{items:?}");
+    assert!(emu.photo("00000000-0000-4000-8000-000000000006").is_none());
+    assert_eq!(
+        items
+            .iter()
+            .find(|i| i["identity"] == "nobody.here")
+            .expect("nobody")["error"]["kind"],
+        "user_not_found"
+    );
+    let sum = &run["result"]["summary"];
+    assert_eq!(
+        (
+            sum["written"].as_u64(),
+            sum["skipped"].as_u64(),
+            sum["total"].as_u64()
+        ),
+        (Some(5), Some(3), Some(8)),
+        "{run}"
+    );
+    assert_eq!(run["result"]["journal"], json!(journal));
+    let lines = std::fs::read_to_string(&journal).expect("journal");
+    assert_eq!(lines.lines().count(), 5, "{lines}");
+    assert!(
+        backups.join("index.jsonl").exists(),
+        "cloud backups beside the journal"
+    );
+
+    // Run again: the journal says every one is done; nothing is uploaded twice.
+    let uploads = emu.summary().uploads_applied;
+    let (notes, run) = call_n(&mut c, 6, "bulk.run", params.clone()).await;
+    let items = items_of(&notes);
+    for n in 1..=5 {
+        assert_eq!(
+            status_of(&items, &format!("seed.{n:05}")),
+            "unchanged",
+            "{items:?}"
+        );
+    }
+    assert_eq!(run["result"]["summary"]["unchanged"], 5, "{run}");
+    assert_eq!(
+        emu.summary().uploads_applied,
+        uploads,
+        "a re-run uploads nothing"
+    );
+    assert_eq!(emu.summary().users_uploaded_twice, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
 // The real binary on its socket
 
 struct Sidecar {
@@ -603,14 +782,57 @@ fn fill(s: &str, vars: &[(&str, String)]) -> String {
     })
 }
 
+/// A Graph emulator on its own runtime (for tests that drive the real binary synchronously),
+/// and an access token it issued.
+fn graph_emulator() -> (
+    tokio::runtime::Runtime,
+    photobulk_graph_emulator::Emulator,
+    String,
+) {
+    use photobulk_graph_emulator as emu;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let e = rt
+        .block_on(emu::Emulator::start(emu::Config::with_users(20)))
+        .expect("emulator");
+    let url = format!("{}/{}/oauth2/v2.0/token", e.base_url(), emu::TEST_TENANT);
+    let token = rt.block_on(async {
+        let r: Value = reqwest::Client::new()
+            .post(url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", emu::TEST_CLIENT_ID),
+                ("client_secret", emu::TEST_SECRET),
+                ("scope", "https://graph.microsoft.com/.default"),
+            ])
+            .send()
+            .await
+            .expect("token request")
+            .json()
+            .await
+            .expect("token JSON");
+        r["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    });
+    (rt, e, token)
+}
+
 #[test]
 fn module_request_fixtures_replay_against_the_real_sidecar() {
     let sb = samba();
+    let (_rt, emu, token) = graph_emulator();
     let work = tempfile::tempdir().expect("tempdir");
     let photos = work.path().join("photos");
     std::fs::create_dir_all(&photos).expect("mkdir");
     let astronaut = Path::new(ROOT).join("tests/fixtures/real/astronaut.jpg");
     std::fs::copy(&astronaut, photos.join("sidecar.00001.jpg")).expect("copy");
+    std::fs::copy(&astronaut, photos.join("seed.00001.jpg")).expect("copy");
+    std::fs::copy(&astronaut, photos.join("seed.00002 cloud.jpg")).expect("copy");
     std::fs::copy(
         Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg"),
         photos.join("sidecar.00002 new.jpg"),
@@ -631,6 +853,8 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
             "BACKUP_DIR",
             work.path().join("backups").display().to_string(),
         ),
+        ("GRAPH_URL", emu.graph_url()),
+        ("GRAPH_TOKEN", token.clone()),
     ];
     let mut files: Vec<PathBuf> =
         std::fs::read_dir(Path::new(ROOT).join("tests/sidecar/fixtures/module"))
@@ -638,7 +862,7 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
             .map(|e| e.expect("entry").path())
             .collect();
     files.sort();
-    assert!(files.len() >= 3);
+    assert!(files.len() >= 5);
     for file in files {
         let name = file
             .file_name()
@@ -649,9 +873,17 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
                 .expect("fixture JSON");
         let mut s = sidecar(&[]);
         let mut c = s.client();
+        let mut hd_sha: Option<Value> = None;
         for req in fixture["requests"].as_array().expect("requests") {
             let method = req["method"].as_str().expect("method");
-            let (notes, r) = c.call_n(method, &req["params"]);
+            let mut params = req["params"].clone();
+            // What the module sends back is what the sidecar told it in `bulk/item`.
+            if let (Some(items), Some(sha)) = (params["items"].as_array_mut(), &hd_sha) {
+                for i in items.iter_mut().filter(|i| i["hdSha256"] == "${HD_SHA256}") {
+                    i["hdSha256"] = sha.clone();
+                }
+            }
+            let (notes, r) = c.call_n(method, &params);
             assert!(r.get("error").is_none(), "{name}: {method}: {r}");
             let res = &r["result"];
             match method {
@@ -677,14 +909,17 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
                             .all(|i| i["status"] == "ready" || i["status"] == "unchanged"),
                         "{name}: {res}"
                     );
+                    assert_eq!(res["items"][0]["target"], req["params"]["targets"][0]);
                 }
                 "bulk.run" => {
                     let n = fixture["plan"].as_array().map(Vec::len).unwrap_or(0) as u64;
                     let sum = &res["summary"];
                     assert_eq!(sum["failed"], 0, "{name}: {res}");
+                    // ExchangeOnPrem items are `ready`: the module writes them.
                     assert_eq!(
                         sum["written"].as_u64().unwrap_or(0)
-                            + sum["unchanged"].as_u64().unwrap_or(0),
+                            + sum["unchanged"].as_u64().unwrap_or(0)
+                            + sum["ready"].as_u64().unwrap_or(0),
                         n,
                         "{name}: {res}"
                     );
@@ -692,6 +927,9 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
                         .iter()
                         .filter(|v| v["method"] == "bulk/item")
                         .collect();
+                    hd_sha = items
+                        .first()
+                        .map(|i| i["params"]["item"]["hdSha256"].clone());
                     let progress = notes
                         .iter()
                         .filter(|v| v["method"] == "bulk/progress")
@@ -705,6 +943,25 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
                         .lines()
                         .all(|l| serde_json::from_str::<Value>(l).is_ok()));
                 }
+                "bulk.record" => {
+                    assert_eq!(res["recorded"], 1, "{name}: {res}");
+                    let journal = std::fs::read_to_string(
+                        req["params"]["journal"].as_str().expect("journal"),
+                    )
+                    .expect("journal file");
+                    let last: Vec<Value> = journal
+                        .lines()
+                        .rev()
+                        .take(2)
+                        .map(|l| serde_json::from_str(l).expect("record"))
+                        .collect();
+                    assert_eq!(
+                        (last[1]["t"].as_str(), last[0]["t"].as_str()),
+                        (Some("done"), Some("end")),
+                        "{journal}"
+                    );
+                }
+                "graph.connect" => assert_eq!(res["auth"], "access_token", "{name}: {res}"),
                 "report.run" => {
                     let rows: Vec<&Value> = notes
                         .iter()
@@ -735,8 +992,8 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
         if let Some(log) = log {
             let text = std::fs::read_to_string(log.path()).unwrap_or_default();
             assert!(
-                !text.contains(&sb.password),
-                "the password must never reach the log"
+                !text.contains(&sb.password) && !text.contains(&token),
+                "the password and the token must never reach the log"
             );
         }
     }

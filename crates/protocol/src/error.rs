@@ -98,6 +98,11 @@ error_codes! {
     NoAccount = -32024, "no_account", false;
     /// -32025: two inputs name the same account; neither was written.
     Duplicate = -32025, "duplicate", false;
+    /// -32026: the user exists but has no Exchange Online mailbox, so it cannot hold a photo.
+    NoMailbox = -32026, "no_mailbox", false;
+    /// -32027: Microsoft Graph refused the sign-in or the token (`data.detail`: `auth`,
+    /// `token_rejected`, `credential`).
+    GraphAuth = -32027, "graph_auth", false;
 }
 
 /// `error.data` of every error this server sends.

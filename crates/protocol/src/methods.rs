@@ -10,12 +10,14 @@
 //! | `initialize` | [`InitializeParams`] | [`InitializeResult`] | first request; others before it get `not_initialized` |
 //! | `image.prepare` | [`PrepareParams`] | [`PrepareResult`] | files → AD/HD JPEG files (or bytes, under 2 MB in all) |
 //! | `directory.connect` | [`ConnectParams`] | [`ConnectResult`] | the password travels only here |
+//! | `graph.connect` | [`GraphConnectParams`] | [`GraphConnectResult`] | secret, certificate or token travel only here |
 //! | `photo.get` | [`PhotoGetParams`] | [`PhotoInfo`] | |
 //! | `photo.set` | [`PhotoSetParams`] | [`PhotoWriteResult`] | old photo backed up first |
 //! | `photo.remove` | [`PhotoRemoveParams`] | [`PhotoWriteResult`] | |
 //! | `photo.restore` | [`PhotoRestoreParams`] | [`PhotoWriteResult`] | |
 //! | `bulk.plan` | [`BulkParams`] | [`BulkPlanResult`] | no writes |
 //! | `bulk.run` | [`BulkParams`] | [`BulkRunResult`] | streams `bulk/progress`, `bulk/item`; cancellable |
+//! | `bulk.record` | [`BulkRecordParams`] | [`BulkRecordResult`] | the client's `Set-UserPhoto` outcomes into the run's journal |
 //! | `report.run` | [`ReportParams`] | [`ReportResult`] | streams `report/row` |
 //! | `shutdown` | none | `null` | finishes in-flight work, then the server exits |
 //! | `exit` | none | — (notification) | exit now (in-flight writes still finish) |
@@ -76,6 +78,9 @@ method!(
     /// `directory.connect`: bind to a directory for the `photo.*`, `bulk.*` and `report.run` methods.
     DirectoryConnect, "directory.connect", ConnectParams, ConnectResult);
 method!(
+    /// `graph.connect`: sign in to Microsoft Graph for the `ExchangeOnline` bulk target.
+    GraphConnect, "graph.connect", GraphConnectParams, GraphConnectResult);
+method!(
     /// `photo.get`: one user's current photo (facts, optionally saved to a file).
     PhotoGet, "photo.get", PhotoGetParams, PhotoInfo);
 method!(
@@ -93,6 +98,10 @@ method!(
 method!(
     /// `bulk.run`: prepare and write many photos; progress and items arrive as notifications.
     BulkRun, "bulk.run", BulkParams, BulkRunResult);
+method!(
+    /// `bulk.record`: what the client did with the `ExchangeOnPrem` items of a `bulk.run`
+    /// (its own `Set-UserPhoto` calls), written to that run's journal.
+    BulkRecord, "bulk.record", BulkRecordParams, BulkRecordResult);
 method!(
     /// `report.run`: the state of users' photos; one `report/row` notification per user.
     ReportRun, "report.run", ReportParams, ReportResult);
@@ -120,12 +129,14 @@ pub const CLIENT_METHODS: &[&str] = &[
     Initialize::NAME,
     ImagePrepare::NAME,
     DirectoryConnect::NAME,
+    GraphConnect::NAME,
     PhotoGet::NAME,
     PhotoSet::NAME,
     PhotoRemove::NAME,
     PhotoRestore::NAME,
     BulkPlan::NAME,
     BulkRun::NAME,
+    BulkRecord::NAME,
     ReportRun::NAME,
     Shutdown::NAME,
     Exit::NAME,
@@ -295,6 +306,77 @@ pub struct ConnectResult {
     pub backup_dir: Option<String>,
 }
 
+/// Which Microsoft cloud `graph.connect` signs in to (sets both URLs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GraphCloud {
+    #[default]
+    Global,
+    UsGov,
+    UsGovDod,
+    China,
+}
+
+/// `graph.connect` params. Give one of: `accessToken`; `tenant` + `clientId` + `clientSecret`;
+/// `tenant` + `clientId` + `certificateFile` (PEM, with `certificateKeyFile` when the key is in
+/// another file). `clientSecret` and `accessToken` are secrets: they come only over the pipe,
+/// are never logged, never echoed, and `Debug` prints them redacted.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct GraphConnectParams {
+    /// Tenant id or domain (`contoso.onmicrosoft.com`).
+    pub tenant: Option<String>,
+    /// The app registration's application (client) id.
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    /// PEM file with the certificate (and the RSA private key, unless `certificateKeyFile`).
+    pub certificate_file: Option<String>,
+    pub certificate_key_file: Option<String>,
+    /// A bearer token for Graph the caller already has (e.g. from `Connect-MgGraph`); it is
+    /// used as is and cannot be refreshed.
+    pub access_token: Option<String>,
+    pub cloud: GraphCloud,
+    /// Override the sign-in authority (national clouds, a test emulator).
+    pub authority_url: Option<String>,
+    /// Override the Graph root including the version (`https://graph.microsoft.com/v1.0`).
+    pub graph_url: Option<String>,
+    /// Trust this PEM CA bundle instead of the system roots.
+    pub ca_file: Option<String>,
+    /// Photo requests in flight (Graph documents 4 per app, the default).
+    pub photo_concurrency: Option<usize>,
+    /// Backups of replaced cloud photos, and the upload journal (`upload-journal.jsonl`) that
+    /// makes a re-run skip users already uploaded; the sidecar's default folder + `/graph` when
+    /// absent.
+    pub backup_dir: Option<String>,
+}
+
+impl std::fmt::Debug for GraphConnectParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let redacted = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("GraphConnectParams")
+            .field("tenant", &self.tenant)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &redacted(&self.client_secret))
+            .field("certificate_file", &self.certificate_file)
+            .field("access_token", &redacted(&self.access_token))
+            .field("cloud", &self.cloud)
+            .field("graph_url", &self.graph_url)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GraphConnectResult {
+    /// `"client_secret"`, `"certificate"` or `"access_token"`.
+    pub auth: String,
+    pub graph_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_dir: Option<String>,
+    /// The upload journal (JSON lines, one per completed upload).
+    pub journal: String,
+}
+
 /// Which attribute an identity names: `samaccountname` (default), `upn`, `mail`,
 /// `employeeid`, or an attribute name.
 pub type MatchBy = Option<String>;
@@ -383,8 +465,11 @@ pub enum BulkTarget {
     /// AD `thumbnailPhoto` (96x96 ≤ 10 KB), written by the sidecar.
     ActiveDirectory,
     /// Exchange on-premises HD photo: the sidecar prepares the 648x648 JPEG (`hdPath`),
-    /// the module calls `Set-UserPhoto`.
+    /// the module calls `Set-UserPhoto` and reports back with `bulk.record`.
     ExchangeOnPrem,
+    /// Exchange Online / Entra ID through Microsoft Graph (after `graph.connect`): the sidecar
+    /// uploads the 648x648 JPEG itself.
+    ExchangeOnline,
 }
 
 /// One input of a bulk run: a file, and whom it is for when the file name does not say.
@@ -406,6 +491,10 @@ pub struct BulkParams {
     pub crop: Crop,
     /// Prepared JPEGs and the journal go here; a fresh temporary folder when absent.
     pub out_dir: Option<String>,
+    /// The run journal of the ActiveDirectory and ExchangeOnPrem targets (`OUT/journal.jsonl`
+    /// when absent). Keep one file across runs so "unchanged" and resume reach back further
+    /// than one output folder.
+    pub journal: Option<String>,
     pub no_backup: bool,
     /// Write even when the user's AD photo already has exactly these bytes.
     pub force: bool,
@@ -421,6 +510,7 @@ impl Default for BulkParams {
             targets: vec![BulkTarget::ActiveDirectory],
             crop: Crop::Center,
             out_dir: None,
+            journal: None,
             no_backup: false,
             force: false,
             throttle_limit: 0,
@@ -448,6 +538,10 @@ pub enum ItemStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkItem {
+    /// Which target this item is for (a run with several targets sends one item per input
+    /// and target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<BulkTarget>,
     pub path: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
@@ -464,6 +558,13 @@ pub struct BulkItem {
     pub ad_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hd_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hd_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hd_sha256: Option<String>,
+    /// ExchangeOnline: the cloud user it matched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_principal_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -502,6 +603,38 @@ pub struct BulkRunResult {
     pub journal: String,
 }
 
+/// One `Set-UserPhoto` outcome for `bulk.record`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct RecordedItem {
+    /// As in the `bulk/item` it answers.
+    pub identity: String,
+    /// The `hdSha256` of the `bulk/item` (what was sent).
+    pub hd_sha256: Option<String>,
+    /// `written` or `failed` (anything but `written` counts as failed).
+    pub status: Option<ItemStatus>,
+    pub message: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct BulkRecordParams {
+    /// The `journal` of the `bulk.run` result.
+    pub journal: String,
+    pub items: Vec<RecordedItem>,
+    /// The client is done with this run: an `end` record is written.
+    pub end: bool,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkRecordResult {
+    pub recorded: usize,
+    /// Identities with no pending item in the run (not recorded).
+    #[serde(default)]
+    pub unknown: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkProgressParams {
@@ -531,6 +664,9 @@ pub struct ReportParams {
     pub only_with_photo: bool,
     /// Also write the rows as CSV to this file.
     pub csv_path: Option<String>,
+    /// Also write a self-contained HTML contact sheet (photos inline, flags highlighted,
+    /// counts at the top) to this file.
+    pub html_path: Option<String>,
 }
 
 /// Report flags, as sent in [`ReportRow::flags`].
@@ -588,6 +724,8 @@ pub struct ReportResult {
     pub flagged: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv_path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html_path: Option<String>,
     pub cancelled: bool,
 }
 

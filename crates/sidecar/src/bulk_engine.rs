@@ -4,13 +4,15 @@
 //! and resume. This module only maps: protocol params → job, `ImportItem` → `bulk/item`
 //! notifications, the request's cancellation token → the engine's `Cancel`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use photobulk_engine::{
     import::Action, Cancel, ImportItem, ImportJob, Input, Inputs, Journal, RunMeta, Take,
 };
 use photobulk_imaging::{Options, Target};
-use photobulk_protocol::methods::{self as m, BulkItem, BulkParams, BulkSummary, ItemStatus};
+use photobulk_protocol::methods::{
+    self as m, BulkItem, BulkParams, BulkSummary, BulkTarget, ItemStatus,
+};
 use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 
 use crate::conn::Ctx;
@@ -47,6 +49,7 @@ fn item_of(it: &ImportItem) -> BulkItem {
         (Action::Skipped, _) => ItemStatus::Skipped,
     };
     BulkItem {
+        target: Some(BulkTarget::ActiveDirectory),
         path: it.file.display().to_string(),
         identity: it.account.clone(),
         dn: it.dn.clone(),
@@ -60,6 +63,9 @@ fn item_of(it: &ImportItem) -> BulkItem {
         ad_bytes: it.bytes,
         ad_sha256: it.sha256.clone(),
         hd_path: None,
+        hd_bytes: None,
+        hd_sha256: None,
+        user_principal_name: None,
         backup_id: it.backup_id.clone(),
         error: it.error.as_ref().map(|e| ItemError {
             kind: kind_of(&e.kind).kind().to_string(),
@@ -70,7 +76,7 @@ fn item_of(it: &ImportItem) -> BulkItem {
     }
 }
 
-fn count(s: &mut BulkSummary, status: ItemStatus) {
+pub(crate) fn count(s: &mut BulkSummary, status: ItemStatus) {
     match status {
         ItemStatus::Ready => s.ready += 1,
         ItemStatus::Written => s.written += 1,
@@ -81,7 +87,7 @@ fn count(s: &mut BulkSummary, status: ItemStatus) {
     }
 }
 
-fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError> {
+pub(crate) fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError> {
     let unnamed: Vec<PathBuf> = items
         .iter()
         .filter(|i| i.identity.is_none())
@@ -108,6 +114,47 @@ fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError> {
     Ok(inputs)
 }
 
+/// An item for `input` of `target`: `Skipped` with why when the input will not be used
+/// (no account, unreadable, superseded by a newer file for the same account), else `Ready`.
+pub(crate) fn skipped_input(input: &Input, target: BulkTarget) -> BulkItem {
+    let path = input.path.display().to_string();
+    let error = match &input.take {
+        Take::Yes => None,
+        Take::NoAccount => Some(ItemError::new(
+            ErrorCode::NoAccount,
+            format!("{path}: the file name names no account (expected 'account.jpg' or 'account anything.jpg')"),
+        )),
+        Take::Unreadable { reason } => {
+            Some(ItemError::new(ErrorCode::Io, format!("{path}: {reason}")))
+        }
+        Take::Superseded { by } => Some(ItemError::new(
+            ErrorCode::Duplicate,
+            format!("{path}: the newer {} names the same account", by.display()),
+        )),
+    };
+    BulkItem {
+        target: Some(target),
+        path,
+        identity: input.account.clone(),
+        dn: None,
+        status: if error.is_some() {
+            ItemStatus::Skipped
+        } else {
+            ItemStatus::Ready
+        },
+        has_photo: None,
+        ad_path: None,
+        ad_bytes: None,
+        ad_sha256: None,
+        hd_path: None,
+        hd_bytes: None,
+        hd_sha256: None,
+        user_principal_name: None,
+        backup_id: None,
+        error,
+    }
+}
+
 /// Run the engine's import (a dry run for `bulk.plan`). In a real run items stream as
 /// `bulk/item` and `bulk/progress` notifications; all items are also returned. The journal is
 /// `OUT/journal.jsonl` (a cancelled run has no `end` record: the same run with the same
@@ -115,19 +162,12 @@ fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError> {
 pub(crate) async fn import(
     p: &BulkParams,
     ctx: &Ctx,
+    journal_path: &Path,
     dry_run: bool,
-) -> Result<(Vec<BulkItem>, BulkSummary, bool, PathBuf, PathBuf), ResponseError> {
+) -> Result<(Vec<BulkItem>, BulkSummary, bool), ResponseError> {
     let bound = ctx.session.bound().await?;
     let by = handlers::lookup(&p.match_by)?;
-    let out_dir = match &p.out_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).map_err(|e| crate::map::io(d, &e))?;
-            PathBuf::from(d)
-        }
-        None => handlers::fresh_dir(ctx, if dry_run { "plan" } else { "bulk" })?,
-    };
-    let journal_path = out_dir.join("journal.jsonl");
-    let journal = Journal::open(&journal_path)
+    let journal = Journal::open(journal_path)
         .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
     let wo = if dry_run {
         None
@@ -221,5 +261,5 @@ pub(crate) async fn import(
     bridge.abort();
     let _ = journal.close();
     let report = report.map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
-    Ok((items, summary, report.cancelled, out_dir, journal_path))
+    Ok((items, summary, report.cancelled))
 }

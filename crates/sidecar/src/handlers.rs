@@ -29,6 +29,7 @@ pub(crate) struct Bound {
 #[derive(Debug)]
 pub(crate) struct Session {
     bound: Mutex<Option<Bound>>,
+    graph: Mutex<Option<crate::graph::GraphBound>>,
     default_backup_dir: Option<PathBuf>,
 }
 
@@ -36,8 +37,22 @@ impl Session {
     pub(crate) fn new(default_backup_dir: Option<PathBuf>) -> Self {
         Session {
             bound: Mutex::new(None),
+            graph: Mutex::new(None),
             default_backup_dir,
         }
+    }
+    pub(crate) fn default_backup_dir(&self) -> Option<&Path> {
+        self.default_backup_dir.as_deref()
+    }
+    pub(crate) async fn graph(&self) -> Result<crate::graph::GraphBound, ResponseError> {
+        self.graph
+            .lock()
+            .await
+            .clone()
+            .ok_or_else(|| ResponseError::new(ErrorCode::NotConnected, "call graph.connect first"))
+    }
+    pub(crate) async fn set_graph(&self, g: crate::graph::GraphBound) {
+        *self.graph.lock().await = Some(g);
     }
     pub(crate) async fn bound(&self) -> Result<Bound, ResponseError> {
         self.bound.lock().await.clone().ok_or_else(|| {
@@ -103,6 +118,12 @@ pub(crate) async fn dispatch(req: &Request, ctx: &Ctx) -> Outcome {
     match req.method.as_str() {
         m::ImagePrepare::NAME => prepare(req.typed_params::<m::ImagePrepare>()?, ctx).await,
         m::DirectoryConnect::NAME => connect(req.typed_params::<m::DirectoryConnect>()?, ctx).await,
+        m::GraphConnect::NAME => {
+            to_value(&crate::graph::connect(req.typed_params::<m::GraphConnect>()?, ctx).await?)
+        }
+        m::BulkRecord::NAME => {
+            to_value(&crate::exchange::record(req.typed_params::<m::BulkRecord>()?, ctx).await?)
+        }
         m::PhotoGet::NAME => photo_get(req.typed_params::<m::PhotoGet>()?, ctx).await,
         m::PhotoSet::NAME => photo_set(req.typed_params::<m::PhotoSet>()?, ctx).await,
         m::PhotoRemove::NAME => photo_remove(req.typed_params::<m::PhotoRemove>()?, ctx).await,

@@ -33,10 +33,13 @@
 mod bulk;
 mod bulk_engine;
 mod conn;
+mod exchange;
+mod graph;
 mod handlers;
 mod map;
 mod report;
 pub mod serve;
+mod sheet;
 #[cfg(unix)]
 mod unix;
 #[cfg(windows)]

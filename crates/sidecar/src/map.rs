@@ -49,6 +49,12 @@ pub(crate) fn imaging(e: &ImagingError) -> ResponseError {
     ResponseError::new(ErrorCode::ImageInvalid, e.to_string()).with_detail(detail)
 }
 
+pub(crate) fn graph(e: &photobulk_graph::GraphError) -> ResponseError {
+    ResponseError::new(crate::graph::error_code(e), e.to_string())
+        .with_detail(e.kind())
+        .retryable(e.is_retryable())
+}
+
 pub(crate) fn io(what: impl std::fmt::Display, e: &std::io::Error) -> ResponseError {
     ResponseError::new(ErrorCode::Io, format!("{what}: {e}"))
 }

@@ -1,8 +1,15 @@
 //! `report.run`: one row per user in scope, streamed as `report/row` notifications, with the
-//! flags administrators act on, optionally written as CSV.
+//! flags administrators act on, optionally written as CSV and as an HTML contact sheet.
+//!
+//! Nothing holds every user's photo at once: for "all users" the directory is listed without
+//! photos (names and DNs only), then photos are read in a window of [`WINDOW`] and each row is
+//! sent, written to the CSV and the sheet, and dropped. The sheet's cards go to a side file
+//! while rows stream; the counts at its top are known only at the end, so the final file is
+//! written then (head, counts, the cards copied over, foot).
 
 use std::io::Write;
 
+use futures_util::stream::{self, StreamExt};
 use photobulk_directory::{ListOptions, User};
 use photobulk_protocol::methods::{self as m, flags, ReportRow};
 use photobulk_protocol::ResponseError;
@@ -12,6 +19,8 @@ use crate::{handlers, map};
 
 /// Exchange Online takes an AD photo only up to this many bytes (KB 3062745).
 const EXO_LIMIT: usize = 10_240;
+/// Photo reads in flight while listing all users.
+const WINDOW: usize = 8;
 
 pub(crate) async fn run(p: m::ReportParams, ctx: &Ctx) -> Result<m::ReportResult, ResponseError> {
     let b = ctx.session.bound().await?;
@@ -25,52 +34,94 @@ pub(crate) async fn run(p: m::ReportParams, ctx: &Ctx) -> Result<m::ReportResult
         }
         None => None,
     };
+    let mut sheet = match &p.html_path {
+        Some(path) => Some(crate::sheet::Sheet::create(std::path::Path::new(path))?),
+        None => None,
+    };
     let mut result = m::ReportResult {
         csv_path: p.csv_path.clone(),
+        html_path: p.html_path.clone(),
         ..Default::default()
     };
-    let mut rows: Vec<ReportRow> = Vec::new();
-    if p.identities.is_empty() {
-        let users = b
-            .dir
-            .list_users(&ListOptions {
-                base: p.search_base.clone(),
-                only_with_photo: p.only_with_photo,
-                fetch_photo: true,
-            })
-            .await
-            .map_err(|e| map::directory(&e))?;
-        let mut users = users;
-        users.sort_by_key(|u| label(u).to_lowercase());
-        rows.extend(users.iter().map(row_for));
-    } else {
-        for id in &p.identities {
-            if ctx.cancel.is_cancelled() {
-                break;
-            }
-            rows.push(match b.dir.find_user(&by, id, true).await {
-                Ok(u) => ReportRow {
-                    identity: id.clone(),
-                    ..row_for(&u)
-                },
-                Err(e) => ReportRow {
-                    identity: id.clone(),
-                    error: Some(map::item(map::directory(&e))),
-                    ..Default::default()
-                },
-            });
-        }
-    }
-    for row in rows {
+    // (identity asked for, or None when listing; the user or the error)
+    type Found = (
+        Option<String>,
+        Result<User, photobulk_directory::DirectoryError>,
+    );
+    let rows: std::pin::Pin<Box<dyn futures_util::Stream<Item = Found> + Send + '_>> =
+        if p.identities.is_empty() {
+            let mut users = b
+                .dir
+                .list_users(&ListOptions {
+                    base: p.search_base.clone(),
+                    only_with_photo: p.only_with_photo,
+                    fetch_photo: false,
+                })
+                .await
+                .map_err(|e| map::directory(&e))?;
+            users.sort_by_key(|u| label(u).to_lowercase());
+            let dir = b.dir.clone();
+            Box::pin(
+                stream::iter(users)
+                    .map(move |mut u| {
+                        let dir = dir.clone();
+                        async move {
+                            match dir.read_photo(&u.dn).await {
+                                Ok(photo) => {
+                                    u.photo = photo;
+                                    (None, Ok(u))
+                                }
+                                Err(e) => (Some(label(&u)), Err(e)),
+                            }
+                        }
+                    })
+                    .buffered(WINDOW),
+            )
+        } else {
+            let dir = b.dir.clone();
+            Box::pin(
+                stream::iter(p.identities.clone())
+                    .map(move |id| {
+                        let (dir, by) = (dir.clone(), by.clone());
+                        async move {
+                            let found = dir.find_user(&by, &id, true).await;
+                            (Some(id), found)
+                        }
+                    })
+                    .buffered(WINDOW),
+            )
+        };
+    let mut rows = rows;
+    while let Some((asked, found)) = rows.next().await {
         if ctx.cancel.is_cancelled() {
             result.cancelled = true;
             break;
         }
+        let (row, photo) = match found {
+            Ok(mut u) => {
+                let mut row = row_for(&u);
+                if let Some(id) = asked {
+                    row.identity = id;
+                }
+                (row, u.photo.take())
+            }
+            Err(e) => (
+                ReportRow {
+                    identity: asked.unwrap_or_default(),
+                    error: Some(map::item(map::directory(&e))),
+                    ..Default::default()
+                },
+                None,
+            ),
+        };
         result.total += 1;
         result.with_photo += usize::from(row.has_photo);
         result.flagged += usize::from(!row.flags.is_empty());
         if let Some(w) = &mut csv {
             let _ = writeln!(w, "{}", csv_line(&row));
+        }
+        if let Some(s) = &mut sheet {
+            s.card(&row, photo.as_deref())?;
         }
         ctx.out
             .notify::<m::ReportRowNotice>(&m::ReportRowParams {
@@ -81,6 +132,9 @@ pub(crate) async fn run(p: m::ReportParams, ctx: &Ctx) -> Result<m::ReportResult
     }
     if let (Some(mut w), Some(path)) = (csv, &p.csv_path) {
         w.flush().map_err(|e| map::io(path, &e))?;
+    }
+    if let Some(s) = sheet {
+        s.finish(&result)?;
     }
     if result.cancelled {
         // The rows sent so far stand; the caller learns the report is partial.
@@ -137,66 +191,10 @@ pub(crate) fn photo_flags(photo: &[u8], row: &mut ReportRow) -> Vec<String> {
         }
         Err(_) => f.push(flags::UNREADABLE),
     }
-    if jpeg_has_gps(photo) {
+    if photobulk_imaging::metadata::scan(photo).has_gps {
         f.push(flags::GPS_EXIF);
     }
     f.into_iter().map(str::to_string).collect()
-}
-
-/// Whether a JPEG's EXIF (APP1) has a GPS IFD pointer (tag 0x8825) in IFD0. Reads only
-/// headers; anything malformed is "no".
-pub(crate) fn jpeg_has_gps(b: &[u8]) -> bool {
-    if b.len() < 4 || b[0] != 0xFF || b[1] != 0xD8 {
-        return false;
-    }
-    let mut i = 2;
-    while i + 4 <= b.len() && b[i] == 0xFF {
-        let marker = b[i + 1];
-        if marker == 0xDA || marker == 0xD9 {
-            return false;
-        }
-        let len = usize::from(u16::from_be_bytes([b[i + 2], b[i + 3]]));
-        let Some(seg) = b.get(i + 4..i + 2 + len) else {
-            return false;
-        };
-        if marker == 0xE1 && seg.starts_with(b"Exif\0\0") && tiff_has_gps(&seg[6..]) {
-            return true;
-        }
-        i += 2 + len;
-    }
-    false
-}
-
-fn tiff_has_gps(t: &[u8]) -> bool {
-    let le = match t.get(..2) {
-        Some(b"II") => true,
-        Some(b"MM") => false,
-        _ => return false,
-    };
-    let u16_at = |o: usize| {
-        t.get(o..o + 2).map(|s| {
-            if le {
-                u16::from_le_bytes([s[0], s[1]])
-            } else {
-                u16::from_be_bytes([s[0], s[1]])
-            }
-        })
-    };
-    let u32_at = |o: usize| {
-        t.get(o..o + 4).map(|s| {
-            let a = [s[0], s[1], s[2], s[3]];
-            if le {
-                u32::from_le_bytes(a)
-            } else {
-                u32::from_be_bytes(a)
-            }
-        })
-    };
-    let Some(ifd) = u32_at(4).map(|o| o as usize) else {
-        return false;
-    };
-    let Some(n) = u16_at(ifd) else { return false };
-    (0..usize::from(n)).any(|k| u16_at(ifd + 2 + k * 12) == Some(0x8825))
 }
 
 fn csv_field(s: &str) -> String {
@@ -256,15 +254,15 @@ mod tests {
     }
 
     #[test]
-    fn gps_found_in_both_byte_orders_and_not_elsewhere() {
-        assert!(jpeg_has_gps(&exif_jpeg(true, 0x8825)));
-        assert!(jpeg_has_gps(&exif_jpeg(false, 0x8825)));
-        assert!(!jpeg_has_gps(&exif_jpeg(true, 0x8769)));
+    fn gps_flag_comes_from_the_imaging_metadata_scan() {
+        let flags_of = |j: &[u8]| photo_flags(j, &mut ReportRow::default());
+        assert!(flags_of(&exif_jpeg(true, 0x8825)).contains(&flags::GPS_EXIF.to_string()));
+        assert!(flags_of(&exif_jpeg(false, 0x8825)).contains(&flags::GPS_EXIF.to_string()));
+        assert!(!flags_of(&exif_jpeg(true, 0x8769)).contains(&flags::GPS_EXIF.to_string()));
         let j = exif_jpeg(true, 0x8825);
         for cut in 0..j.len() {
-            let _ = jpeg_has_gps(&j[..cut]); // never panics
+            let _ = flags_of(&j[..cut]); // never panics
         }
-        assert!(!jpeg_has_gps(b"not a jpeg"));
     }
 
     #[test]

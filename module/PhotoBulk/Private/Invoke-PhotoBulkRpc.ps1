@@ -17,13 +17,8 @@ function Invoke-PhotoBulkRpc {
     )
     if (-not $script:Sidecar -or -not $script:Sidecar.Pipe.IsConnected) {
         if ($Method -eq 'shutdown') { $script:Sidecar = $null; return }
-        $exe = $null
-        foreach ($name in @('photobulk.exe', 'photobulk')) {
-            foreach ($dir in @($script:ModuleRoot, (Join-Path $script:ModuleRoot 'bin'))) {
-                $candidate = Join-Path $dir $name
-                if (-not $exe -and (Test-Path -LiteralPath $candidate -PathType Leaf)) { $exe = $candidate }
-            }
-        }
+        $candidates = foreach ($dir in @($script:ModuleRoot, (Join-Path $script:ModuleRoot 'bin'))) { Join-Path $dir 'photobulk.exe'; Join-Path $dir 'photobulk' }
+        $exe = $candidates | Where-Object { Test-Path -LiteralPath $_ -PathType Leaf } | Select-Object -First 1
         if (-not $exe) {
             $cmd = Get-Command -Name 'photobulk' -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
             if (-not $cmd) { throw 'photobulk binary not found next to the module or on PATH' }
@@ -31,12 +26,9 @@ function Invoke-PhotoBulkRpc {
         }
         $pipeName = 'PhotoBulk-' + [guid]::NewGuid().ToString('N')
         $log = Join-Path ([System.IO.Path]::GetTempPath()) "$pipeName.log"
-        $psi = New-Object System.Diagnostics.ProcessStartInfo
-        $psi.FileName = $exe
-        $psi.Arguments = "serve --pipe $pipeName --log-file `"$log`""
-        $psi.UseShellExecute = $false
-        $psi.RedirectStandardOutput = $true
-        $psi.CreateNoWindow = $true
+        $psi = New-Object System.Diagnostics.ProcessStartInfo -Property @{
+            FileName = $exe; Arguments = "serve --pipe $pipeName --log-file `"$log`""; UseShellExecute = $false; RedirectStandardOutput = $true; CreateNoWindow = $true
+        }
         $process = [System.Diagnostics.Process]::Start($psi)
         $startLine = $process.StandardOutput.ReadLine()
         if (-not $startLine) { throw "photobulk serve exited without a start line (log: $log)" }
@@ -45,9 +37,7 @@ function Invoke-PhotoBulkRpc {
         $pipe = New-Object System.IO.Pipes.NamedPipeClientStream('.', $pipeName, [System.IO.Pipes.PipeDirection]::InOut)
         $pipe.Connect(10000)
         $utf8 = New-Object System.Text.UTF8Encoding($false)
-        $writer = New-Object System.IO.StreamWriter($pipe, $utf8)
-        $writer.AutoFlush = $true
-        $writer.NewLine = "`n"
+        $writer = New-Object System.IO.StreamWriter($pipe, $utf8) -Property @{ AutoFlush = $true; NewLine = "`n" }
         $script:Sidecar = @{ Process = $process; Pipe = $pipe; Writer = $writer; Reader = (New-Object System.IO.StreamReader($pipe, $utf8)); NextId = 0; Log = $log }
         $init = [ordered]@{ protocolVersion = 1; clientName = 'PhotoBulk'; clientVersion = '0.1.0' }
         $null = Invoke-PhotoBulkRpc -Method 'initialize' -Params $init
@@ -100,6 +90,23 @@ function ConvertTo-PhotoBulkConnect {
     $connect
 }
 
+function ConvertTo-PhotoBulkGraphConnect {
+    # graph.connect params; the client secret or the token goes only into the pipe.
+    param([string]$TenantId, [pscredential]$ClientCredential, [string]$CertificatePath, [securestring]$AccessToken, [string]$Environment, [string]$GraphUrl, [string]$BackupPath)
+    $connect = [ordered]@{ cloud = $Environment.ToLowerInvariant() }
+    if ($AccessToken) { $connect.accessToken = (New-Object System.Net.NetworkCredential('', $AccessToken)).Password }
+    elseif ($TenantId -and $ClientCredential) {
+        $connect.tenant = $TenantId
+        $connect.clientId = $ClientCredential.UserName
+        if ($CertificatePath) { $connect.certificateFile = (Resolve-Path -LiteralPath $CertificatePath).ProviderPath }
+        else { $connect.clientSecret = $ClientCredential.GetNetworkCredential().Password }
+    }
+    else { throw 'Target ExchangeOnline needs -AccessToken, or -TenantId with -ClientCredential (client id and secret, or with -CertificatePath)' }
+    if ($GraphUrl) { $connect.graphUrl = $GraphUrl }
+    if ($BackupPath) { $connect.backupDir = Join-Path $BackupPath 'graph' }
+    $connect
+}
+
 function Write-PhotoBulkItemError {
     # One non-terminating error per failed user, with a category and the result as TargetObject.
     param($ItemError, $Target)
@@ -107,6 +114,7 @@ function Write-PhotoBulkItemError {
         user_not_found = 'ObjectNotFound'; ambiguous_user = 'InvalidResult'; access_denied = 'PermissionDenied'
         invalid_credentials = 'AuthenticationError'; image_invalid = 'InvalidData'; duplicate = 'InvalidArgument'
         no_account = 'InvalidArgument'; unavailable = 'ResourceUnavailable'; photo_too_large = 'LimitsExceeded'
+        no_mailbox = 'ObjectNotFound'; graph_auth = 'AuthenticationError'; photo_rejected = 'InvalidData'
     }
     $category = 'WriteError'
     if ($categories.ContainsKey([string]$ItemError.kind)) { $category = $categories[[string]$ItemError.kind] }

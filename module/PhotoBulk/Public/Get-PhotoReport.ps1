@@ -6,12 +6,16 @@ function Get-PhotoReport {
     One PhotoBulk.ReportRow per user, with flags: Over10KB (Exchange Online will not take it from AD), NotSquare,
     Under96px, NotJpeg, HasGps (EXIF location data stored in the directory), Unreadable. Without -Identity every
     user under -SearchBase is reported (paged; no 1000-user limit). -AsCsv writes CSV text instead of objects.
+    .PARAMETER HtmlPath
+    Also write a self-contained HTML contact sheet there: every user's photo inline, flags highlighted, counts on top.
     .PARAMETER Identity
     Users to report on (binds SamAccountName / UserPrincipalName from Get-ADUser or a CSV). All users when absent.
     .EXAMPLE
     Get-PhotoReport -Server dc1.corp.example -Credential $cred | Where-Object Over10KB
     .EXAMPLE
     Get-ADUser -Filter * -SearchBase 'OU=Sales,DC=corp,DC=example' | Get-PhotoReport -Server dc1 -Credential $cred -AsCsv | Set-Content sales-photos.csv
+    .EXAMPLE
+    Get-PhotoReport -Server dc1 -Credential $cred -SearchBase 'OU=Staff,DC=corp,DC=example' -HtmlPath .\staff-photos.html | Out-Null
     .EXAMPLE
     Get-PhotoReport -Server dc1 -Credential $cred -OnlyWithPhoto | Sort-Object Bytes -Descending | Select-Object -First 20
     #>
@@ -21,8 +25,7 @@ function Get-PhotoReport {
         [Parameter(Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
         [Alias('SamAccountName', 'UserPrincipalName')]
         [string[]]$Identity,
-        [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')]
-        [string]$MatchBy = 'SamAccountName',
+        [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
         [Parameter(Mandatory = $true)]
         [string]$Server,
         [string]$SearchBase,
@@ -31,6 +34,7 @@ function Get-PhotoReport {
         $Credential = [System.Management.Automation.PSCredential]::Empty,
         [string]$CaFile,
         [switch]$OnlyWithPhoto,
+        [string]$HtmlPath,
         [switch]$AsCsv
     )
     begin { $identities = New-Object System.Collections.Generic.List[string] }
@@ -40,6 +44,7 @@ function Get-PhotoReport {
         $null = Invoke-PhotoBulkRpc -Method 'directory.connect' -Params $connect
         $params = [ordered]@{ identities = $identities.ToArray(); matchBy = $MatchBy.ToLowerInvariant(); onlyWithPhoto = [bool]$OnlyWithPhoto }
         if ($SearchBase) { $params.searchBase = $SearchBase }
+        if ($HtmlPath) { $params.htmlPath = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($HtmlPath) }
         $onNotification = {
             param($method, $note)
             if ($method -ne 'report/row') { return }

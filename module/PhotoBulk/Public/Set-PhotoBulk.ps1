@@ -1,32 +1,45 @@
 function Set-PhotoBulk {
     <#
     .SYNOPSIS
-    Puts contact photos into AD thumbnailPhoto and/or the Exchange on-premises HD photo, in bulk, with backups.
+    Puts contact photos into AD thumbnailPhoto, the Exchange on-premises HD photo and/or Exchange Online, in bulk, with backups.
     .DESCRIPTION
-    Each image is converted by the photobulk sidecar (EXIF orientation applied, square crop, 96x96 JPEG of at most
-    10,240 bytes for AD so Entra Connect passes it on; 648x648 for Exchange), the user's current AD photo is backed
-    up, then replaced. A user whose AD photo already has exactly these bytes is left alone (Unchanged) unless -Force.
-    Without -Identity, a file's name says whose photo it is: the account up to the first space ('John.Smith 2024.jpg').
-    -WhatIf shows the plan; -Confirm asks per user. One PhotoBulk.Result per input; failures are non-terminating
-    errors (ErrorId PhotoBulk.<kind>) and the batch goes on. For ExchangeOnPrem the session's own Set-UserPhoto is
-    called with the prepared 648x648 JPEG. The credential travels only through the sidecar's pipe.
+    The photobulk sidecar converts each image (EXIF orientation, square crop; 96x96 <= 10,240 bytes for AD so Entra Connect
+    passes it on; 648x648 for Exchange) and backs up the current photo before replacing it. A user whose photo already has
+    these bytes (AD: read back; Exchange: the journal) is Unchanged unless -Force. Without -Identity the file name up to the
+    first space names the account ('John.Smith 2024.jpg'). -WhatIf shows the plan; -Confirm asks per user. One PhotoBulk.Result
+    per input and target; failures are non-terminating errors (ErrorId PhotoBulk.<kind>). ExchangeOnPrem calls this session's
+    Set-UserPhoto; ExchangeOnline uploads through Microsoft Graph. Secrets and tokens travel only through the sidecar's pipe.
     .PARAMETER Path
     Image files or folders of images. Binds FullName from Get-ChildItem and Path from Import-Csv.
     .PARAMETER Identity
-    The user (sAMAccountName by default, see -MatchBy). Binds SamAccountName / UserPrincipalName from Get-ADUser or a CSV.
+    The user (sAMAccountName by default, see -MatchBy; for ExchangeOnline a UPN, mail, alias or object id).
     .PARAMETER Target
-    ActiveDirectory (thumbnailPhoto, written by the sidecar) and/or ExchangeOnPrem (Set-UserPhoto in this session).
-    .PARAMETER Force
-    Write even when the stored photo is unchanged, and do not ask for confirmation.
+    ActiveDirectory (thumbnailPhoto), ExchangeOnPrem (Set-UserPhoto in this session), ExchangeOnline (Microsoft Graph).
+    .PARAMETER BackupPath
+    Backups of replaced photos (cloud photos under BackupPath\graph) and the run journal (journal.jsonl).
+    .PARAMETER TenantId
+    ExchangeOnline: the tenant id or domain, with -ClientCredential.
+    .PARAMETER ClientCredential
+    ExchangeOnline: user name = the app's client id, password = its client secret (needs ProfilePhoto.ReadWrite.All).
+    .PARAMETER CertificatePath
+    ExchangeOnline: a PEM file with the app's certificate and RSA key, used instead of the client secret.
+    .PARAMETER AccessToken
+    ExchangeOnline: a Graph access token you already have (it cannot be refreshed: long runs need app credentials).
+    .PARAMETER GraphEnvironment
+    ExchangeOnline: Global (default), USGov, USGovDoD or China. -GraphUrl overrides the Graph root (tests, proxies).
     .PARAMETER ThrottleLimit
-    Photos converted at once (0: one per core). Sent to the sidecar; the current sidecar converts one at a time.
+    Photos converted at once (0: one per core).
     .EXAMPLE
     Get-ChildItem \\files\hr\photos -Filter *.jpg | Set-PhotoBulk -Server dc1.corp.example -Credential (Get-Credential) -BackupPath D:\PhotoBackups
     .EXAMPLE
     Import-Csv photos.csv | Set-PhotoBulk -Server dc1 -Credential $cred -WhatIf
     CSV columns Identity,Path. Prints what would be written, writes nothing.
     .EXAMPLE
-    Get-ADUser -Filter "Department -eq 'Sales'" | ForEach-Object { [pscustomobject]@{ SamAccountName = $_.SamAccountName; Path = "P:\$($_.SamAccountName).jpg" } } | Set-PhotoBulk -Server dc1 -Credential $cred -Target ActiveDirectory, ExchangeOnPrem -Crop Top
+    Set-PhotoBulk -Path P:\photos -Target ExchangeOnline -TenantId contoso.onmicrosoft.com -ClientCredential (Get-Credential -UserName $appId -Message 'client secret') -BackupPath D:\PhotoBackups
+    .EXAMPLE
+    Set-PhotoBulk -Path P:\photos -Target ExchangeOnline -AccessToken (Get-AzAccessToken -ResourceTypeName MSGraph -AsSecureString).Token -BackupPath D:\PhotoBackups
+    .EXAMPLE
+    Get-ChildItem P:\photos | Set-PhotoBulk -Target ActiveDirectory, ExchangeOnPrem -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups -Crop Top
     #>
     [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
     [OutputType('PhotoBulk.Result')]
@@ -37,22 +50,24 @@ function Set-PhotoBulk {
         [Parameter(ValueFromPipelineByPropertyName = $true)]
         [Alias('SamAccountName', 'UserPrincipalName')]
         [string]$Identity,
-        [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')]
-        [string]$MatchBy = 'SamAccountName',
-        [ValidateSet('ActiveDirectory', 'ExchangeOnPrem')]
-        [string[]]$Target = @('ActiveDirectory'),
+        [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
+        [ValidateSet('ActiveDirectory', 'ExchangeOnPrem', 'ExchangeOnline')][string[]]$Target = @('ActiveDirectory'),
         [string]$Server,
         [string]$SearchBase,
         [System.Management.Automation.PSCredential]
         [System.Management.Automation.Credential()]
         $Credential = [System.Management.Automation.PSCredential]::Empty,
         [string]$CaFile,
-        [ValidateSet('Center', 'Top', 'Pad')]
-        [string]$Crop = 'Center',
+        [string]$TenantId,
+        [pscredential]$ClientCredential,
+        [string]$CertificatePath,
+        [securestring]$AccessToken,
+        [ValidateSet('Global', 'USGov', 'USGovDoD', 'China')][string]$GraphEnvironment = 'Global',
+        [string]$GraphUrl,
+        [ValidateSet('Center', 'Top', 'Pad')][string]$Crop = 'Center',
         [string]$BackupPath,
         [switch]$Force,
-        [ValidateRange(0, 64)]
-        [int]$ThrottleLimit = 0
+        [ValidateRange(0, 64)][int]$ThrottleLimit = 0
     )
     begin {
         $inputs = New-Object System.Collections.Generic.List[object]
@@ -75,21 +90,26 @@ function Set-PhotoBulk {
             $connect = ConvertTo-PhotoBulkConnect -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
             $null = Invoke-PhotoBulkRpc -Method 'directory.connect' -Params $connect
         }
+        if ($Target -contains 'ExchangeOnline') {
+            $graph = ConvertTo-PhotoBulkGraphConnect -TenantId $TenantId -ClientCredential $ClientCredential -CertificatePath $CertificatePath -AccessToken $AccessToken -Environment $GraphEnvironment -GraphUrl $GraphUrl -BackupPath $BackupPath
+            $null = Invoke-PhotoBulkRpc -Method 'graph.connect' -Params $graph
+        }
         $params = [ordered]@{
             items = $inputs.ToArray(); matchBy = $MatchBy.ToLowerInvariant(); targets = @($Target)
             crop = $Crop.ToLowerInvariant(); force = [bool]$Force; throttleLimit = $ThrottleLimit
         }
+        if ($BackupPath) { $params.journal = Join-Path $BackupPath 'journal.jsonl' }
         $textInfo = [System.Globalization.CultureInfo]::InvariantCulture.TextInfo
         $newResult = {
             param($item)
             [PSCustomObject]@{
-                PSTypeName = 'PhotoBulk.Result'; Identity = $item.identity; Status = $textInfo.ToTitleCase([string]$item.status)
-                Path = $item.path; DistinguishedName = $item.dn; Bytes = $item.adBytes; BackupId = $item.backupId
-                HdPath = $item.hdPath; Error = $(if ($item.error) { $item.error.message } else { $null })
+                PSTypeName = 'PhotoBulk.Result'; Identity = $item.identity; Target = $item.target; Status = $textInfo.ToTitleCase([string]$item.status)
+                Path = $item.path; DistinguishedName = $item.dn; UserPrincipalName = $item.userPrincipalName; Bytes = $item.adBytes
+                BackupId = $item.backupId; HdPath = $item.hdPath; Error = $(if ($item.error) { $item.error.message } else { $null })
             }
         }
         $plan = Invoke-PhotoBulkRpc -Method 'bulk.plan' -Params $params
-        $approved = New-Object System.Collections.Generic.List[object]
+        $approved = [ordered]@{}
         foreach ($item in @($plan.items)) {
             if ($item.status -ne 'ready') {
                 $result = & $newResult $item
@@ -99,12 +119,13 @@ function Set-PhotoBulk {
             }
             $who = $item.identity
             if ($item.dn) { $who = $item.dn }
-            if ($PSCmdlet.ShouldProcess($who, "Set photo from '$($item.path)' ($($Target -join ', '))")) {
-                $approved.Add([ordered]@{ path = $item.path; identity = $item.identity })
+            if (-not $approved.Contains($item.path) -and $PSCmdlet.ShouldProcess($who, "Set photo from '$($item.path)' ($($Target -join ', '))")) {
+                $approved[$item.path] = [ordered]@{ path = $item.path; identity = $item.identity }
             }
         }
         if ($approved.Count -eq 0) { return }
-        $params.items = $approved.ToArray()
+        $params.items = @($approved.Values)
+        $recorded = New-Object System.Collections.Generic.List[object]
         $onNotification = {
             param($method, $note)
             if ($method -eq 'bulk/progress') {
@@ -114,7 +135,8 @@ function Set-PhotoBulk {
             elseif ($method -eq 'bulk/item') {
                 $item = $note.item
                 $result = & $newResult $item
-                if ($exchange -and $item.hdPath -and -not $item.error) {
+                if ($item.target -eq 'ExchangeOnPrem' -and $item.status -eq 'ready') {
+                    $outcome = [ordered]@{ identity = $item.identity; hdSha256 = $item.hdSha256; status = 'written' }
                     try {
                         Set-UserPhoto -Identity $item.identity -PictureData ([System.IO.File]::ReadAllBytes($item.hdPath)) -Confirm:$false -ErrorAction Stop
                         $result.Status = 'Written'
@@ -122,8 +144,11 @@ function Set-PhotoBulk {
                     catch {
                         $result.Status = 'Failed'
                         $result.Error = "Set-UserPhoto: $($_.Exception.Message)"
+                        $outcome.status = 'failed'
+                        $outcome.message = $result.Error
                         Write-Error -Message $result.Error -Category WriteError -ErrorId 'PhotoBulk.exchange' -TargetObject $result
                     }
+                    $recorded.Add($outcome)
                 }
                 elseif ($item.error) {
                     Write-PhotoBulkItemError -ItemError $item.error -Target $result
@@ -136,6 +161,9 @@ function Set-PhotoBulk {
             if ($_.PSObject.TypeNames -contains 'PhotoBulk.Result') { $_ } else { $summary = $_ }
         }
         Write-Progress -Activity 'PhotoBulk' -Completed
+        if ($exchange -and $summary) {
+            $null = Invoke-PhotoBulkRpc -Method 'bulk.record' -Params ([ordered]@{ journal = $summary.journal; items = $recorded.ToArray(); end = $true })
+        }
         if ($summary) { Write-Verbose "journal: $($summary.journal)" }
     }
 }

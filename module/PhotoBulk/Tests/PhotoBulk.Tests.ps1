@@ -64,7 +64,16 @@ Describe 'Help and parameters' {
         $cmd.Parameters['Identity'].Aliases | Should -Contain 'SamAccountName'
         $cmd.Parameters['Identity'].Aliases | Should -Contain 'UserPrincipalName'
         $cmd.Parameters['Credential'].ParameterType | Should -Be ([pscredential])
-        $cmd.Parameters['Target'].Attributes.ValidValues | Should -Be @('ActiveDirectory', 'ExchangeOnPrem')
+        $cmd.Parameters['Target'].Attributes.ValidValues | Should -Be @('ActiveDirectory', 'ExchangeOnPrem', 'ExchangeOnline')
+        $cmd.Parameters['AccessToken'].ParameterType | Should -Be ([securestring])
+        $cmd.Parameters['ClientCredential'].ParameterType | Should -Be ([pscredential])
+    }
+    It 'documents every new parameter' -ForEach @(
+        @{ Command = 'Set-PhotoBulk'; Parameter = 'TenantId' }, @{ Command = 'Set-PhotoBulk'; Parameter = 'ClientCredential' }
+        @{ Command = 'Set-PhotoBulk'; Parameter = 'CertificatePath' }, @{ Command = 'Set-PhotoBulk'; Parameter = 'AccessToken' }
+        @{ Command = 'Set-PhotoBulk'; Parameter = 'GraphEnvironment' }, @{ Command = 'Get-PhotoReport'; Parameter = 'HtmlPath' }
+    ) {
+        (Get-Help $Command -Parameter $Parameter).Description | Should -Not -BeNullOrEmpty
     }
 }
 
@@ -75,6 +84,7 @@ Describe 'Requests the module sends (tests/sidecar/fixtures/module)' {
             PB_SAMBA_URL = 'ldaps://127.0.0.1:636'; PB_SAMBA_BIND = 'CN=Administrator,CN=Users,DC=photobulk,DC=test'
             PB_SAMBA_PASSWORD = 'Pb7-secret'; PB_SAMBA_CA = (Join-Path $TestDrive 'ca.pem')
             PHOTO_DIR = (Join-Path $TestDrive 'photos'); BACKUP_DIR = (Join-Path $TestDrive 'backups')
+            GRAPH_URL = 'http://127.0.0.1:9/v1.0'; GRAPH_TOKEN = 'eyJ0eXAi.test.token'
         }
         Set-Content -LiteralPath $script:Vars.PB_SAMBA_CA -Value 'ca'
         $script:Cred = New-Object pscredential($script:Vars.PB_SAMBA_BIND, (ConvertTo-SecureString $script:Vars.PB_SAMBA_PASSWORD -AsPlainText -Force))
@@ -88,7 +98,15 @@ Describe 'Requests the module sends (tests/sidecar/fixtures/module)' {
                 }
                 return [pscustomobject]@{ items = @($items) }
             }
-            if ($Method -eq 'bulk.run') { return [pscustomobject]@{ summary = @{}; journal = 'j' } }
+            if ($Method -eq 'bulk.run') {
+                foreach ($i in $Params.items) {
+                    if ($Params.targets -contains 'ExchangeOnPrem') {
+                        $item = [pscustomobject]@{ path = $i.path; identity = $i.identity; target = 'ExchangeOnPrem'; status = 'ready'; hdPath = $i.path; hdSha256 = '${HD_SHA256}' }
+                        & $OnNotification 'bulk/item' ([pscustomobject]@{ requestId = 1; item = $item })
+                    }
+                }
+                return [pscustomobject]@{ summary = @{}; journal = (Join-Path $script:Vars.BACKUP_DIR 'journal.jsonl') }
+            }
             [pscustomobject]@{}
         }
     }
@@ -119,6 +137,44 @@ Describe 'Requests the module sends (tests/sidecar/fixtures/module)' {
         for ($i = 0; $i -lt $want.Count; $i++) {
             ConvertTo-Canonical $script:Sent[$i].params | Should -Be (ConvertTo-Canonical $want[$i].params)
         }
+    }
+    It 'Set-PhotoBulk -Target ExchangeOnline with a token sends 4-set-photobulk-exchange-online.json' {
+        $f = Get-Fixture '4-set-photobulk-exchange-online.json' $script:Vars
+        $paths = @((Join-Path $script:Vars.PHOTO_DIR 'seed.00001.jpg'), (Join-Path $script:Vars.PHOTO_DIR 'seed.00002 cloud.jpg'))
+        $token = ConvertTo-SecureString $script:Vars.GRAPH_TOKEN -AsPlainText -Force
+        Set-PhotoBulk -Path $paths -Target ExchangeOnline -AccessToken $token -GraphUrl $script:Vars.GRAPH_URL -BackupPath $script:Vars.BACKUP_DIR -Confirm:$false
+        $want = @($f.requests | Where-Object { $_.method -notin @('initialize', 'shutdown') })
+        $script:Sent.Count | Should -Be $want.Count
+        for ($i = 0; $i -lt $want.Count; $i++) {
+            ConvertTo-Canonical $script:Sent[$i].params | Should -Be (ConvertTo-Canonical $want[$i].params)
+        }
+    }
+    It 'Set-PhotoBulk -Target ExchangeOnPrem calls Set-UserPhoto and sends 5-set-photobulk-exchange-onprem.json' {
+        $photo = Join-Path $script:Vars.PHOTO_DIR 'sidecar.00001.jpg'
+        $null = New-Item -ItemType Directory -Force -Path $script:Vars.PHOTO_DIR
+        Set-Content -LiteralPath $photo -Value 'jpeg'
+        function global:Set-UserPhoto {
+            [CmdletBinding(SupportsShouldProcess = $true)]
+            param($Identity, [byte[]]$PictureData)
+            Write-Verbose "Set-UserPhoto $Identity ($($PictureData.Length) bytes)"
+        }
+        try {
+            $f = Get-Fixture '5-set-photobulk-exchange-onprem.json' $script:Vars
+            $results = @(Set-PhotoBulk -Path $photo -Target ExchangeOnPrem -BackupPath $script:Vars.BACKUP_DIR -Confirm:$false)
+            $results[0].Status | Should -Be 'Written'
+            $results[0].Target | Should -Be 'ExchangeOnPrem'
+            $want = @($f.requests | Where-Object { $_.method -notin @('initialize', 'shutdown') })
+            $script:Sent.Count | Should -Be $want.Count
+            for ($i = 0; $i -lt $want.Count; $i++) {
+                $script:Sent[$i].method | Should -Be $want[$i].method
+                ConvertTo-Canonical $script:Sent[$i].params | Should -Be (ConvertTo-Canonical $want[$i].params)
+            }
+        }
+        finally { Remove-Item -Path Function:\Set-UserPhoto -ErrorAction SilentlyContinue }
+    }
+    It 'Get-PhotoReport -HtmlPath asks for the contact sheet' {
+        Get-PhotoReport -Server 'dc1' -Credential $script:Cred -HtmlPath (Join-Path $TestDrive 'sheet.html')
+        ($script:Sent | Where-Object method -eq 'report.run').params.htmlPath | Should -Be (Join-Path $TestDrive 'sheet.html')
     }
     It '-WhatIf plans but never runs' {
         Set-PhotoBulk -Path (Join-Path $TestDrive 'a.jpg') -Server 'dc1' -Credential $script:Cred -WhatIf
