@@ -13,16 +13,31 @@ use photobulk_engine::environment::{
 
 use crate::{ad, graph};
 
+/// Both sides' connection options: `photobulk ad`'s for LDAP, `photobulk graph`'s for Graph,
+/// whose CA file is `--graph-ca-file` here (LDAP has `--ca-file`). Also used by
+/// `sync-hd-to-ad`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct BothSides {
+    #[command(flatten)]
+    pub(crate) ad: ad::ConnArgs,
+    #[command(flatten)]
+    pub(crate) graph: graph::GraphConnArgs,
+    /// Trust this PEM CA bundle for Graph instead of the system roots
+    #[arg(long, value_name = "PATH")]
+    pub(crate) graph_ca_file: Option<PathBuf>,
+}
+
+impl BothSides {
+    pub(crate) fn graph_client(&self) -> anyhow::Result<photobulk_graph::GraphClient> {
+        graph::connect(&self.graph, self.graph_ca_file.as_deref())
+    }
+}
+
 /// Detect on-premises, cloud or hybrid.
 #[derive(clap::Args, Debug)]
 pub struct EnvArgs {
     #[command(flatten)]
-    ad: ad::ConnArgs,
-    #[command(flatten)]
-    graph: graph::GraphConnArgs,
-    /// Trust this PEM CA bundle for Graph instead of the system roots
-    #[arg(long, value_name = "PATH")]
-    graph_ca_file: Option<PathBuf>,
+    conn: BothSides,
     /// Seconds allowed for each side's probe
     #[arg(long, default_value_t = 10, value_name = "SECONDS")]
     probe_timeout: u64,
@@ -31,16 +46,16 @@ pub struct EnvArgs {
 pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
     let limit = Duration::from_secs(args.probe_timeout.max(1));
     let on_premises = async {
-        match &args.ad.server {
-            Some(url) => probe_directory_with(url, ad::connect(&args.ad), limit).await,
+        match &args.conn.ad.server {
+            Some(url) => probe_directory_with(url, ad::connect(&args.conn.ad), limit).await,
             None => SideProbe::not_configured("LDAP"),
         }
     };
     let cloud = async {
-        if !args.graph.configured() {
+        if !args.conn.graph.configured() {
             return SideProbe::not_configured("Graph");
         }
-        match graph::connect(&args.graph, args.graph_ca_file.as_deref()) {
+        match args.conn.graph_client() {
             Ok(g) => probe_graph(&g, limit).await,
             Err(e) => SideProbe {
                 configured: true,
@@ -55,7 +70,7 @@ pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
     };
     let (on_premises, cloud) = tokio::join!(on_premises, cloud);
     let report = EnvironmentReport::from_probes(on_premises, cloud);
-    if args.ad.json {
+    if args.conn.ad.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         let verdict = match report.environment {

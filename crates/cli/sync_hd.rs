@@ -17,18 +17,14 @@ use photobulk_engine::sync_hd::{
 use photobulk_engine::Cancel;
 use photobulk_imaging::Crop;
 
-use crate::{ad, graph, CropArg};
+use crate::env::BothSides;
+use crate::{ad, CropArg};
 
 /// Put each user's cloud HD photo into AD thumbnailPhoto (96x96, <= 10 KB).
 #[derive(clap::Args, Debug)]
 pub struct SyncHdArgs {
     #[command(flatten)]
-    ad: ad::ConnArgs,
-    #[command(flatten)]
-    graph: graph::GraphConnArgs,
-    /// Trust this PEM CA bundle for Graph instead of the system roots
-    #[arg(long, value_name = "PATH")]
-    graph_ca_file: Option<PathBuf>,
+    conn: BothSides,
     /// Only these users (repeatable), found by --by; default: every user under --base
     #[arg(long = "user", value_name = "NAME")]
     users: Vec<String>,
@@ -69,9 +65,9 @@ enum MatchArg {
 }
 
 pub async fn run(args: SyncHdArgs) -> anyhow::Result<ExitCode> {
-    let json = args.ad.json;
-    let graph = graph::connect(&args.graph, args.graph_ca_file.as_deref())?;
-    let dir = ad::connect(&args.ad).await?;
+    let json = args.conn.ad.json;
+    let graph = args.conn.graph_client()?;
+    let dir = ad::connect(&args.conn.ad).await?;
 
     let mut values = args.users.clone();
     if let Some(p) = &args.users_file {
@@ -86,16 +82,17 @@ pub async fn run(args: SyncHdArgs) -> anyhow::Result<ExitCode> {
     }
     let scope = if values.is_empty() && args.users_file.is_none() {
         SyncScope::Under {
-            base: args.ad.base.clone(),
+            base: args.conn.ad.base.clone(),
         }
     } else {
         SyncScope::Identities {
-            by: Lookup::parse(&args.ad.by)?,
+            by: Lookup::parse(&args.conn.ad.by)?,
             values,
         }
     };
 
     let backup_dir = args
+        .conn
         .ad
         .backup_dir
         .clone()

@@ -153,6 +153,24 @@ pub struct SyncItem {
     pub error: Option<SyncError>,
 }
 
+impl SyncItem {
+    /// An item with nothing decided yet (status `failed` until it is).
+    fn new(identity: String, dn: Option<String>) -> Self {
+        SyncItem {
+            identity,
+            dn,
+            cloud_user: None,
+            status: SyncStatus::Failed,
+            source_sha256: None,
+            source_bytes: None,
+            written_sha256: None,
+            written_bytes: None,
+            backup_id: None,
+            error: None,
+        }
+    }
+}
+
 /// Counts by status.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncSummary {
@@ -304,7 +322,7 @@ pub async fn sync_hd_to_ad(
                 .map(|v| async move {
                     dir.find_user(by, v, true)
                         .await
-                        .map_err(|e| failed_item(v.clone(), None, None, "directory", e.to_string()))
+                        .map_err(|e| failed_item(v.clone(), "directory", e.to_string()))
                 })
                 .buffered(opts.workers.max(1))
                 .collect::<Vec<_>>()
@@ -363,28 +381,27 @@ pub async fn sync_hd_to_ad(
     Ok(report)
 }
 
-fn failed_item(
-    identity: String,
-    dn: Option<String>,
-    cloud_user: Option<String>,
-    kind: &str,
-    message: String,
-) -> SyncItem {
+fn failed_item(identity: String, kind: &str, message: String) -> SyncItem {
     SyncItem {
-        identity,
-        dn,
-        cloud_user,
-        status: SyncStatus::Failed,
-        source_sha256: None,
-        source_bytes: None,
-        written_sha256: None,
-        written_bytes: None,
-        backup_id: None,
         error: Some(SyncError {
             kind: kind.to_string(),
             message,
         }),
+        ..SyncItem::new(identity, None)
     }
+}
+
+/// A user's outcome other than success: its status and why.
+type Outcome = (SyncStatus, SyncError);
+
+fn outcome(status: SyncStatus, kind: &str, message: String) -> Outcome {
+    (
+        status,
+        SyncError {
+            kind: kind.to_string(),
+            message,
+        },
+    )
 }
 
 struct Ctx<'a> {
@@ -397,14 +414,12 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The cloud key for `user` (a UPN, or an object id found in the index).
-    fn cloud_key(&self, user: &AdUser) -> Result<(String, String), (SyncStatus, SyncError)> {
+    fn cloud_key(&self, user: &AdUser) -> Result<(String, String), Outcome> {
         let not_in_cloud = |what: &str| {
-            (
+            outcome(
                 SyncStatus::NotInCloud,
-                SyncError {
-                    kind: "not_in_cloud".into(),
-                    message: format!("the AD user has no {what} to find it in the tenant by"),
-                },
+                "not_in_cloud",
+                format!("the AD user has no {what} to find it in the tenant by"),
             )
         };
         let (ad_value, what) = match self.opts.match_by {
@@ -426,19 +441,13 @@ impl Ctx<'_> {
                 };
                 match found {
                     Ok(u) => Ok((u.id.clone(), u.user_principal_name.clone())),
-                    Err(e @ GraphError::Ambiguous { .. }) => Err((
-                        SyncStatus::Failed,
-                        SyncError {
-                            kind: "ambiguous".into(),
-                            message: e.to_string(),
-                        },
-                    )),
-                    Err(e) => Err((
+                    Err(e @ GraphError::Ambiguous { .. }) => {
+                        Err(outcome(SyncStatus::Failed, "ambiguous", e.to_string()))
+                    }
+                    Err(e) => Err(outcome(
                         SyncStatus::NotInCloud,
-                        SyncError {
-                            kind: "not_in_cloud".into(),
-                            message: e.to_string(),
-                        },
+                        "not_in_cloud",
+                        e.to_string(),
                     )),
                 }
             }
@@ -450,18 +459,7 @@ impl Ctx<'_> {
             .sam_account_name
             .clone()
             .unwrap_or_else(|| user.dn.clone());
-        let mut item = SyncItem {
-            identity,
-            dn: Some(user.dn.clone()),
-            cloud_user: None,
-            status: SyncStatus::Failed,
-            source_sha256: None,
-            source_bytes: None,
-            written_sha256: None,
-            written_bytes: None,
-            backup_id: None,
-            error: None,
-        };
+        let mut item = SyncItem::new(identity, Some(user.dn.clone()));
         match self.run(&user, &mut item).await {
             Ok(status) => item.status = status,
             Err((status, error)) => {
@@ -472,41 +470,21 @@ impl Ctx<'_> {
         item
     }
 
-    async fn run(
-        &self,
-        user: &AdUser,
-        item: &mut SyncItem,
-    ) -> Result<SyncStatus, (SyncStatus, SyncError)> {
-        let fail = |kind: &str, message: String| {
-            (
-                SyncStatus::Failed,
-                SyncError {
-                    kind: kind.into(),
-                    message,
-                },
-            )
-        };
+    async fn run(&self, user: &AdUser, item: &mut SyncItem) -> Result<SyncStatus, Outcome> {
+        let fail = |kind: &str, message: String| outcome(SyncStatus::Failed, kind, message);
         let (key, upn) = self.cloud_key(user)?;
         item.cloud_user = Some(upn);
         let cloud = match self.graph.get_photo(&key).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return Ok(SyncStatus::NoCloudPhoto),
             Err(e @ GraphError::NoMailbox { .. }) => {
-                return Err((
-                    SyncStatus::NoMailbox,
-                    SyncError {
-                        kind: e.kind().into(),
-                        message: e.to_string(),
-                    },
-                ))
+                return Err(outcome(SyncStatus::NoMailbox, e.kind(), e.to_string()))
             }
             Err(e @ GraphError::UserNotFound(_)) => {
-                return Err((
+                return Err(outcome(
                     SyncStatus::NotInCloud,
-                    SyncError {
-                        kind: "not_in_cloud".into(),
-                        message: e.to_string(),
-                    },
+                    "not_in_cloud",
+                    e.to_string(),
                 ))
             }
             Err(e) => return Err(fail(&format!("graph_{}", e.kind()), e.to_string())),
