@@ -16,7 +16,11 @@
 //! ([`inputs`]), a durable journal for resume and "unchanged" ([`journal`]), backups through
 //! `photobulk_directory::BackupStore`, and restore of a whole run. With no directory, the
 //! offline import ([`offline`]) writes the JPEGs, the manifest and an LDIF ([`ldif`]) instead.
-//! LDAP itself is `photobulk_directory`'s job; this crate knows nothing of Graph or JSON-RPC.
+//! Two jobs span both directories: [`sync_hd`] reads a user's cloud HD photo through
+//! `photobulk_graph` and writes its 96x96 version to AD, and [`environment`] probes LDAP and
+//! Graph to say whether a tenant is on-premises, cloud-only or hybrid. LDAP itself is
+//! `photobulk_directory`'s job and HTTP `photobulk_graph`'s; this crate knows nothing of
+//! JSON-RPC.
 
 pub mod convert;
 pub mod environment;
