@@ -35,7 +35,13 @@ fn main() {
                     c.source.orientation,
                     c.outputs
                         .iter()
-                        .map(|o| format!("{} {}B q{}", o.target, o.bytes, o.quality))
+                        .map(|o| format!(
+                            "{} {}B q{} sha256:{}",
+                            o.target,
+                            o.bytes,
+                            o.quality,
+                            &o.sha256[..16]
+                        ))
                         .collect::<Vec<_>>()
                         .join(", "),
                     c.warnings

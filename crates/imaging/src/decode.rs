@@ -17,8 +17,19 @@ pub(crate) struct Geometry {
     pub orientation: u8,
 }
 
+/// What the caller's `plan` answers once it has seen the header's [`Geometry`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Plan {
+    /// JPEG DCT scale denominator: 1, 2, 4 or 8.
+    pub denom: u32,
+    /// Stored rows (full resolution, from the top) that the crops need, filter reach
+    /// included; a JPEG decoder stops after them. `u32::MAX` for all.
+    pub rows: u32,
+}
+
 /// Decoded pixels: RGB8, `pix_width` x `pix_height` (smaller than `geometry` when
-/// DCT-scaled), still in the orientation `geometry.orientation` describes.
+/// DCT-scaled), still in the orientation `geometry.orientation` describes. Only the
+/// first `rows` rows are present (a JPEG decode stops after the rows the crop needs).
 #[derive(Debug)]
 pub(crate) struct Decoded {
     pub info: SourceInfo,
@@ -26,6 +37,7 @@ pub(crate) struct Decoded {
     pub rgb: Vec<u8>,
     pub pix_width: u32,
     pub pix_height: u32,
+    pub rows: u32,
     /// Non-fatal notes from decoding (an unusable ICC profile).
     pub warnings: Vec<Warning>,
 }
@@ -115,7 +127,7 @@ pub(crate) fn decode(
     input: &[u8],
     limits: &Limits,
     background: [u8; 3],
-    plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+    plan: &mut dyn FnMut(&Geometry) -> Result<Plan, ImagingError>,
 ) -> Result<Decoded, ImagingError> {
     check_input_len(input, limits)?;
     match sniff(input)? {
@@ -173,7 +185,7 @@ fn decode_other(
     name: &'static str,
     limits: &Limits,
     background: [u8; 3],
-    plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+    plan: &mut dyn FnMut(&Geometry) -> Result<Plan, ImagingError>,
 ) -> Result<Decoded, ImagingError> {
     // BMP and WebP decoders refuse huge sizes while reading the header, as a decode
     // error: read the declared size first, so a bomb is reported as one.
@@ -220,6 +232,7 @@ fn decode_other(
         rgb,
         pix_width: width,
         pix_height: height,
+        rows: height,
         warnings: icc.warnings,
     })
 }
@@ -459,7 +472,7 @@ mod jpeg {
     pub(super) fn decode(
         input: &[u8],
         limits: &Limits,
-        plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+        plan: &mut dyn FnMut(&Geometry) -> Result<Plan, ImagingError>,
     ) -> Result<Decoded, ImagingError> {
         let (sof_w, sof_h) = scan(input)?;
         check_dims(sof_w, sof_h, limits)?;
@@ -477,7 +490,7 @@ mod jpeg {
                 height: h.height,
                 orientation: h.orientation,
             };
-            let denom = plan(&geometry)?;
+            let Plan { denom, rows } = plan(&geometry)?;
             let num = match denom {
                 8 => 1,
                 4 => 2,
@@ -487,15 +500,19 @@ mod jpeg {
             d.scale(num);
             let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
             let icc_data = std::mem::replace(&mut h.icc, Ok(None));
-            let (rgb, pw, ph, icc) = if cmyk {
+            // Rows below the last one the crops need are never decoded: dropping the
+            // decompressor there aborts it (libjpeg's jpeg_destroy), which skips the rest of
+            // the entropy-coded data, most of the decode's cost.
+            let (rgb, pw, ph, n, icc) = if cmyk {
                 let mut s = d
                     .to_colorspace(ColorSpace::JCS_CMYK)
                     .map_err(|e| decode_err("jpeg", e))?;
                 let (pw, ph) = (s.width(), s.height());
-                let mut px = s
-                    .read_scanlines::<u8>()
-                    .map_err(|e| decode_err("jpeg", e))?;
-                s.finish().map_err(|e| decode_err("jpeg", e))?;
+                let n = needed(rows, h.height, ph);
+                let mut px = read_rows(&mut s, pw * 4, n)?;
+                if n == ph {
+                    s.finish().map_err(|e| decode_err("jpeg", e))?;
+                }
                 let layout = Pixels::Cmyk {
                     adobe_inverted: h.adobe,
                 };
@@ -506,22 +523,24 @@ mod jpeg {
                 } else {
                     cmyk_to_rgb(&px, h.adobe)
                 };
-                (rgb, pw, ph, icc)
+                (rgb, pw, ph, n, icc)
             } else {
                 let mut s = d.rgb().map_err(|e| decode_err("jpeg", e))?;
                 let (pw, ph) = (s.width(), s.height());
-                let mut px = s
-                    .read_scanlines::<u8>()
-                    .map_err(|e| decode_err("jpeg", e))?;
-                s.finish().map_err(|e| decode_err("jpeg", e))?;
+                let n = needed(rows, h.height, ph);
+                let mut px = read_rows(&mut s, pw * 3, n)?;
+                if n == ph {
+                    s.finish().map_err(|e| decode_err("jpeg", e))?;
+                }
                 let icc = apply_icc(icc_data, &mut px, Pixels::Rgb);
-                (px, pw, ph, icc)
+                (px, pw, ph, n, icc)
             };
-            let (pw, ph) = (
+            let (pw, ph, n) = (
                 u32::try_from(pw).unwrap_or(0),
                 u32::try_from(ph).unwrap_or(0),
+                u32::try_from(n).unwrap_or(0),
             );
-            if pw == 0 || ph == 0 || rgb.len() != pw as usize * ph as usize * 3 {
+            if pw == 0 || n == 0 || rgb.len() != pw as usize * n as usize * 3 {
                 return Err(decode_err("jpeg", "decoder returned no pixels"));
             }
             Ok(Decoded {
@@ -536,9 +555,38 @@ mod jpeg {
                 rgb,
                 pix_width: pw,
                 pix_height: ph,
+                rows: n,
                 warnings: icc.warnings,
             })
         })
+    }
+
+    /// Scaled rows to decode so that the first `rows` of `full_height` stored rows are
+    /// covered, of `scaled_height` in all (one extra row for rounding).
+    fn needed(rows: u32, full_height: u32, scaled_height: usize) -> usize {
+        if rows >= full_height {
+            return scaled_height;
+        }
+        let n = (u64::from(rows) * scaled_height as u64).div_ceil(u64::from(full_height.max(1)));
+        usize::try_from(n + 1).map_or(scaled_height, |n| n.min(scaled_height))
+    }
+
+    /// The next `n` rows of `row_bytes` bytes each.
+    fn read_rows(
+        s: &mut mozjpeg::decompress::DecompressStarted<&[u8]>,
+        row_bytes: usize,
+        n: usize,
+    ) -> Result<Vec<u8>, ImagingError> {
+        let len = row_bytes
+            .checked_mul(n)
+            .ok_or_else(|| decode_err("jpeg", "image too large"))?;
+        let mut px = Vec::new();
+        px.try_reserve_exact(len)
+            .map_err(|_| decode_err("jpeg", "out of memory for the pixels"))?;
+        px.resize(len, 0);
+        s.read_scanlines_into::<u8>(&mut px)
+            .map_err(|e| decode_err("jpeg", e))?;
+        Ok(px)
     }
 
     /// Naive CMYK → RGB (no ICC): what browsers and Pillow do without a profile.
@@ -588,7 +636,7 @@ mod heic {
         _input: &[u8],
         _limits: &Limits,
         _background: [u8; 3],
-        _plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+        _plan: &mut dyn FnMut(&Geometry) -> Result<Plan, ImagingError>,
     ) -> Result<Decoded, ImagingError> {
         Err(unsupported())
     }
@@ -691,7 +739,7 @@ mod heic {
         input: &[u8],
         limits: &Limits,
         background: [u8; 3],
-        plan: &mut dyn FnMut(&Geometry) -> Result<u32, ImagingError>,
+        plan: &mut dyn FnMut(&Geometry) -> Result<Plan, ImagingError>,
     ) -> Result<Decoded, ImagingError> {
         let o = open(input)?;
         let handle = o.ctx.primary_image_handle().map_err(herr)?;
@@ -766,6 +814,7 @@ mod heic {
             rgb,
             pix_width: w,
             pix_height: h,
+            rows: h,
             warnings: icc.warnings,
         })
     }

@@ -82,7 +82,8 @@ impl Resizer {
         );
         let kx = f64::from(d.pix_width) / f64::from(g.width);
         let ky = f64::from(d.pix_height) / f64::from(g.height);
-        let (pw, ph) = (f64::from(d.pix_width), f64::from(d.pix_height));
+        // Only the first `d.rows` rows were decoded; the crop lies inside them.
+        let (pw, ph) = (f64::from(d.pix_width), f64::from(d.rows));
         let left = (sx0 * kx).clamp(0.0, pw - 1.0);
         let top = (sy0 * ky).clamp(0.0, ph - 1.0);
         let crop = [
@@ -96,7 +97,7 @@ impl Resizer {
         } else {
             (dw, dh)
         };
-        let px = self.resize(&d.rgb, (d.pix_width, d.pix_height), crop, stored_out)?;
+        let px = self.resize(&d.rgb, (d.pix_width, d.rows), crop, stored_out)?;
         let (px, w, h) = orient::apply(o, px, stored_out.0, stored_out.1)
             .ok_or_else(|| internal("orientation"))?;
         if (w, h) == (size, size) {
