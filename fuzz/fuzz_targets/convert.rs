@@ -1,5 +1,5 @@
-//! Fuzz target: arbitrary bytes through `probe` and `convert` (decode, orient, crop, resize,
-//! encode). Any panic, abort, out-of-memory or timeout is a bug: hostile input must come back
+//! Fuzz target: arbitrary bytes through `probe`, `metadata::scan` and `convert` (decode,
+//! orient, ICC colour, crop, resize, encode). Any panic, abort, out-of-memory or timeout is a bug: hostile input must come back
 //! as an `ImagingError`. Limits are lowered from the defaults so that a legitimately large
 //! declared image does not spend the fuzzer's time and memory budget; the limit checks
 //! themselves are what the bad/ fixtures and these inputs exercise.
@@ -10,6 +10,8 @@ use photobulk_imaging::{convert, probe, Crop, Limits, Options, Target};
 
 fuzz_target!(|data: &[u8]| {
     let _ = probe(data);
+    // Header-only scan used by reports: must never panic either.
+    let _ = photobulk_imaging::metadata::scan(data);
 
     // The first byte picks the crop strategy so all three paths are covered.
     let crop = match data.first().map(|b| b % 3) {
