@@ -94,13 +94,12 @@
 //! 120 M when the budget search took four 648 encodes (100, 90, 98, 99); guided by a
 //! typical size-against-quality curve (`encode.rs`) it takes three (100, 98, 99) and
 //! picks the same quality. What is left is mostly libjpeg-turbo's Huffman decoder.
-//! Rows below the last one the crops need (with the widest Lanczos3 reach) are not
-//! decoded: the decompressor is dropped there (outputs byte-identical; 4 bench photos
-//! under callgrind: 1,852.9 M → 1,830.6 M instructions, -1.2 %, as only the upright
-//! half of them end below the crop and the reach allowed for a 96 px target rendered
-//! from the source is ~120 rows). Skipping IDCT/colour above or beside the crop
-//! (`jpeg_skip_scanlines`, `jpeg_crop_scanline`) needs FFI the `mozjpeg` crate does not
-//! expose.
+//! Rows below the last one the crops need (with the Lanczos3 reach of the targets
+//! resized from the source; 96 comes from 648) are not decoded: the decompressor is
+//! dropped there (outputs byte-identical; 4 bench photos under callgrind: 1,852.9 M →
+//! 1,818.7 M instructions, -1.85 %, as only the upright half of them end below the
+//! crop). Skipping IDCT/colour above or beside the crop (`jpeg_skip_scanlines`,
+//! `jpeg_crop_scanline`) needs FFI the `mozjpeg` crate does not expose.
 
 use serde::Serialize;
 
@@ -411,8 +410,9 @@ fn draft_denominator(crop_side: u32, largest_target: u32) -> u32 {
 }
 
 /// Stored rows (full resolution, from the top) that crop box `cb` of the upright image
-/// needs, including the reach of the widest Lanczos3 kernel any target can use (3 lobes
-/// of the crop-to-smallest-target scale) and slack for DCT-scaled rounding. Rows below
+/// needs, including the reach of the widest Lanczos3 kernel any target resized from the
+/// source can use (3 lobes of the crop-to-`smallest`-target scale) and slack for
+/// DCT-scaled rounding. Rows below
 /// are never read, so the output is the same as from a full decode.
 fn rows_needed(g: &decode::Geometry, cb: CropBox, smallest: u32, denom: u32) -> u32 {
     let (uw, uh) = orient::upright_dims(g.width, g.height, g.orientation);
@@ -456,14 +456,22 @@ pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError>
         }
         Ok((w, h))
     };
-    let smallest = opts.targets.iter().map(|t| t.size).min().unwrap_or(1);
     let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
         let (w, h) = too_small(g)?;
         let cb = strategy.crop_box(w, h);
         let denom = draft_denominator(cb.width, largest);
+        // The smallest target resized from the source itself (see the loop below: the
+        // others come from the largest target's output).
+        let from_source = opts
+            .targets
+            .iter()
+            .map(|t| t.size)
+            .filter(|&s| s == largest || largest > cb.width || largest < 2 * s)
+            .min()
+            .unwrap_or(largest);
         Ok(decode::Plan {
             denom,
-            rows: rows_needed(g, cb, smallest, denom),
+            rows: rows_needed(g, cb, from_source, denom),
         })
     };
     let decoded = decode::decode(input, &opts.limits, opts.background, &mut plan)?;
