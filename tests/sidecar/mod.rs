@@ -795,9 +795,17 @@ fn graph_emulator() -> (
         .enable_all()
         .build()
         .expect("runtime");
-    let e = rt
-        .block_on(emu::Emulator::start(emu::Config::with_users(20)))
-        .expect("emulator");
+    let mut cfg = emu::Config::with_users(20);
+    // sidecar.00003 (OU=Sidecar) also has a cloud mailbox with a photo: "use existing HD".
+    let mut hd_user = emu::UserSpec::numbered(3);
+    hd_user.id = "00000000-0000-4000-8000-5ec000000003".into();
+    hd_user.upn = "sidecar.00003@photobulk.test".into();
+    hd_user.mail = Some("sidecar.00003@mail.photobulk.test".into());
+    cfg.users.push(hd_user.clone());
+    let e = rt.block_on(emu::Emulator::start(cfg)).expect("emulator");
+    let astronaut = std::fs::read(Path::new(ROOT).join("tests/fixtures/real/astronaut.jpg"))
+        .expect("astronaut.jpg");
+    e.seed_photo(&hd_user.id, &astronaut, 512, 512);
     let url = format!("{}/{}/oauth2/v2.0/token", e.base_url(), emu::TEST_TENANT);
     let token = rt.block_on(async {
         let r: Value = reqwest::Client::new()
@@ -862,7 +870,7 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
             .map(|e| e.expect("entry").path())
             .collect();
     files.sort();
-    assert!(files.len() >= 5);
+    assert!(files.len() >= 6);
     for file in files {
         let name = file
             .file_name()
@@ -962,6 +970,37 @@ fn module_request_fixtures_replay_against_the_real_sidecar() {
                     );
                 }
                 "graph.connect" => assert_eq!(res["auth"], "access_token", "{name}: {res}"),
+                "photo.syncHdToAd" => {
+                    let want = fixture["sync"].as_object().expect("sync");
+                    let items: Vec<&Value> = notes
+                        .iter()
+                        .filter(|v| v["method"] == "syncHd/item")
+                        .map(|v| &v["params"]["item"])
+                        .collect();
+                    assert_eq!(items.len(), want.len(), "{name}: {notes:?}");
+                    for item in &items {
+                        let who = item["identity"].as_str().expect("identity");
+                        let ok = want[who].as_array().expect("statuses");
+                        assert!(ok.contains(&item["status"]), "{name}: {item}");
+                    }
+                    assert_eq!(res["summary"]["total"], want.len(), "{name}: {res}");
+                    assert_eq!(res["summary"]["failed"], 0, "{name}: {res}");
+                    // What was written is AD's 96x96 ≤ 10 KB form of the cloud photo.
+                    let (_, photo) = c.call_n("photo.get", &json!({"identity": "sidecar.00003"}));
+                    assert_eq!(photo["result"]["width"], 96, "{photo}");
+                    assert!(photo["result"]["bytes"].as_u64().unwrap_or(u64::MAX) <= 10_240);
+                    // A dry run of the same: nothing to write, nothing written.
+                    let dry = json!({"identities": ["sidecar.00003"], "dryRun": true});
+                    let (notes, again) = c.call_n("photo.syncHdToAd", &dry);
+                    assert_eq!(again["result"]["summary"]["unchanged"], 1, "{again}");
+                    assert!(notes.iter().any(|v| v["method"] == "bulk/progress"));
+                    // Both sides are connected: hybrid.
+                    let (_, env) = c.call_n("environment.detect", &json!({"timeoutMs": 10_000}));
+                    let env = &env["result"];
+                    assert_eq!(env["environment"], "hybrid", "{env}");
+                    assert_eq!(env["onPremises"]["serverKind"], "samba", "{env}");
+                    assert!(env["cloud"]["users"].as_u64().unwrap_or(0) >= 21, "{env}");
+                }
                 "report.run" => {
                     let rows: Vec<&Value> = notes
                         .iter()

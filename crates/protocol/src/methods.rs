@@ -19,6 +19,8 @@
 //! | `bulk.run` | [`BulkParams`] | [`BulkRunResult`] | streams `bulk/progress`, `bulk/item`; cancellable |
 //! | `bulk.record` | [`BulkRecordParams`] | [`BulkRecordResult`] | the client's `Set-UserPhoto` outcomes into the run's journal |
 //! | `report.run` | [`ReportParams`] | [`ReportResult`] | streams `report/row` |
+//! | `environment.detect` | [`EnvironmentParams`] | [`EnvironmentInfo`] | probes the connected directory and Graph sign-in |
+//! | `photo.syncHdToAd` | [`SyncHdParams`] | [`SyncHdResult`] | cloud HD photo → AD; streams `bulk/progress`, `syncHd/item`; cancellable |
 //! | `shutdown` | none | `null` | finishes in-flight work, then the server exits |
 //! | `exit` | none | — (notification) | exit now (in-flight writes still finish) |
 //! | `$/cancelRequest` | [`CancelParams`] | — (notification) | the request answers `cancelled` |
@@ -106,6 +108,14 @@ method!(
     /// `report.run`: the state of users' photos; one `report/row` notification per user.
     ReportRun, "report.run", ReportParams, ReportResult);
 method!(
+    /// `environment.detect`: which photo stores this connection reaches (on-premises, cloud,
+    /// hybrid, none), probing the `directory.connect` settings and the `graph.connect` sign-in.
+    EnvironmentDetect, "environment.detect", EnvironmentParams, EnvironmentInfo);
+method!(
+    /// `photo.syncHdToAd`: "use existing HD" — each user's cloud HD photo (Graph) written to AD
+    /// thumbnailPhoto as 96x96 ≤ 10,240 bytes; needs both `directory.connect` and `graph.connect`.
+    SyncHdToAd, "photo.syncHdToAd", SyncHdParams, SyncHdResult);
+method!(
     /// `shutdown`: stop taking work, finish what is in flight, exit.
     Shutdown, "shutdown", Empty, ());
 notify!(
@@ -120,6 +130,9 @@ notify!(
 notify!(
     /// `bulk/item` (server → client): one finished item of `bulk.run`.
     BulkItemNotice, "bulk/item", BulkItemParams);
+notify!(
+    /// `syncHd/item` (server → client): one finished user of `photo.syncHdToAd`.
+    SyncHdItemNotice, "syncHd/item", SyncHdItemParams);
 notify!(
     /// `report/row` (server → client): one user of `report.run`.
     ReportRowNotice, "report/row", ReportRowParams);
@@ -138,6 +151,8 @@ pub const CLIENT_METHODS: &[&str] = &[
     BulkRun::NAME,
     BulkRecord::NAME,
     ReportRun::NAME,
+    EnvironmentDetect::NAME,
+    SyncHdToAd::NAME,
     Shutdown::NAME,
     Exit::NAME,
     CancelRequest::NAME,
@@ -148,6 +163,7 @@ pub const SERVER_NOTIFICATIONS: &[&str] = &[
     BulkProgress::NAME,
     BulkItemNotice::NAME,
     ReportRowNotice::NAME,
+    SyncHdItemNotice::NAME,
 ];
 
 /// No params.
@@ -170,6 +186,12 @@ pub struct InitializeResult {
     pub server_name: String,
     pub server_version: String,
     pub capabilities: Capabilities,
+    /// Which photo stores are reachable. `initialize` is the first request of a connection, so
+    /// nothing is connected yet and this server leaves it out; it is here for clients (and
+    /// servers) that know their settings up front. After `directory.connect` / `graph.connect`
+    /// ask `environment.detect`, which returns the same shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentInfo>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -751,4 +773,170 @@ pub enum StartLine {
     Failed {
         reason: String,
     },
+}
+
+/// `environment.detect` params.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct EnvironmentParams {
+    /// Time limit for each side's probe, in milliseconds (5,000 when absent; 100–60,000).
+    pub timeout_ms: Option<u64>,
+}
+
+/// Where photos can be written: `on_premises`, `cloud`, `hybrid` (both) or `none`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnvironmentKind {
+    OnPremises,
+    Cloud,
+    Hybrid,
+    None,
+}
+
+/// The environment report (the wire form of `photobulk_engine::environment::EnvironmentReport`,
+/// camelCase): `{"environment":"hybrid","onPremises":{…},"cloud":{…}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentInfo {
+    pub environment: EnvironmentKind,
+    pub on_premises: SideProbeInfo,
+    pub cloud: SideProbeInfo,
+}
+
+/// What probing one side found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SideProbeInfo {
+    /// This connection has settings for the side (`directory.connect` / `graph.connect`).
+    pub configured: bool,
+    /// It answered and accepted the credentials.
+    pub ok: bool,
+    /// Why, in words ("LDAP bind ok to ldaps://dc1 (active_directory, DC=corp,DC=example)").
+    pub detail: String,
+    pub elapsed_ms: u64,
+    /// On-premises: what the rootDSE says the server is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_kind: Option<String>,
+    /// On-premises: the search base in use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naming_context: Option<String>,
+    /// Cloud: users on the first page of `GET /users` (up to 999).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<usize>,
+}
+
+/// How an AD user is found in the tenant for `photo.syncHdToAd`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloudMatch {
+    /// AD userPrincipalName = cloud UPN (Entra Connect's default).
+    #[default]
+    Upn,
+    /// AD mail = cloud mail.
+    Mail,
+    /// AD sAMAccountName = cloud UPN prefix.
+    Alias,
+}
+
+/// `photo.syncHdToAd` params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct SyncHdParams {
+    /// The AD users (found by `matchBy`); every user under `searchBase` when empty.
+    pub identities: Vec<String>,
+    pub match_by: MatchBy,
+    pub search_base: Option<String>,
+    pub cloud_match: CloudMatch,
+    pub crop: Crop,
+    /// Decide everything, write nothing (statuses `would_write` instead of `written`).
+    pub dry_run: bool,
+    /// Convert and compare even when the journal says this cloud photo was already synced.
+    pub force: bool,
+    pub no_backup: bool,
+    /// The sync journal (`BACKUP/sync-hd-journal.jsonl` when absent).
+    pub journal: Option<String>,
+}
+
+impl Default for SyncHdParams {
+    fn default() -> Self {
+        SyncHdParams {
+            identities: Vec::new(),
+            match_by: None,
+            search_base: None,
+            cloud_match: CloudMatch::Upn,
+            crop: Crop::Center,
+            dry_run: false,
+            force: false,
+            no_backup: false,
+            journal: None,
+        }
+    }
+}
+
+/// What happened to one user of `photo.syncHdToAd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncHdStatus {
+    Written,
+    WouldWrite,
+    Unchanged,
+    NoCloudPhoto,
+    NoMailbox,
+    NotInCloud,
+    Failed,
+}
+
+/// One user of `photo.syncHdToAd`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncHdItem {
+    pub identity: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dn: Option<String>,
+    /// The cloud user's UPN (or the key it was looked up by).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_user: Option<String>,
+    pub status: SyncHdStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ItemError>,
+}
+
+/// Counts by status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncHdSummary {
+    pub total: usize,
+    pub written: usize,
+    pub would_write: usize,
+    pub unchanged: usize,
+    pub no_cloud_photo: usize,
+    pub no_mailbox: usize,
+    pub not_in_cloud: usize,
+    pub failed: usize,
+}
+
+/// `photo.syncHdToAd` result; the users arrive as `syncHd/item`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncHdResult {
+    pub summary: SyncHdSummary,
+    pub cancelled: bool,
+    pub journal: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncHdItemParams {
+    pub request_id: crate::RequestId,
+    pub item: SyncHdItem,
 }

@@ -34,7 +34,7 @@ const CHUNK: usize = 16;
 /// A connection's Graph sign-in.
 #[derive(Debug, Clone)]
 pub(crate) struct GraphBound {
-    client: GraphClient,
+    pub(crate) client: GraphClient,
     backup: Option<CloudBackupStore>,
     journal: Arc<UploadJournal>,
 }

@@ -23,6 +23,10 @@ use crate::map;
 pub(crate) struct Bound {
     pub dir: Directory,
     pub backup: Option<BackupStore>,
+    /// The backup folder (also where the sync-HD journal goes).
+    pub backup_dir: Option<PathBuf>,
+    /// How it was reached, for `environment.detect` (which probes with a fresh connection).
+    pub settings: std::sync::Arc<photobulk_engine::environment::DirectorySettings>,
 }
 
 /// Per-connection state.
@@ -53,6 +57,14 @@ impl Session {
     }
     pub(crate) async fn set_graph(&self, g: crate::graph::GraphBound) {
         *self.graph.lock().await = Some(g);
+    }
+    /// The directory binding, if any (no error when there is none).
+    pub(crate) async fn bound_opt(&self) -> Option<Bound> {
+        self.bound.lock().await.clone()
+    }
+    /// The Graph sign-in, if any.
+    pub(crate) async fn graph_opt(&self) -> Option<crate::graph::GraphBound> {
+        self.graph.lock().await.clone()
     }
     pub(crate) async fn bound(&self) -> Result<Bound, ResponseError> {
         self.bound.lock().await.clone().ok_or_else(|| {
@@ -111,6 +123,8 @@ pub(crate) fn initialize(req: &Request) -> Outcome {
             max_message_bytes: photobulk_protocol::DEFAULT_MAX_MESSAGE_BYTES,
             max_response_bytes: photobulk_protocol::MAX_RESPONSE_BYTES,
         },
+        // Nothing is connected before the first request: see `environment.detect`.
+        environment: None,
     })
 }
 
@@ -133,6 +147,12 @@ pub(crate) async fn dispatch(req: &Request, ctx: &Ctx) -> Outcome {
         }
         m::BulkRun::NAME => {
             to_value(&crate::bulk::run(req.typed_params::<m::BulkRun>()?, ctx).await?)
+        }
+        m::EnvironmentDetect::NAME => to_value(
+            &crate::sync_hd::environment(req.typed_params::<m::EnvironmentDetect>()?, ctx).await,
+        ),
+        m::SyncHdToAd::NAME => {
+            to_value(&crate::sync_hd::run(req.typed_params::<m::SyncHdToAd>()?, ctx).await?)
         }
         m::ReportRun::NAME => {
             to_value(&crate::report::run(req.typed_params::<m::ReportRun>()?, ctx).await?)
@@ -382,6 +402,10 @@ async fn connect(p: m::ConnectParams, ctx: &Ctx) -> Outcome {
         p.server,
         dir.server().kind
     ));
+    let settings = std::sync::Arc::new(photobulk_engine::environment::DirectorySettings {
+        connect: opts,
+        credentials: creds,
+    });
     let result = m::ConnectResult {
         server_kind: serde_json::to_value(dir.server().kind)
             .ok()
@@ -389,14 +413,14 @@ async fn connect(p: m::ConnectParams, ctx: &Ctx) -> Outcome {
             .unwrap_or_else(|| "generic".into()),
         vendor_name: dir.server().vendor_name.clone(),
         base: dir.base().ok().map(str::to_string),
-        backup_dir: backup_dir.map(|d| d.display().to_string()),
+        backup_dir: backup_dir.as_ref().map(|d| d.display().to_string()),
     };
-    let old = ctx
-        .session
-        .bound
-        .lock()
-        .await
-        .replace(Bound { dir, backup });
+    let old = ctx.session.bound.lock().await.replace(Bound {
+        dir,
+        backup,
+        backup_dir,
+        settings,
+    });
     if let Some(old) = old {
         let _ = old.dir.unbind().await;
     }

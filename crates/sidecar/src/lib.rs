@@ -40,6 +40,7 @@ mod map;
 mod report;
 pub mod serve;
 mod sheet;
+mod sync_hd;
 #[cfg(unix)]
 mod unix;
 #[cfg(windows)]

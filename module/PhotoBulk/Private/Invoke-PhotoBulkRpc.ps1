@@ -59,13 +59,9 @@ function Invoke-PhotoBulkRpc {
             continue
         }
         if ($message.id -ne $id) { continue }
-        if ($Method -eq 'shutdown') {
-            $script:Sidecar.Pipe.Dispose()
-            $script:Sidecar = $null
-        }
+        if ($Method -eq 'shutdown') { $script:Sidecar.Pipe.Dispose(); $script:Sidecar = $null }
         if ($message.PSObject.Properties['error'] -and $message.error) {
-            $kind = 'internal_error'
-            if ($message.error.data) { $kind = $message.error.data.kind }
+            $kind = $(if ($message.error.data) { $message.error.data.kind } else { 'internal_error' })
             $exception = New-Object System.InvalidOperationException($message.error.message)
             throw (New-Object System.Management.Automation.ErrorRecord($exception, "PhotoBulk.$kind", 'NotSpecified', $Method))
         }
@@ -81,10 +77,7 @@ function ConvertTo-PhotoBulkConnect {
     if ($url -notmatch '://') { $url = "ldaps://$Server" }
     $connect = [ordered]@{ server = $url }
     if ($SearchBase) { $connect.base = $SearchBase }
-    if ($Credential -and $Credential -ne [pscredential]::Empty) {
-        $connect.bind = $Credential.UserName
-        $connect.password = $Credential.GetNetworkCredential().Password
-    }
+    if ($Credential -and $Credential -ne [pscredential]::Empty) { $connect.bind = $Credential.UserName; $connect.password = $Credential.GetNetworkCredential().Password }
     if ($CaFile) { $connect.caFile = (Resolve-Path -LiteralPath $CaFile).ProviderPath }
     if ($BackupPath) { $connect.backupDir = $BackupPath }
     $connect
@@ -96,8 +89,7 @@ function ConvertTo-PhotoBulkGraphConnect {
     $connect = [ordered]@{ cloud = $Environment.ToLowerInvariant() }
     if ($AccessToken) { $connect.accessToken = (New-Object System.Net.NetworkCredential('', $AccessToken)).Password }
     elseif ($TenantId -and $ClientCredential) {
-        $connect.tenant = $TenantId
-        $connect.clientId = $ClientCredential.UserName
+        $connect.tenant = $TenantId; $connect.clientId = $ClientCredential.UserName
         if ($CertificatePath) { $connect.certificateFile = (Resolve-Path -LiteralPath $CertificatePath).ProviderPath }
         else { $connect.clientSecret = $ClientCredential.GetNetworkCredential().Password }
     }

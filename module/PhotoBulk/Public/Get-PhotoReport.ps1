@@ -27,15 +27,10 @@ function Get-PhotoReport {
         [string[]]$Identity,
         [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
         [Parameter(Mandatory = $true)]
-        [string]$Server,
-        [string]$SearchBase,
-        [System.Management.Automation.PSCredential]
-        [System.Management.Automation.Credential()]
-        $Credential = [System.Management.Automation.PSCredential]::Empty,
+        [string]$Server, [string]$SearchBase,
+        [System.Management.Automation.PSCredential][System.Management.Automation.Credential()]$Credential = [System.Management.Automation.PSCredential]::Empty,
         [string]$CaFile,
-        [switch]$OnlyWithPhoto,
-        [string]$HtmlPath,
-        [switch]$AsCsv
+        [switch]$OnlyWithPhoto, [string]$HtmlPath, [switch]$AsCsv
     )
     begin { $identities = New-Object System.Collections.Generic.List[string] }
     process { foreach ($i in $Identity) { if ($i) { $identities.Add($i) } } }

@@ -27,6 +27,8 @@ function Set-PhotoBulk {
     ExchangeOnline: a Graph access token you already have (it cannot be refreshed: long runs need app credentials).
     .PARAMETER GraphEnvironment
     ExchangeOnline: Global (default), USGov, USGovDoD or China. -GraphUrl overrides the Graph root (tests, proxies).
+    .PARAMETER UseExistingHd
+    Instead of files: each user's existing cloud HD photo (Microsoft Graph) written to AD thumbnailPhoto as 96x96 <= 10,240 bytes, with backups. Needs -Server/-Credential and the ExchangeOnline sign-in parameters; users from -Identity, else all under -SearchBase. -WhatIf reports WouldWrite per user.
     .PARAMETER ThrottleLimit
     Photos converted at once (0: one per core).
     .EXAMPLE
@@ -39,34 +41,29 @@ function Set-PhotoBulk {
     .EXAMPLE
     Set-PhotoBulk -Path P:\photos -Target ExchangeOnline -AccessToken (Get-AzAccessToken -ResourceTypeName MSGraph -AsSecureString).Token -BackupPath D:\PhotoBackups
     .EXAMPLE
+    Get-ADUser -Filter * -SearchBase 'OU=Staff,DC=corp,DC=example' | Set-PhotoBulk -UseExistingHd -Server dc1 -Credential $cred -TenantId contoso.onmicrosoft.com -ClientCredential $app -BackupPath D:\PhotoBackups -WhatIf
+    Shows, per user, whether the photo already in Exchange Online would be copied to AD (add -Confirm:$false to write).
+    .EXAMPLE
     Get-ChildItem P:\photos | Set-PhotoBulk -Target ActiveDirectory, ExchangeOnPrem -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups -Crop Top
     #>
-    [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium')]
+    [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium', DefaultParameterSetName = 'Path')]
     [OutputType('PhotoBulk.Result')]
     param(
-        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
-        [Alias('FullName')]
-        [string[]]$Path,
+        [Parameter(Mandatory = $true, ParameterSetName = 'Path', Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
+        [Alias('FullName')][string[]]$Path,
+        [Parameter(Mandatory = $true, ParameterSetName = 'UseExistingHd')][switch]$UseExistingHd,
         [Parameter(ValueFromPipelineByPropertyName = $true)]
-        [Alias('SamAccountName', 'UserPrincipalName')]
-        [string]$Identity,
+        [Alias('SamAccountName', 'UserPrincipalName')][string]$Identity,
         [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
         [ValidateSet('ActiveDirectory', 'ExchangeOnPrem', 'ExchangeOnline')][string[]]$Target = @('ActiveDirectory'),
-        [string]$Server,
-        [string]$SearchBase,
-        [System.Management.Automation.PSCredential]
-        [System.Management.Automation.Credential()]
-        $Credential = [System.Management.Automation.PSCredential]::Empty,
+        [string]$Server, [string]$SearchBase,
+        [System.Management.Automation.PSCredential][System.Management.Automation.Credential()]$Credential = [System.Management.Automation.PSCredential]::Empty,
         [string]$CaFile,
-        [string]$TenantId,
-        [pscredential]$ClientCredential,
-        [string]$CertificatePath,
-        [securestring]$AccessToken,
+        [string]$TenantId, [pscredential]$ClientCredential, [string]$CertificatePath, [securestring]$AccessToken,
         [ValidateSet('Global', 'USGov', 'USGovDoD', 'China')][string]$GraphEnvironment = 'Global',
         [string]$GraphUrl,
         [ValidateSet('Center', 'Top', 'Pad')][string]$Crop = 'Center',
-        [string]$BackupPath,
-        [switch]$Force,
+        [string]$BackupPath, [switch]$Force,
         [ValidateRange(0, 64)][int]$ThrottleLimit = 0
     )
     begin {
@@ -79,18 +76,19 @@ function Set-PhotoBulk {
             if ($Identity) { $entry.identity = $Identity }
             $inputs.Add($entry)
         }
+        if ($UseExistingHd -and $Identity) { $inputs.Add($Identity) }
     }
     end {
-        if ($inputs.Count -eq 0) { return }
+        if ($inputs.Count -eq 0 -and -not $UseExistingHd) { return }
         $exchange = $Target -contains 'ExchangeOnPrem'
         if ($exchange -and -not (Get-Command -Name 'Set-UserPhoto' -ErrorAction SilentlyContinue)) {
             throw 'Target ExchangeOnPrem needs Set-UserPhoto in this session (Exchange Management Shell or an imported Exchange session)'
         }
-        if ($Target -contains 'ActiveDirectory') {
+        if ($UseExistingHd -or $Target -contains 'ActiveDirectory') {
             $connect = ConvertTo-PhotoBulkConnect -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
             $null = Invoke-PhotoBulkRpc -Method 'directory.connect' -Params $connect
         }
-        if ($Target -contains 'ExchangeOnline') {
+        if ($UseExistingHd -or $Target -contains 'ExchangeOnline') {
             $graph = ConvertTo-PhotoBulkGraphConnect -TenantId $TenantId -ClientCredential $ClientCredential -CertificatePath $CertificatePath -AccessToken $AccessToken -Environment $GraphEnvironment -GraphUrl $GraphUrl -BackupPath $BackupPath
             $null = Invoke-PhotoBulkRpc -Method 'graph.connect' -Params $graph
         }
@@ -103,10 +101,25 @@ function Set-PhotoBulk {
         $newResult = {
             param($item)
             [PSCustomObject]@{
-                PSTypeName = 'PhotoBulk.Result'; Identity = $item.identity; Target = $item.target; Status = $textInfo.ToTitleCase([string]$item.status)
+                PSTypeName = 'PhotoBulk.Result'; Identity = $item.identity; Target = $item.target; Status = $textInfo.ToTitleCase(([string]$item.status).Replace('_', ' ')).Replace(' ', '')
                 Path = $item.path; DistinguishedName = $item.dn; UserPrincipalName = $item.userPrincipalName; Bytes = $item.adBytes
                 BackupId = $item.backupId; HdPath = $item.hdPath; Error = $(if ($item.error) { $item.error.message } else { $null })
             }
+        }
+        if ($UseExistingHd) {
+            # One confirmation for the batch; -WhatIf runs the sync as a dry run (status WouldWrite per user).
+            $scope = $(if ($inputs.Count) { "$($inputs.Count) user(s)" } else { "all users under '$SearchBase'" })
+            $sync = [ordered]@{ identities = $inputs.ToArray(); matchBy = $params.matchBy; crop = $params.crop; force = [bool]$Force; dryRun = -not $PSCmdlet.ShouldProcess($scope, 'Write the cloud HD photo to AD thumbnailPhoto') }
+            $onItem = {
+                param($method, $note)
+                if ($method -ne 'syncHd/item') { return }
+                $i = $note.item
+                $result = & $newResult ([pscustomobject]@{ identity = $i.identity; target = 'ActiveDirectory'; status = $i.status; dn = $i.dn; userPrincipalName = $i.cloudUser; adBytes = $i.writtenBytes; backupId = $i.backupId; error = $i.error })
+                if ($i.error -and $i.status -eq 'failed') { Write-PhotoBulkItemError -ItemError $i.error -Target $result }
+                $result
+            }
+            Invoke-PhotoBulkRpc -Method 'photo.syncHdToAd' -Params $sync -OnNotification $onItem | Where-Object { $_.PSObject.TypeNames -contains 'PhotoBulk.Result' }
+            return
         }
         $plan = Invoke-PhotoBulkRpc -Method 'bulk.plan' -Params $params
         $approved = [ordered]@{}

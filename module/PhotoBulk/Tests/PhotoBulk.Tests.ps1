@@ -14,9 +14,11 @@ BeforeAll {
         $text | ConvertFrom-Json
     }
     function ConvertTo-Canonical {
-        # JSON text with object keys sorted, so key order does not matter.
+        # JSON text with object keys sorted, so key order does not matter, and every '\' in a string
+        # turned into '/': the fixtures write '${PHOTO_DIR}/a.jpg', Join-Path on Windows gives 'C:\...\a.jpg'.
         param($Value)
         if ($null -eq $Value) { return 'null' }
+        if ($Value -is [string]) { return (ConvertTo-Json -InputObject ($Value.Replace('\', '/')) -Compress) }
         if ($Value -is [System.Collections.IDictionary]) {
             $parts = foreach ($k in ($Value.Keys | Sort-Object)) { '"' + $k + '":' + (ConvertTo-Canonical $Value[$k]) }
             return '{' + ($parts -join ',') + '}'
@@ -72,6 +74,7 @@ Describe 'Help and parameters' {
         @{ Command = 'Set-PhotoBulk'; Parameter = 'TenantId' }, @{ Command = 'Set-PhotoBulk'; Parameter = 'ClientCredential' }
         @{ Command = 'Set-PhotoBulk'; Parameter = 'CertificatePath' }, @{ Command = 'Set-PhotoBulk'; Parameter = 'AccessToken' }
         @{ Command = 'Set-PhotoBulk'; Parameter = 'GraphEnvironment' }, @{ Command = 'Get-PhotoReport'; Parameter = 'HtmlPath' }
+        @{ Command = 'Set-PhotoBulk'; Parameter = 'UseExistingHd' }
     ) {
         (Get-Help $Command -Parameter $Parameter).Description | Should -Not -BeNullOrEmpty
     }
@@ -171,6 +174,23 @@ Describe 'Requests the module sends (tests/sidecar/fixtures/module)' {
             }
         }
         finally { Remove-Item -Path Function:\Set-UserPhoto -ErrorAction SilentlyContinue }
+    }
+    It 'Set-PhotoBulk -UseExistingHd from Get-ADUser output sends 6-set-photobulk-use-existing-hd.json' {
+        $f = Get-Fixture '6-set-photobulk-use-existing-hd.json' $script:Vars
+        $token = ConvertTo-SecureString $script:Vars.GRAPH_TOKEN -AsPlainText -Force
+        [pscustomobject]@{ SamAccountName = 'sidecar.00003' }, [pscustomobject]@{ SamAccountName = 'sidecar.00004' } |
+            Set-PhotoBulk -UseExistingHd -Server $script:Vars.PB_SAMBA_URL -Credential $script:Cred -CaFile $script:Vars.PB_SAMBA_CA -AccessToken $token -GraphUrl $script:Vars.GRAPH_URL -BackupPath $script:Vars.BACKUP_DIR -Confirm:$false
+        $want = @($f.requests | Where-Object { $_.method -notin @('initialize', 'shutdown') })
+        $script:Sent.Count | Should -Be $want.Count
+        for ($i = 0; $i -lt $want.Count; $i++) {
+            $script:Sent[$i].method | Should -Be $want[$i].method
+            ConvertTo-Canonical $script:Sent[$i].params | Should -Be (ConvertTo-Canonical $want[$i].params)
+        }
+    }
+    It 'Set-PhotoBulk -UseExistingHd -WhatIf asks for a dry run' {
+        $token = ConvertTo-SecureString $script:Vars.GRAPH_TOKEN -AsPlainText -Force
+        Set-PhotoBulk -UseExistingHd -Identity 'sidecar.00003' -Server 'dc1' -Credential $script:Cred -AccessToken $token -WhatIf
+        ($script:Sent | Where-Object method -eq 'photo.syncHdToAd').params.dryRun | Should -BeTrue
     }
     It 'Get-PhotoReport -HtmlPath asks for the contact sheet' {
         Get-PhotoReport -Server 'dc1' -Credential $script:Cred -HtmlPath (Join-Path $TestDrive 'sheet.html')
