@@ -131,6 +131,28 @@ async fn requests_before_initialize_are_refused() {
 }
 
 #[tokio::test]
+async fn environment_without_connections_is_none_and_sync_needs_both_sides() {
+    let mut c = mem();
+    c.init().await;
+    let r = c.call(1, "environment.detect", json!({})).await;
+    assert_eq!(
+        r["result"],
+        json!({"environment": "none",
+            "onPremises": {"configured": false, "ok": false, "detail": "LDAP: not configured", "elapsedMs": 0},
+            "cloud": {"configured": false, "ok": false, "detail": "Graph: not configured", "elapsedMs": 0}}),
+        "{r}"
+    );
+    let r = c
+        .call(2, "photo.syncHdToAd", json!({"identities": ["x"]}))
+        .await;
+    assert_eq!(kind(&r), "not_connected", "{r}");
+    let r = c
+        .call(3, "photo.syncHdToAd", json!({"cloudMatch": "nickname"}))
+        .await;
+    assert_eq!(kind(&r), "invalid_params", "{r}");
+}
+
+#[tokio::test]
 async fn malformed_input_gets_errors_and_the_connection_stays_up() {
     let mut c = mem();
     c.init().await;
