@@ -16,10 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use photobulk_directory::{
-    BackupStore, ConnectOptions, Credentials as LdapCredentials, Directory, ListOptions, Password,
-    WriteOptions,
+    BackupStore, Credentials as LdapCredentials, Directory, ListOptions, Password, WriteOptions,
 };
-use photobulk_engine::environment::{detect, DirectorySettings, Environment};
+use photobulk_engine::environment::{detect, Environment};
 use photobulk_engine::sync_hd::{
     sync_hd_to_ad, SyncHdOptions, SyncJournal, SyncReport, SyncScope, SyncStatus,
 };
@@ -29,40 +28,11 @@ use photobulk_graph_emulator::{
 };
 
 use super::{jpeg, secret_creds};
+use crate::util::Samba;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-#[derive(Debug, Clone)]
-struct Samba {
-    url: String,
-    base: String,
-    bind: String,
-    password: String,
-    ca: String,
-    dir: String,
-}
-
 impl Samba {
-    fn from_env() -> Samba {
-        let get = |k: &str| {
-            std::env::var(format!("PB_SAMBA_{k}")).unwrap_or_else(|_| {
-                panic!(
-                    "PB_SAMBA_{k} is not set: these tests need a real Samba AD DC. Run \
-                     `eval \"$(scripts/samba-dc start)\" && scripts/samba-dc seed 2500` (or \
-                     scripts/test), then run the tests in that shell"
-                )
-            })
-        };
-        Samba {
-            url: get("URL"),
-            base: get("BASE"),
-            bind: get("BIND"),
-            password: get("PASSWORD"),
-            ca: get("CA"),
-            dir: get("DIR"),
-        }
-    }
-
     /// The DNS domain of the base (`DC=photobulk,DC=test` → `photobulk.test`): the UPN suffix of
     /// seeded users.
     fn domain(&self) -> String {
@@ -71,25 +41,6 @@ impl Samba {
             .filter_map(|p| p.trim().strip_prefix("DC="))
             .collect::<Vec<_>>()
             .join(".")
-    }
-
-    fn settings(&self) -> DirectorySettings {
-        let mut connect = ConnectOptions::new(self.url.clone());
-        connect.ca_file = Some(self.ca.clone().into());
-        DirectorySettings {
-            connect,
-            credentials: LdapCredentials::Simple {
-                bind: self.bind.clone(),
-                password: Password::new(self.password.clone()),
-            },
-        }
-    }
-
-    async fn connect(&self) -> Directory {
-        let s = self.settings();
-        Directory::connect(&s.connect, &s.credentials)
-            .await
-            .unwrap_or_else(|e| panic!("connecting to Samba at {}: {e}", self.url))
     }
 
     /// Seed `n` users into OU=`ou` (prefix = the OU name in lower case) and remove their photos.

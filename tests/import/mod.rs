@@ -21,66 +21,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use photobulk_directory::{
-    BackupStore, ConnectOptions, Credentials, Directory, ListOptions, Password, PhotoItem,
-    WriteOptions,
-};
+use photobulk_directory::{BackupStore, ListOptions, PhotoItem, WriteOptions};
 use serde_json::Value;
+
+use crate::util::Samba;
 
 const BIN: &str = env!("CARGO_BIN_EXE_photobulk");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-#[derive(Debug, Clone)]
-struct Samba {
-    url: String,
-    base: String,
-    bind: String,
-    password: String,
-    ca: String,
-    dir: String,
-}
-
 impl Samba {
-    fn from_env() -> Samba {
-        let get = |k: &str| {
-            std::env::var(format!("PB_SAMBA_{k}")).unwrap_or_else(|_| {
-                panic!(
-                    "PB_SAMBA_{k} is not set: these tests need a real Samba AD DC. Run \
-                     `eval \"$(scripts/samba-dc start)\" && scripts/samba-dc seed 2500` (or \
-                     scripts/test), then run the tests in that shell"
-                )
-            })
-        };
-        Samba::from_fn(get)
-    }
-
-    fn from_fn(get: impl Fn(&str) -> String) -> Samba {
-        Samba {
-            url: get("URL"),
-            base: get("BASE"),
-            bind: get("BIND"),
-            password: get("PASSWORD"),
-            ca: get("CA"),
-            dir: get("DIR"),
-        }
-    }
-
-    /// Parse `export PB_SAMBA_X='v'` lines as `scripts/samba-dc start` prints them.
-    fn from_exports(text: &str) -> Samba {
-        let mut m = HashMap::new();
-        for line in text.lines() {
-            if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
-                m.insert(k.to_string(), v.trim_matches('\'').to_string());
-            }
-        }
-        let get = |k: &str| {
-            m.get(&format!("PB_SAMBA_{k}"))
-                .cloned()
-                .unwrap_or_else(|| panic!("samba-dc start printed no PB_SAMBA_{k}:\n{text}"))
-        };
-        Samba::from_fn(get)
-    }
-
     fn conn_args(&self) -> Vec<String> {
         vec![
             "--server".into(),
@@ -90,20 +39,6 @@ impl Samba {
             "--bind".into(),
             self.bind.clone(),
         ]
-    }
-
-    async fn connect(&self) -> Directory {
-        let mut o = ConnectOptions::new(self.url.clone());
-        o.ca_file = Some(self.ca.clone().into());
-        Directory::connect(
-            &o,
-            &Credentials::Simple {
-                bind: self.bind.clone(),
-                password: Password::new(self.password.clone()),
-            },
-        )
-        .await
-        .unwrap_or_else(|e| panic!("connecting to Samba at {}: {e}", self.url))
     }
 
     /// sAMAccountName (lower case) → (DN, photo) for every user under `ou`.
