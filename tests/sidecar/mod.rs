@@ -424,6 +424,11 @@ async fn exchange_online_bulk_run_uploads_backs_up_journals_and_skips_on_rerun()
     assert_eq!(status_of(&planned, "nobody.here"), "skipped");
     assert!(planned.iter().all(|i| i["target"] == "ExchangeOnline"));
     assert_eq!(emu.summary().uploads_applied, 0, "the plan uploads nothing");
+    // Only Graph is connected on this session: the plan says which kind of tenant it is for.
+    assert_eq!(
+        plan["result"]["environment"]["environment"], "cloud",
+        "{plan}"
+    );
 
     let (notes, run) = call_n(&mut c, 5, "bulk.run", params.clone()).await;
     let items = items_of(&notes);

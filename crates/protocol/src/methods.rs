@@ -610,6 +610,10 @@ pub struct BulkSummary {
 pub struct BulkPlanResult {
     pub items: Vec<BulkItem>,
     pub summary: BulkSummary,
+    /// Where the photos would go: the connected sides probed as by `environment.detect`
+    /// (on-premises, cloud, hybrid), so a `-WhatIf` says which kind of tenant it planned for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<EnvironmentInfo>,
 }
 
 /// `bulk.run`'s result. The items came as `bulk/item` notifications (a result with

@@ -114,9 +114,11 @@ async fn each_target(p: &BulkParams, ctx: &Ctx, dry_run: bool) -> Result<Outcome
 
 pub(crate) async fn plan(p: BulkParams, ctx: &Ctx) -> Result<m::BulkPlanResult, ResponseError> {
     let o = each_target(&p, ctx, true).await?;
+    let environment = crate::sync_hd::environment(m::EnvironmentParams::default(), ctx).await;
     Ok(m::BulkPlanResult {
         items: o.items,
         summary: o.summary,
+        environment: Some(environment),
     })
 }
 

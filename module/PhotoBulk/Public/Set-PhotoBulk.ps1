@@ -122,6 +122,7 @@ function Set-PhotoBulk {
             return
         }
         $plan = Invoke-PhotoBulkRpc -Method 'bulk.plan' -Params $params
+        if ($plan.environment) { Write-Verbose "Environment: $($plan.environment.environment)" }
         $approved = [ordered]@{}
         foreach ($item in @($plan.items)) {
             if ($item.status -ne 'ready') {
