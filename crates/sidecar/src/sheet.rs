@@ -40,20 +40,8 @@ fn label(flag: &str) -> &str {
         .unwrap_or(flag)
 }
 
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+// HTML escaping: the engine's, which its own contact sheet uses.
+use photobulk_engine::report::escape;
 
 fn mime(format: Option<&str>) -> &'static str {
     match format {
