@@ -694,6 +694,23 @@ fn merge_same_user(resolved: &mut Vec<Resolved>) -> Vec<ImportItem> {
 }
 
 impl Ctx<'_> {
+    /// The user already holds exactly `sha`, but the journal has no `done` for it — a write
+    /// whose answer was lost when the server went away (or a photo put there by hand). Record
+    /// it as done so the journal says what the directory holds; nothing is sent.
+    fn adopt(&self, dn: &str, sha: &str) {
+        let known = self.job.journal.last_write(&self.target, dn);
+        if known.and_then(|l| l.sha256.as_deref()) == Some(sha) {
+            return;
+        }
+        let _ = self.job.journal.append(&Record::Done {
+            run: self.run.clone(),
+            time: now_rfc3339(),
+            target: self.target.clone(),
+            dn: dn.to_string(),
+            sha256: Some(sha.to_string()),
+        });
+    }
+
     /// Phase 1: which user the input names (or why none).
     async fn resolve(&self, index: usize, input: Input) -> Result<Resolved, ImportItem> {
         let dry = self.job.dry_run;
@@ -811,6 +828,7 @@ impl Ctx<'_> {
         item.sha256 = Some(sha.clone());
         item.bytes = Some(jpeg.len());
         if current_sha.as_deref() == Some(sha.as_str()) {
+            self.adopt(&user.dn, &sha);
             item.action = Action::Unchanged;
             return item;
         }
@@ -839,6 +857,7 @@ impl Ctx<'_> {
             None
         };
         if old.as_deref().map(sha256_hex).as_deref() == Some(sha.as_str()) {
+            self.adopt(&user.dn, &sha);
             item.action = Action::Unchanged;
             return item;
         }
