@@ -234,21 +234,7 @@ pub(crate) async fn import(
             done += 1;
             count(&mut summary, item.status);
             if !dry_run {
-                let current = item.identity.clone();
-                ctx.out
-                    .notify::<m::BulkItemNotice>(&m::BulkItemParams {
-                        request_id: ctx.id.clone(),
-                        item: item.clone(),
-                    })
-                    .await;
-                ctx.out
-                    .notify::<m::BulkProgress>(&m::BulkProgressParams {
-                        request_id: ctx.id.clone(),
-                        done,
-                        total,
-                        current,
-                    })
-                    .await;
+                notify_item(ctx, &item, done, total).await;
             }
             items.push(item);
         }
@@ -262,4 +248,27 @@ pub(crate) async fn import(
     let _ = journal.close();
     let report = report.map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
     Ok((items, summary, report.cancelled))
+}
+
+/// One finished item of a bulk run, to the client: its `bulk/item` notice, then `bulk/progress`.
+pub(crate) async fn notify_item(ctx: &Ctx, item: &BulkItem, done: usize, total: usize) {
+    ctx.out
+        .notify::<m::BulkItemNotice>(&m::BulkItemParams {
+            request_id: ctx.id.clone(),
+            item: item.clone(),
+        })
+        .await;
+    notify_progress(ctx, done, total, item.identity.clone()).await;
+}
+
+/// `bulk/progress` for the request being served.
+pub(crate) async fn notify_progress(ctx: &Ctx, done: usize, total: usize, current: Option<String>) {
+    ctx.out
+        .notify::<m::BulkProgress>(&m::BulkProgressParams {
+            request_id: ctx.id.clone(),
+            done,
+            total,
+            current,
+        })
+        .await;
 }

@@ -23,7 +23,7 @@ use photobulk_protocol::methods::{
 use photobulk_protocol::{ErrorCode, ResponseError};
 use serde_json::json;
 
-use crate::bulk_engine::{count, inputs_of, skipped_input};
+use crate::bulk_engine::{count, inputs_of, notify_item, skipped_input};
 use crate::conn::Ctx;
 use crate::{handlers, map};
 
@@ -149,20 +149,7 @@ pub(crate) async fn prepare(
         }
         count(&mut summary, item.status);
         if !dry_run {
-            ctx.out
-                .notify::<m::BulkItemNotice>(&m::BulkItemParams {
-                    request_id: ctx.id.clone(),
-                    item: item.clone(),
-                })
-                .await;
-            ctx.out
-                .notify::<m::BulkProgress>(&m::BulkProgressParams {
-                    request_id: ctx.id.clone(),
-                    done: n + 1,
-                    total,
-                    current: item.identity.clone(),
-                })
-                .await;
+            notify_item(ctx, &item, n + 1, total).await;
         }
         out.push(item);
     }

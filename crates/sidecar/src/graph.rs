@@ -24,7 +24,7 @@ use photobulk_protocol::methods::{
 };
 use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 
-use crate::bulk_engine::{count, inputs_of, skipped_input};
+use crate::bulk_engine::{count, inputs_of, notify_item, skipped_input};
 use crate::conn::Ctx;
 use crate::{handlers, map};
 
@@ -349,7 +349,7 @@ pub(crate) async fn bulk(
                 while let Some(item) = rx.recv().await {
                     done += 1;
                     count(&mut summary, item.status);
-                    notify(ctx, &item, done, total).await;
+                    notify_item(ctx, &item, done, total).await;
                     items.push(item);
                 }
             };
@@ -358,7 +358,7 @@ pub(crate) async fn bulk(
         for item in finished_items {
             done += 1;
             count(&mut summary, item.status);
-            notify(ctx, &item, done, total).await;
+            notify_item(ctx, &item, done, total).await;
             items.push(item);
         }
     }
@@ -368,23 +368,6 @@ pub(crate) async fn bulk(
         ctx.id, summary.written, summary.unchanged, summary.failed, s.requests, s.throttled, s.retries
     ));
     Ok((items, summary, cancelled, journal))
-}
-
-async fn notify(ctx: &Ctx, item: &BulkItem, done: usize, total: usize) {
-    ctx.out
-        .notify::<m::BulkItemNotice>(&m::BulkItemParams {
-            request_id: ctx.id.clone(),
-            item: item.clone(),
-        })
-        .await;
-    ctx.out
-        .notify::<m::BulkProgress>(&m::BulkProgressParams {
-            request_id: ctx.id.clone(),
-            done,
-            total,
-            current: item.identity.clone(),
-        })
-        .await;
 }
 
 /// Graph errors → protocol errors.

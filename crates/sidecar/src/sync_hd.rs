@@ -18,6 +18,7 @@ use photobulk_engine::sync_hd::{
 use photobulk_protocol::methods as m;
 use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 
+use crate::bulk_engine::notify_progress;
 use crate::conn::Ctx;
 use crate::{handlers, map};
 
@@ -161,14 +162,7 @@ async fn notify(ctx: &Ctx, item: SyncItem, done: usize, total: usize) {
             item: item.clone(),
         })
         .await;
-    ctx.out
-        .notify::<m::BulkProgress>(&m::BulkProgressParams {
-            request_id: ctx.id.clone(),
-            done,
-            total,
-            current: Some(item.identity),
-        })
-        .await;
+    notify_progress(ctx, done, total, Some(item.identity)).await;
 }
 
 /// The engine's item in the wire's words; its error `kind` becomes one of the protocol's
