@@ -843,7 +843,7 @@ pub enum CloudMatch {
 }
 
 /// `photo.syncHdToAd` params.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct SyncHdParams {
     /// The AD users (found by `matchBy`); every user under `searchBase` when empty.
@@ -859,22 +859,6 @@ pub struct SyncHdParams {
     pub no_backup: bool,
     /// The sync journal (`BACKUP/sync-hd-journal.jsonl` when absent).
     pub journal: Option<String>,
-}
-
-impl Default for SyncHdParams {
-    fn default() -> Self {
-        SyncHdParams {
-            identities: Vec::new(),
-            match_by: None,
-            search_base: None,
-            cloud_match: CloudMatch::Upn,
-            crop: Crop::Center,
-            dry_run: false,
-            force: false,
-            no_backup: false,
-            journal: None,
-        }
-    }
 }
 
 /// What happened to one user of `photo.syncHdToAd`.
