@@ -40,9 +40,10 @@
 //! run knows whether the same source file would give the same bytes.
 
 use photobulk_directory::clock::Utc;
+use photobulk_store::StoreError;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -398,49 +399,25 @@ fn writer_loop(
     }
 }
 
+/// Every record, by the store's JSON-lines rule: a missing file is empty, a torn final line
+/// (killed mid-append) is ignored, any other unreadable line is an error.
 fn read_records(path: &Path) -> Result<Vec<Record>, EngineError> {
-    let f = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(EngineError::io(path, e)),
-    };
-    let lines: Vec<String> = BufReader::new(f)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(|e| EngineError::io(path, e))?;
-    let last = lines.len();
-    let mut out = Vec::with_capacity(last);
-    for (n, line) in lines.iter().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<Record>(line) {
-            Ok(r) => out.push(r),
-            Err(_) if n + 1 == last => {} // torn final append (killed mid-write)
-            Err(e) => {
-                return Err(EngineError::Journal {
-                    path: path.to_path_buf(),
-                    reason: format!("line {}: {e}", n + 1),
-                })
-            }
-        }
-    }
-    Ok(out)
+    photobulk_store::jsonl::read_jsonl(path).map_err(|e| match e {
+        StoreError::Io { path, source } => EngineError::io(&path, source),
+        StoreError::BadLine { path, line, reason } => EngineError::Journal {
+            path,
+            reason: format!("line {line}: {reason}"),
+        },
+        other => EngineError::Journal {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })
 }
 
 /// `2026-11-25T13:05:01.123456Z`.
 pub fn now_rfc3339() -> String {
-    let t = Utc::now();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
-        t.year,
-        t.month,
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        t.nanos / 1_000
-    )
+    Utc::now().rfc3339()
 }
 
 /// A new run id: `20261125T130501Z-<pid>-<n>`, sortable by time.
