@@ -1,12 +1,16 @@
 //! JPEG encoding at the highest quality that fits a byte budget.
 //!
-//! Encoder: mozjpeg (libjpeg-turbo + SIMD). Settings: baseline, 4:2:0, optimised
-//! Huffman tables, JFIF APP0 only (no EXIF/XMP/ICC is ever written). See the crate
-//! docs for the measurements behind the choice.
+//! Encoder: our own ([`crate::jpegenc`]), byte-identical to mozjpeg (libjpeg-turbo) with
+//! its fastest profile: baseline, 4:2:0, optimised Huffman tables, JFIF APP0 only (no
+//! EXIF/XMP/ICC is ever written). See the crate docs for the measurements behind the
+//! settings. mozjpeg itself ([`encode`]) is kept for the tests, as the reference.
 
+use crate::jpegenc::{Prepared, Probe, Tables};
+#[cfg(test)]
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// How mozjpeg is driven.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
     /// libjpeg-turbo defaults (Annex K tables), optimised Huffman: fast.
@@ -16,7 +20,8 @@ pub(crate) enum Mode {
     Trellis,
 }
 
-/// The mode used by [`fit_budget`] (chosen by measurement, see crate docs).
+/// The mode [`crate::jpegenc`] reproduces (chosen by measurement, see crate docs).
+#[cfg(test)]
 pub(crate) const MODE: Mode = Mode::Baseline;
 
 /// Typical shape of a JPEG's size against quality: `ln(size(q) / size(100))` for
@@ -55,7 +60,8 @@ pub(crate) enum FitError {
     Encoder(String),
 }
 
-/// Encode RGB8 `w` x `h` at `quality` (1..=100).
+/// Encode RGB8 `w` x `h` at `quality` (1..=100) with mozjpeg.
+#[cfg(test)]
 pub(crate) fn encode(
     rgb: &[u8],
     w: u32,
@@ -91,14 +97,60 @@ pub(crate) fn encode(
 }
 
 /// The highest quality whose encoding of the `size` x `size` RGB8 square is at most
-/// `max_bytes`. See [`search`].
+/// `max_bytes`.
+///
+/// The picture is transformed once ([`Prepared`]); the [`search`] runs on each quality's
+/// exact size less its stuffed bytes (a lower bound, cheap: a quantisation and a symbol
+/// count), then the chosen quality is written and checked against the budget for real,
+/// stepping down in the rare case the stuffed bytes push it over. A quality whose bound
+/// is over the budget cannot fit, so the answer is the same as searching on real sizes.
 pub(crate) fn fit_budget(rgb: &[u8], size: u32, max_bytes: usize) -> Result<Fit, FitError> {
-    search(max_bytes, |q| encode(rgb, size, size, q, MODE))
+    if size == 0 || rgb.len() != size as usize * size as usize * 3 {
+        return Err(FitError::Encoder(format!(
+            "{} bytes of pixels for {size}x{size}",
+            rgb.len()
+        )));
+    }
+    let p = Prepared::new(rgb, size, size);
+    // Each probe is kept: the one chosen is written without counting its symbols again.
+    let mut probes: Vec<(u8, Probe)> = Vec::new();
+    fn probe<'a>(p: &Prepared, probes: &'a mut Vec<(u8, Probe)>, q: u8) -> &'a Probe {
+        let i = match probes.iter().position(|(pq, _)| *pq == q) {
+            Some(i) => i,
+            None => {
+                probes.push((q, p.probe(&Tables::quality(q))));
+                probes.len() - 1
+            }
+        };
+        &probes[i].1
+    }
+    let found = search(max_bytes, |q| {
+        Ok(probe(&p, &mut probes, q).size_without_stuffing)
+    });
+    let mut q = match found {
+        Ok(q) => q,
+        Err(FitError::Unreachable { quality, .. }) => quality,
+        Err(e) => return Err(e),
+    };
+    loop {
+        let jpeg = p.write(probe(&p, &mut probes, q));
+        if jpeg.len() <= max_bytes {
+            return Ok(Fit { jpeg, quality: q });
+        }
+        if q == 1 || matches!(found, Err(FitError::Unreachable { .. })) {
+            return Err(FitError::Unreachable {
+                smallest: jpeg.len(),
+                quality: q,
+            });
+        }
+        q -= 1;
+    }
 }
 
 /// Finds the highest quality in 1..=100 whose output fits `max_bytes`.
 ///
-/// Every encode of a 648 px square costs ~4 ms, so the search is frugal. Quality 100
+/// Every probe of a 648 px square costs a quantisation and a symbol count, so the search
+/// is frugal. Quality 100
 /// first (most portraits fit the default budgets there: one encode). Then each probe is
 /// the highest quality that a model predicts to fit: [`SHAPE`] scaled to this image,
 /// anchored at the nearest probe below the budget and stretched to pass through the
@@ -112,14 +164,14 @@ pub(crate) fn fit_budget(rgb: &[u8], size: u32, max_bytes: usize) -> Result<Fit,
 /// not strictly monotonic in quality; the search trusts the bracket).
 fn search(
     max_bytes: usize,
-    mut enc: impl FnMut(u8) -> Result<Vec<u8>, String>,
-) -> Result<Fit, FitError> {
-    let mut fit: Option<Fit> = None; // highest quality known to fit
+    mut size_at: impl FnMut(u8) -> Result<usize, String>,
+) -> Result<u8, FitError> {
+    let mut fit: Option<u8> = None; // highest quality known to fit
     let mut fail: Option<u8> = None; // lowest quality known not to fit
     let mut probes: Vec<(u8, usize)> = Vec::new(); // (quality, bytes), in probe order
     let mut smallest: Option<(usize, u8)> = None;
     loop {
-        let lo = fit.as_ref().map_or(1, |f| f.quality + 1); // lowest untested candidate
+        let lo = fit.map_or(1, |f| f + 1); // lowest untested candidate
         let hi = fail.map_or(100, |q| q - 1); // highest untested candidate
         if fail == Some(1) || lo > hi {
             break;
@@ -133,11 +185,10 @@ fn search(
         } else {
             predict(&probes, max_bytes, lo, hi)
         };
-        let jpeg = enc(q).map_err(FitError::Encoder)?;
-        let n = jpeg.len();
+        let n = size_at(q).map_err(FitError::Encoder)?;
         probes.push((q, n));
         if n <= max_bytes {
-            fit = Some(Fit { jpeg, quality: q });
+            fit = Some(q);
             if q == 100 {
                 break;
             }
@@ -202,12 +253,12 @@ mod tests {
             let mut probes = 0;
             let got = search(budget, |q| {
                 probes += 1;
-                Ok(vec![0; size_at(q)])
+                Ok(size_at(q))
             });
             assert!(probes <= 14, "budget {budget}: {probes} encodes");
             let want = (1..=100u8).rev().find(|q| size_at(*q) <= budget);
             match (got, want) {
-                (Ok(f), Some(q)) => assert_eq!(f.quality, q, "budget {budget}"),
+                (Ok(f), Some(q)) => assert_eq!(f, q, "budget {budget}"),
                 (Err(FitError::Unreachable { smallest, quality }), None) => {
                     assert_eq!((smallest, quality), (1_100, 1), "budget {budget}");
                 }
@@ -225,14 +276,14 @@ mod tests {
             let mut probes = 0;
             let got = search(budget, |q| {
                 probes += 1;
-                Ok(vec![0; size_at(q)])
+                Ok(size_at(q))
             })
             .expect("reachable");
             let want = (1..=100u8)
                 .rev()
                 .find(|q| size_at(*q) <= budget)
                 .expect("some");
-            assert_eq!(got.quality, want, "budget {budget}");
+            assert_eq!(got, want, "budget {budget}");
             assert!(probes <= 14, "budget {budget}: {probes} encodes");
         }
     }
@@ -249,14 +300,14 @@ mod tests {
                     let mut probes = 0;
                     let got = search(budget, |q| {
                         probes += 1;
-                        Ok(vec![0; size_at(q)])
+                        Ok(size_at(q))
                     })
                     .expect("reachable");
                     let want = (1..=100u8)
                         .rev()
                         .find(|q| size_at(*q) <= budget)
                         .expect("some");
-                    assert_eq!(got.quality, want, "stretch {stretch}, budget {budget}");
+                    assert_eq!(got, want, "stretch {stretch}, budget {budget}");
                     assert!(
                         probes <= 5,
                         "stretch {stretch}, budget {budget}: {probes} encodes"

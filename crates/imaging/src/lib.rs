@@ -277,6 +277,7 @@ mod crop;
 mod decode;
 mod encode;
 mod icc;
+mod jpegenc;
 // FFI callbacks for libjpeg's error manager (mozjpeg's safe API cannot see warnings);
 // the module's docs give the reasoning and every block its SAFETY note.
 #[allow(unsafe_code)]
