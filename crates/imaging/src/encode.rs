@@ -112,40 +112,71 @@ pub(crate) fn fit_budget(rgb: &[u8], size: u32, max_bytes: usize) -> Result<Fit,
         )));
     }
     let p = Prepared::new(rgb, size, size);
-    // Each probe is kept: the one chosen is written without counting its symbols again.
-    let mut probes: Vec<(u8, Probe)> = Vec::new();
-    fn probe<'a>(p: &Prepared, probes: &'a mut Vec<(u8, Probe)>, q: u8) -> &'a Probe {
-        let i = match probes.iter().position(|(pq, _)| *pq == q) {
+    // Each probe is kept (by table scale, in tenths of a percent): the one chosen is
+    // written without counting its symbols again.
+    let mut probes: Vec<(u32, Probe)> = Vec::new();
+    fn probe<'a>(p: &Prepared, probes: &'a mut Vec<(u32, Probe)>, scale: u32) -> &'a Probe {
+        let i = match probes.iter().position(|(s, _)| *s == scale) {
             Some(i) => i,
             None => {
-                probes.push((q, p.probe(&Tables::quality(q))));
+                probes.push((scale, p.probe(&Tables::per_mille(scale))));
                 probes.len() - 1
             }
         };
         &probes[i].1
     }
-    let found = search(max_bytes, |q| {
-        Ok(probe(&p, &mut probes, q).size_without_stuffing)
-    });
-    let mut q = match found {
-        Ok(q) => q,
-        Err(FitError::Unreachable { quality, .. }) => quality,
+    let mut bound = |scale: u32| probe(&p, &mut probes, scale).size_without_stuffing;
+    let found = search(max_bytes, |q| Ok(bound(Tables::quality_per_mille(q))));
+    let (mut q, reachable) = match found {
+        Ok(q) => (q, true),
+        Err(FitError::Unreachable { quality, .. }) => (quality, false),
         Err(e) => return Err(e),
     };
+    // Between quality q (fits) and q + 1 (does not) lie finer tables: up to REFINE more
+    // probes, each aimed by interpolating the two nearest sizes, fill the budget closer.
+    let mut scale = Tables::quality_per_mille(q);
+    if reachable && q < 100 {
+        let mut fail = Tables::quality_per_mille(q + 1);
+        let (mut fit_n, mut fail_n) = (bound(scale), bound(fail));
+        for _ in 0..REFINE {
+            if scale <= fail + 1 || fail_n <= max_bytes || fit_n > max_bytes {
+                break;
+            }
+            let t = (fail_n - max_bytes) as f64 / (fail_n - fit_n).max(1) as f64;
+            let step = (t * f64::from(scale - fail)).ceil() as u32;
+            let s = (fail + step).clamp(fail + 1, scale - 1);
+            let n = bound(s);
+            if n <= max_bytes {
+                (scale, fit_n) = (s, n);
+            } else {
+                (fail, fail_n) = (s, n);
+            }
+        }
+    }
     loop {
-        let jpeg = p.write(probe(&p, &mut probes, q));
+        let jpeg = p.write(probe(&p, &mut probes, scale));
         if jpeg.len() <= max_bytes {
             return Ok(Fit { jpeg, quality: q });
         }
-        if q == 1 || matches!(found, Err(FitError::Unreachable { .. })) {
+        if q == 1 || !reachable {
             return Err(FitError::Unreachable {
                 smallest: jpeg.len(),
                 quality: q,
             });
         }
-        q -= 1;
+        // The stuffed bytes pushed it over: the whole quality, then the next one down.
+        let whole = Tables::quality_per_mille(q);
+        if scale != whole {
+            scale = whole;
+        } else {
+            q -= 1;
+            scale = Tables::quality_per_mille(q);
+        }
     }
 }
+
+/// Probes spent between two whole qualities (see [`fit_budget`]).
+const REFINE: usize = 2;
 
 /// Finds the highest quality in 1..=100 whose output fits `max_bytes`.
 ///

@@ -65,22 +65,30 @@ impl Tables {
     /// libjpeg's `jpeg_set_quality(q, force_baseline = FALSE)` (mozjpeg's float scaling
     /// curve, truncated to a whole percentage like the C code does).
     pub(crate) fn quality(q: u8) -> Tables {
+        Tables::per_mille(Tables::quality_per_mille(q))
+    }
+
+    /// The scale of [`Tables::quality`]`(q)` in tenths of a percent (libjpeg's whole
+    /// percentage x 10).
+    pub(crate) fn quality_per_mille(q: u8) -> u32 {
         let q = f32::from(q.clamp(1, 100));
         let scale = if q < 50.0 {
             5000.0 / q
         } else {
             200.0 - q * 2.0
         };
-        Tables::scaled(scale as u32)
+        scale as u32 * 10
     }
 
-    /// `jpeg_set_linear_quality(scale_percent)`: the Annex K tables x `scale` / 100,
-    /// rounded, limited to 1..=32767.
-    pub(crate) fn scaled(scale: u32) -> Tables {
+    /// The Annex K tables x `scale` / 1000, rounded, limited to 1..=32767: libjpeg's
+    /// `jpeg_set_linear_quality(scale / 10)` when `scale` is a multiple of 10 (the same
+    /// rounding), and the steps between two whole percentages otherwise, which the budget
+    /// search uses to fill a budget more closely than whole qualities can.
+    pub(crate) fn per_mille(scale: u32) -> Tables {
         let one = |base: &[u32; 64]| {
             let mut t = [0u16; 64];
             for (o, &b) in t.iter_mut().zip(base) {
-                let v = (i64::from(b) * i64::from(scale) + 50) / 100;
+                let v = (i64::from(b) * i64::from(scale) + 500) / 1000;
                 *o = v.clamp(1, 32767) as u16;
             }
             t
