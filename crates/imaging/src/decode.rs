@@ -22,14 +22,37 @@ pub(crate) struct Geometry {
 pub(crate) struct Plan {
     /// JPEG DCT scale denominator: 1, 2, 4 or 8.
     pub denom: u32,
-    /// Stored rows (full resolution, from the top) that the crops need, filter reach
-    /// included; a JPEG decoder stops after them. `u32::MAX` for all.
-    pub rows: u32,
+    /// The stored rectangle (full resolution) the crops need, filter reach included:
+    /// a JPEG decoder decodes only it (at the scale, widened to whole rows and blocks)
+    /// and stops after its last row. Other decoders decode everything.
+    pub window: Window,
 }
 
-/// Decoded pixels: RGB8, `pix_width` x `pix_height` (smaller than `geometry` when
-/// DCT-scaled), still in the orientation `geometry.orientation` describes. Only the
-/// first `rows` rows are present (a JPEG decode stops after the rows the crop needs).
+/// A stored-pixel rectangle `[x0, x1) x [y0, y1)`, full resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub x0: u32,
+    pub x1: u32,
+    pub y0: u32,
+    pub y1: u32,
+}
+
+impl Window {
+    /// The whole of a `width` x `height` image.
+    pub(crate) fn all(width: u32, height: u32) -> Window {
+        Window {
+            x0: 0,
+            x1: width,
+            y0: 0,
+            y1: height,
+        }
+    }
+}
+
+/// Decoded pixels, still in the orientation `geometry.orientation` describes. The
+/// (possibly DCT-scaled) image is `pix_width` x `pix_height` (smaller than `geometry`
+/// when scaled); `rgb` holds RGB8 of only its part `buf_width` x `rows` at (`x0`, `y0`)
+/// (a JPEG decode covers only the window the crop needs; other formats all of it).
 #[derive(Debug)]
 pub(crate) struct Decoded {
     pub info: SourceInfo,
@@ -37,6 +60,9 @@ pub(crate) struct Decoded {
     pub rgb: Vec<u8>,
     pub pix_width: u32,
     pub pix_height: u32,
+    pub x0: u32,
+    pub y0: u32,
+    pub buf_width: u32,
     pub rows: u32,
     /// Non-fatal notes from decoding (an unusable ICC profile).
     pub warnings: Vec<Warning>,
@@ -232,6 +258,9 @@ fn decode_other(
         rgb,
         pix_width: width,
         pix_height: height,
+        x0: 0,
+        y0: 0,
+        buf_width: width,
         rows: height,
         warnings: icc.warnings,
     })
@@ -341,7 +370,8 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
 
 mod jpeg {
     use super::*;
-    use mozjpeg::{ColorSpace, Decompress, Marker};
+    use crate::libjpeg_decode::{Decompressor, Out};
+    use mozjpeg::{Decompress, Marker};
 
     /// Walks the marker segments up to the first scan and returns the first SOF's
     /// declared width and height, so limits are checked before libjpeg sees the file.
@@ -420,27 +450,32 @@ mod jpeg {
         icc: Result<Option<Vec<u8>>, String>,
     }
 
-    fn header(d: &Decompress<&[u8]>) -> Header {
+    /// Orientation, Adobe marker and ICC profile from the saved APP1/APP2/APP14 marker
+    /// segments `(code, data)` of a `width` x `height` file.
+    fn header(markers: &[(u8, &[u8])], (width, height): (u32, u32)) -> Header {
+        const APP1: u8 = 0xE1;
+        const APP2: u8 = 0xE2;
+        const APP14: u8 = 0xEE;
         let mut orientation = 1;
         let mut adobe = false;
-        for m in d.markers() {
-            match m.marker {
-                Marker::APP(1) if orientation == 1 && m.data.starts_with(b"Exif\0\0") => {
-                    orientation = orient::from_tiff_exif(&m.data[6..]);
+        for &(m, data) in markers {
+            match m {
+                APP1 if orientation == 1 && data.starts_with(b"Exif\0\0") => {
+                    orientation = orient::from_tiff_exif(&data[6..]);
                 }
-                Marker::APP(14) if m.data.starts_with(b"Adobe") => adobe = true,
+                APP14 if data.starts_with(b"Adobe") => adobe = true,
                 _ => {}
             }
         }
         let icc = crate::icc::from_jpeg_app2(
-            d.markers()
-                .filter(|m| m.marker == Marker::APP(2))
-                .map(|m| m.data),
+            markers
+                .iter()
+                .filter(|(m, _)| *m == APP2)
+                .map(|(_, data)| *data),
         );
-        let (w, h) = d.size();
         Header {
-            width: u32::try_from(w).unwrap_or(u32::MAX),
-            height: u32::try_from(h).unwrap_or(u32::MAX),
+            width,
+            height,
             orientation,
             adobe,
             icc,
@@ -458,7 +493,16 @@ mod jpeg {
             let d = Decompress::with_markers(&[Marker::APP(1)])
                 .from_mem(input)
                 .map_err(|e| decode_err("jpeg", e))?;
-            let h = header(&d);
+            let (w, h) = d.size();
+            let size = (
+                u32::try_from(w).unwrap_or(u32::MAX),
+                u32::try_from(h).unwrap_or(u32::MAX),
+            );
+            let markers = d.markers().map(|m| {
+                let code = u8::try_from(std::os::raw::c_int::from(m.marker)).unwrap_or(0);
+                (code, m.data)
+            });
+            let h = header(&markers.collect::<Vec<_>>(), size);
             Ok(SourceInfo {
                 format: "jpeg".into(),
                 width: h.width,
@@ -479,68 +523,68 @@ mod jpeg {
         caught(|| {
             // Corrupt entropy-coded data is only a warning to libjpeg (it pads with grey
             // and succeeds); this error manager makes it an error, like truncation above.
-            let mut d = Decompress::with_err(crate::libjpeg_errors::strict_error_mgr())
-                .with_markers(&[Marker::APP(1), Marker::APP(2), Marker::APP(14)])
-                .from_mem(input)
-                .map_err(|e| decode_err("jpeg", e))?;
-            let mut h = header(&d);
+            let mut d = Decompressor::new(input, &[0xE1, 0xE2, 0xEE]);
+            let mut h = header(&d.markers().collect::<Vec<_>>(), d.size());
             check_dims(h.width, h.height, limits)?;
             let geometry = Geometry {
                 width: h.width,
                 height: h.height,
                 orientation: h.orientation,
             };
-            let Plan { denom, rows } = plan(&geometry)?;
+            let Plan { denom, window } = plan(&geometry)?;
             let num = match denom {
                 8 => 1,
                 4 => 2,
                 2 => 4,
                 _ => 8,
             };
-            d.scale(num);
-            let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
+            let out = d.out();
             let icc_data = std::mem::replace(&mut h.icc, Ok(None));
-            // Rows below the last one the crops need are never decoded: dropping the
-            // decompressor there aborts it (libjpeg's jpeg_destroy), which skips the rest of
-            // the entropy-coded data, most of the decode's cost.
-            let (rgb, pw, ph, n, icc) = if cmyk {
-                let mut s = d
-                    .to_colorspace(ColorSpace::JCS_CMYK)
-                    .map_err(|e| decode_err("jpeg", e))?;
-                let (pw, ph) = (s.width(), s.height());
-                let n = needed(rows, h.height, ph);
-                let mut px = read_rows(&mut s, pw * 4, n)?;
-                if n == ph {
-                    s.finish().map_err(|e| decode_err("jpeg", e))?;
+            let (pw, ph) = d.start(num, out);
+            if pw == 0 || ph == 0 {
+                return Err(decode_err("jpeg", "decoder returned no pixels"));
+            }
+            // Only the window's pixels: columns outside it are cropped away (libjpeg
+            // widens the crop to the left to a block boundary), rows above it are
+            // skipped (entropy-decoded, no IDCT or colour), and rows below it are never
+            // decoded: dropping the decompressor there aborts it (jpeg_destroy), which
+            // skips the rest of the entropy-coded data, most of the decode's cost.
+            let (x0, x1) = scaled_span(window.x0, window.x1, h.width, pw);
+            let (y0, y1) = scaled_span(window.y0, window.y1, h.height, ph);
+            let (x0, x1) = d.crop(x0, x1);
+            let y0 = d.skip(y0);
+            if d.next_row() != y0 || y1 <= y0 {
+                return Err(decode_err(
+                    "jpeg",
+                    "decoder skipped the wrong number of rows",
+                ));
+            }
+            let (bw, n) = (x1 - x0, y1 - y0);
+            let mut px = d.read(bw, n).map_err(|e| decode_err("jpeg", e))?;
+            if y1 == ph {
+                d.finish();
+            }
+            drop(d);
+            let (rgb, icc) = match out {
+                Out::Cmyk => {
+                    let layout = Pixels::Cmyk {
+                        adobe_inverted: h.adobe,
+                    };
+                    let icc = apply_icc(icc_data, &mut px, layout);
+                    // Converted through the profile: now RGB. Otherwise the naive formula.
+                    let rgb = if icc.applied.is_some() {
+                        px
+                    } else {
+                        cmyk_to_rgb(&px, h.adobe)
+                    };
+                    (rgb, icc)
                 }
-                let layout = Pixels::Cmyk {
-                    adobe_inverted: h.adobe,
-                };
-                let icc = apply_icc(icc_data, &mut px, layout);
-                // Converted through the profile: now RGB. Otherwise the naive formula.
-                let rgb = if icc.applied.is_some() {
-                    px
-                } else {
-                    cmyk_to_rgb(&px, h.adobe)
-                };
-                (rgb, pw, ph, n, icc)
-            } else {
-                let mut s = d.rgb().map_err(|e| decode_err("jpeg", e))?;
-                let (pw, ph) = (s.width(), s.height());
-                let n = needed(rows, h.height, ph);
-                let mut px = read_rows(&mut s, pw * 3, n)?;
-                if n == ph {
-                    s.finish().map_err(|e| decode_err("jpeg", e))?;
+                Out::Rgb => {
+                    let icc = apply_icc(icc_data, &mut px, Pixels::Rgb);
+                    (px, icc)
                 }
-                let icc = apply_icc(icc_data, &mut px, Pixels::Rgb);
-                (px, pw, ph, n, icc)
             };
-            let (pw, ph, n) = (
-                u32::try_from(pw).unwrap_or(0),
-                u32::try_from(ph).unwrap_or(0),
-                u32::try_from(n).unwrap_or(0),
-            );
-            if pw == 0 || n == 0 || rgb.len() != pw as usize * n as usize * 3 {
+            if rgb.len() != bw as usize * n as usize * 3 {
                 return Err(decode_err("jpeg", "decoder returned no pixels"));
             }
             Ok(Decoded {
@@ -555,38 +599,28 @@ mod jpeg {
                 rgb,
                 pix_width: pw,
                 pix_height: ph,
+                x0,
+                y0,
+                buf_width: bw,
                 rows: n,
                 warnings: icc.warnings,
             })
         })
     }
 
-    /// Scaled rows to decode so that the first `rows` of `full_height` stored rows are
-    /// covered, of `scaled_height` in all (one extra row for rounding).
-    fn needed(rows: u32, full_height: u32, scaled_height: usize) -> usize {
-        if rows >= full_height {
-            return scaled_height;
+    /// The scaled span `[a, b)` of `scaled` pixels covering the full-resolution span
+    /// `[lo, hi)` of `full`: outward rounding plus one pixel each side for rounding;
+    /// never empty.
+    fn scaled_span(lo: u32, hi: u32, full: u32, scaled: u32) -> (u32, u32) {
+        if lo == 0 && hi >= full {
+            return (0, scaled);
         }
-        let n = (u64::from(rows) * scaled_height as u64).div_ceil(u64::from(full_height.max(1)));
-        usize::try_from(n + 1).map_or(scaled_height, |n| n.min(scaled_height))
-    }
-
-    /// The next `n` rows of `row_bytes` bytes each.
-    fn read_rows(
-        s: &mut mozjpeg::decompress::DecompressStarted<&[u8]>,
-        row_bytes: usize,
-        n: usize,
-    ) -> Result<Vec<u8>, ImagingError> {
-        let len = row_bytes
-            .checked_mul(n)
-            .ok_or_else(|| decode_err("jpeg", "image too large"))?;
-        let mut px = Vec::new();
-        px.try_reserve_exact(len)
-            .map_err(|_| decode_err("jpeg", "out of memory for the pixels"))?;
-        px.resize(len, 0);
-        s.read_scanlines_into::<u8>(&mut px)
-            .map_err(|e| decode_err("jpeg", e))?;
-        Ok(px)
+        let full = u64::from(full.max(1));
+        let a = (u64::from(lo) * u64::from(scaled) / full).saturating_sub(1);
+        let b = (u64::from(hi) * u64::from(scaled)).div_ceil(full) + 1;
+        let b = b.min(u64::from(scaled)) as u32;
+        let a = (a as u32).min(b.saturating_sub(1));
+        (a, b.max(a + 1))
     }
 
     /// Naive CMYK → RGB (no ICC): what browsers and Pillow do without a profile.
@@ -814,6 +848,9 @@ mod heic {
             rgb,
             pix_width: w,
             pix_height: h,
+            x0: 0,
+            y0: 0,
+            buf_width: w,
             rows: h,
             warnings: icc.warnings,
         })

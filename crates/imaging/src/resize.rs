@@ -82,22 +82,23 @@ impl Resizer {
         );
         let kx = f64::from(d.pix_width) / f64::from(g.width);
         let ky = f64::from(d.pix_height) / f64::from(g.height);
-        // Only the first `d.rows` rows were decoded; the crop lies inside them.
-        let (pw, ph) = (f64::from(d.pix_width), f64::from(d.rows));
-        let left = (sx0 * kx).clamp(0.0, pw - 1.0);
-        let top = (sy0 * ky).clamp(0.0, ph - 1.0);
+        // Only the part `d.buf_width` x `d.rows` at (`d.x0`, `d.y0`) of the (scaled)
+        // image was decoded; the crop, with its filter reach, lies inside it.
+        let (bw, bh) = (f64::from(d.buf_width), f64::from(d.rows));
+        let left = (sx0 * kx - f64::from(d.x0)).clamp(0.0, bw - 1.0);
+        let top = (sy0 * ky - f64::from(d.y0)).clamp(0.0, bh - 1.0);
         let crop = [
             left,
             top,
-            ((sx1 - sx0) * kx).min(pw - left),
-            ((sy1 - sy0) * ky).min(ph - top),
+            ((sx1 - sx0) * kx).min(bw - left),
+            ((sy1 - sy0) * ky).min(bh - top),
         ];
         let stored_out = if orient::transposes(o) {
             (dh, dw)
         } else {
             (dw, dh)
         };
-        let px = self.resize(&d.rgb, (d.pix_width, d.rows), crop, stored_out)?;
+        let px = self.resize(&d.rgb, (d.buf_width, d.rows), crop, stored_out)?;
         let (px, w, h) = orient::apply(o, px, stored_out.0, stored_out.1)
             .ok_or_else(|| internal("orientation"))?;
         if (w, h) == (size, size) {
