@@ -63,12 +63,14 @@ pub(crate) struct Tables {
 
 impl Tables {
     /// libjpeg's `jpeg_set_quality(q, force_baseline = FALSE)` (mozjpeg's float scaling
-    /// curve, truncated to a whole percentage like the C code does).
+    /// curve, truncated to a whole percentage like the C code does). The encoder itself
+    /// works on [`Tables::per_mille`]; the tests compare this against mozjpeg.
+    #[cfg(test)]
     pub(crate) fn quality(q: u8) -> Tables {
         Tables::per_mille(Tables::quality_per_mille(q))
     }
 
-    /// The scale of [`Tables::quality`]`(q)` in tenths of a percent (libjpeg's whole
+    /// The scale of libjpeg's quality `q` in tenths of a percent (libjpeg's whole
     /// percentage x 10).
     pub(crate) fn quality_per_mille(q: u8) -> u32 {
         let q = f32::from(q.clamp(1, 100));
