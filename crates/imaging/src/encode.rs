@@ -97,13 +97,16 @@ pub(crate) fn encode(
 }
 
 /// The highest quality whose encoding of the `size` x `size` RGB8 square is at most
-/// `max_bytes`.
+/// `max_bytes`, then finer tables up to the next whole quality where they still fit.
 ///
 /// The picture is transformed once ([`Prepared`]); the [`search`] runs on each quality's
-/// exact size less its stuffed bytes (a lower bound, cheap: a quantisation and a symbol
-/// count), then the chosen quality is written and checked against the budget for real,
-/// stepping down in the rare case the stuffed bytes push it over. A quality whose bound
-/// is over the budget cannot fit, so the answer is the same as searching on real sizes.
+/// exact size less its stuffed bytes (cheap: a quantisation and a symbol count), and
+/// [`refine`] fills the gap to the next whole quality in tenths of a percent of table
+/// scale. The stuffed bytes (a 0x00 after each 0xFF of entropy-coded data, about one
+/// byte in 256) are only known once written, so the choice aims at `max_bytes` less
+/// 1/257 of it; the chosen tables are written and checked against the budget for real,
+/// and a write that still overshoots lowers the aim by the stuffing it showed (at most
+/// three rounds, then whole qualities downwards). Every output is at most `max_bytes`.
 pub(crate) fn fit_budget(rgb: &[u8], size: u32, max_bytes: usize) -> Result<Fit, FitError> {
     if size == 0 || rgb.len() != size as usize * size as usize * 3 {
         return Err(FitError::Encoder(format!(
@@ -111,72 +114,116 @@ pub(crate) fn fit_budget(rgb: &[u8], size: u32, max_bytes: usize) -> Result<Fit,
             rgb.len()
         )));
     }
-    let p = Prepared::new(rgb, size, size);
-    // Each probe is kept (by table scale, in tenths of a percent): the one chosen is
-    // written without counting its symbols again.
-    let mut probes: Vec<(u32, Probe)> = Vec::new();
-    fn probe<'a>(p: &Prepared, probes: &'a mut Vec<(u32, Probe)>, scale: u32) -> &'a Probe {
-        let i = match probes.iter().position(|(s, _)| *s == scale) {
-            Some(i) => i,
-            None => {
-                probes.push((scale, p.probe(&Tables::per_mille(scale))));
-                probes.len() - 1
-            }
-        };
-        &probes[i].1
-    }
-    let mut bound = |scale: u32| probe(&p, &mut probes, scale).size_without_stuffing;
-    let found = search(max_bytes, |q| Ok(bound(Tables::quality_per_mille(q))));
-    let (mut q, reachable) = match found {
-        Ok(q) => (q, true),
-        Err(FitError::Unreachable { quality, .. }) => (quality, false),
-        Err(e) => return Err(e),
+    let mut c = Chooser {
+        p: Prepared::new(rgb, size, size),
+        probes: Vec::new(),
     };
-    // Between quality q (fits) and q + 1 (does not) lie finer tables: up to REFINE more
-    // probes, each aimed by interpolating the two nearest sizes, fill the budget closer.
-    let mut scale = Tables::quality_per_mille(q);
-    if reachable && q < 100 {
-        let mut fail = Tables::quality_per_mille(q + 1);
-        let (mut fit_n, mut fail_n) = (bound(scale), bound(fail));
-        for _ in 0..REFINE {
-            if scale <= fail + 1 || fail_n <= max_bytes || fit_n > max_bytes {
-                break;
-            }
-            let t = (fail_n - max_bytes) as f64 / (fail_n - fit_n).max(1) as f64;
-            let step = (t * f64::from(scale - fail)).ceil() as u32;
-            let s = (fail + step).clamp(fail + 1, scale - 1);
-            let n = bound(s);
-            if n <= max_bytes {
-                (scale, fit_n) = (s, n);
-            } else {
-                (fail, fail_n) = (s, n);
-            }
-        }
-    }
-    loop {
-        let jpeg = p.write(probe(&p, &mut probes, scale));
+    let mut aim = max_bytes - max_bytes / 257;
+    let mut q = 100;
+    for _ in 0..3 {
+        let reachable;
+        (q, reachable) = match search(aim, |q| Ok(c.bound(Tables::quality_per_mille(q)))) {
+            Ok(q) => (q, true),
+            Err(FitError::Unreachable { quality, .. }) => (quality, false),
+            Err(e) => return Err(e),
+        };
+        let scale = if reachable {
+            c.refine(q, aim)
+        } else {
+            Tables::quality_per_mille(q)
+        };
+        let jpeg = c.write(scale);
         if jpeg.len() <= max_bytes {
             return Ok(Fit { jpeg, quality: q });
         }
-        if q == 1 || !reachable {
+        if !reachable {
             return Err(FitError::Unreachable {
                 smallest: jpeg.len(),
                 quality: q,
             });
         }
-        // The stuffed bytes pushed it over: the whole quality, then the next one down.
-        let whole = Tables::quality_per_mille(q);
-        if scale != whole {
-            scale = whole;
-        } else {
-            q -= 1;
-            scale = Tables::quality_per_mille(q);
+        let stuffed = jpeg.len() - c.bound(scale);
+        aim = max_bytes.saturating_sub(stuffed).min(aim.saturating_sub(1));
+    }
+    loop {
+        q = q.saturating_sub(1).max(1);
+        let jpeg = c.write(Tables::quality_per_mille(q));
+        if jpeg.len() <= max_bytes {
+            return Ok(Fit { jpeg, quality: q });
+        }
+        if q == 1 {
+            return Err(FitError::Unreachable {
+                smallest: jpeg.len(),
+                quality: 1,
+            });
         }
     }
 }
 
-/// Probes spent between two whole qualities (see [`fit_budget`]).
+/// Probes spent between two whole qualities (see [`Chooser::refine`]).
 const REFINE: usize = 2;
+
+/// The prepared picture and every probe made of it, by table scale (tenths of a
+/// percent): a probe is counted once, and the one chosen is written without counting
+/// its symbols again.
+struct Chooser {
+    p: Prepared,
+    probes: Vec<(u32, Probe)>,
+}
+
+impl Chooser {
+    fn probe(&mut self, scale: u32) -> &Probe {
+        let i = match self.probes.iter().position(|(s, _)| *s == scale) {
+            Some(i) => i,
+            None => {
+                self.probes
+                    .push((scale, self.p.probe(&Tables::per_mille(scale))));
+                self.probes.len() - 1
+            }
+        };
+        &self.probes[i].1
+    }
+
+    fn bound(&mut self, scale: u32) -> usize {
+        self.probe(scale).size_without_stuffing
+    }
+
+    fn write(&mut self, scale: u32) -> Vec<u8> {
+        self.probe(scale);
+        let pr = self
+            .probes
+            .iter()
+            .find(|(s, _)| *s == scale)
+            .map(|(_, pr)| pr);
+        pr.map(|pr| self.p.write(pr)).unwrap_or_default()
+    }
+
+    /// The finest scale between whole qualities `q` (fits `aim`) and `q + 1` (does not)
+    /// found in [`REFINE`] probes, each aimed by interpolating the sizes either side.
+    fn refine(&mut self, q: u8, aim: usize) -> u32 {
+        let mut fit = Tables::quality_per_mille(q);
+        if q >= 100 {
+            return fit;
+        }
+        let mut fail = Tables::quality_per_mille(q + 1);
+        let (mut fit_n, mut fail_n) = (self.bound(fit), self.bound(fail));
+        for _ in 0..REFINE {
+            if fit <= fail + 1 || fail_n <= aim || fit_n > aim {
+                break;
+            }
+            let t = (fail_n - aim) as f64 / (fail_n - fit_n).max(1) as f64;
+            let step = (t * f64::from(fit - fail)).ceil() as u32;
+            let s = (fail + step).clamp(fail + 1, fit - 1);
+            let n = self.bound(s);
+            if n <= aim {
+                (fit, fit_n) = (s, n);
+            } else {
+                (fail, fail_n) = (s, n);
+            }
+        }
+        fit
+    }
+}
 
 /// Finds the highest quality in 1..=100 whose output fits `max_bytes`.
 ///
