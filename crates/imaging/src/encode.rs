@@ -160,8 +160,14 @@ pub(crate) fn fit_budget(rgb: &[u8], size: u32, max_bytes: usize) -> Result<Fit,
     }
 }
 
-/// At most this many probes between two whole qualities (see [`Chooser::refine`])...
+/// At most this many probes between two whole qualities (see [`Chooser::refine`]),
+/// [`REFINE_HIGH`] from quality [`HIGH`] up, where most quantisers are already 1..3 so the
+/// tables between two qualities are few and far apart, and the picture is visually
+/// lossless either way (at the default 648 budget phone photos land there: the cap
+/// took 4 bench photos from 1,936.7 M to 1,831.0 M instructions)...
 const REFINE: usize = 6;
+const REFINE_HIGH: usize = 2;
+const HIGH: u8 = 95;
 /// ... and none once the fitting size is within 1/CLOSE of the aim.
 const CLOSE: usize = 250;
 
@@ -210,7 +216,8 @@ impl Chooser {
         }
         let mut fail = Tables::quality_per_mille(q + 1);
         let (mut fit_n, mut fail_n) = (self.bound(fit), self.bound(fail));
-        for _ in 0..REFINE {
+        let probes = if q >= HIGH { REFINE_HIGH } else { REFINE };
+        for _ in 0..probes {
             if fit <= fail + 1 || fail_n <= aim || fit_n > aim || fit_n >= aim - aim / CLOSE {
                 break;
             }
@@ -404,7 +411,7 @@ mod tests {
 
     /// On a real photo, the budget search lands within 1 % under every budget between
     /// the sizes of quality 5 and quality 95 (the refinement between whole qualities
-    /// fills the gap), within 5 % up to quality 99, and never over it.
+    /// fills the gap), within 10 % up to quality 99, and never over it.
     #[test]
     fn fit_budget_fills_the_budget_on_a_photo() {
         let path = concat!(
@@ -427,8 +434,9 @@ mod tests {
             let fit = fit_budget(rgb, size, budget).expect("fits");
             assert!(fit.jpeg.len() <= budget, "{} > {budget}", fit.jpeg.len());
             let filled = fit.jpeg.len() as f64 / budget as f64;
-            // Above q95 most quantisers are 1..3, so neighbouring tables are far apart.
-            let floor = if fit.quality <= 95 { 0.99 } else { 0.95 };
+            // From q95 most quantisers are 1..3, so neighbouring tables are far apart,
+            // and the refinement spends only REFINE_HIGH probes there.
+            let floor = if fit.quality < HIGH { 0.99 } else { 0.90 };
             assert!(
                 filled >= floor,
                 "budget {budget}: {} bytes at q{} ({filled:.4})",
