@@ -3,7 +3,7 @@
 //! Encoder: our own ([`crate::jpegenc`]), byte-identical to mozjpeg (libjpeg-turbo) with
 //! its fastest profile: baseline, 4:2:0, optimised Huffman tables, JFIF APP0 only (no
 //! EXIF/XMP/ICC is ever written). See the crate docs for the measurements behind the
-//! settings. mozjpeg itself ([`encode`]) is kept for the tests, as the reference.
+//! settings. mozjpeg itself (`encode`, test-only) is kept as the tests' reference.
 
 use crate::jpegenc::{Prepared, Probe, Tables};
 #[cfg(test)]
@@ -101,7 +101,7 @@ pub(crate) fn encode(
 ///
 /// The picture is transformed once ([`Prepared`]); the [`search`] runs on each quality's
 /// exact size less its stuffed bytes (cheap: a quantisation and a symbol count), and
-/// [`refine`] fills the gap to the next whole quality in tenths of a percent of table
+/// [`Chooser::refine`] fills the gap to the next whole quality in tenths of a percent of table
 /// scale. The stuffed bytes (a 0x00 after each 0xFF of entropy-coded data, about one
 /// byte in 256) are only known once written, so the choice aims at `max_bytes` less
 /// 1/257 of it; the chosen tables are written and checked against the budget for real,
@@ -180,30 +180,26 @@ struct Chooser {
 }
 
 impl Chooser {
-    fn probe(&mut self, scale: u32) -> &Probe {
-        let i = match self.probes.iter().position(|(s, _)| *s == scale) {
+    /// Where the probe of `scale` is kept, counting it first if it is new.
+    fn probe(&mut self, scale: u32) -> usize {
+        match self.probes.iter().position(|(s, _)| *s == scale) {
             Some(i) => i,
             None => {
                 self.probes
                     .push((scale, self.p.probe(&Tables::per_mille(scale))));
                 self.probes.len() - 1
             }
-        };
-        &self.probes[i].1
+        }
     }
 
     fn bound(&mut self, scale: u32) -> usize {
-        self.probe(scale).size_without_stuffing
+        let i = self.probe(scale);
+        self.probes[i].1.size_without_stuffing
     }
 
     fn write(&mut self, scale: u32) -> Vec<u8> {
-        self.probe(scale);
-        let pr = self
-            .probes
-            .iter()
-            .find(|(s, _)| *s == scale)
-            .map(|(_, pr)| pr);
-        pr.map(|pr| self.p.write(pr)).unwrap_or_default()
+        let i = self.probe(scale);
+        self.p.write(&self.probes[i].1)
     }
 
     /// The finest scale between whole qualities `q` (fits `aim`) and `q + 1` (does not)
@@ -422,12 +418,9 @@ mod tests {
         let size = img.width().min(img.height());
         let square = image::imageops::crop_imm(&img, 0, 0, size, size).to_image();
         let rgb = square.as_raw();
-        let lo = Prepared::new(rgb, size, size)
-            .probe(&Tables::quality(5))
-            .size_without_stuffing;
-        let hi = Prepared::new(rgb, size, size)
-            .probe(&Tables::quality(99))
-            .size_without_stuffing;
+        let p = Prepared::new(rgb, size, size);
+        let lo = p.probe(&Tables::quality(5)).size_without_stuffing;
+        let hi = p.probe(&Tables::quality(99)).size_without_stuffing;
         let mut worst = 1.0f64;
         for i in 0..=24 {
             let budget = lo + (hi - lo) * i / 24;

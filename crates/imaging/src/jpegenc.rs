@@ -17,9 +17,9 @@
 //!   stuffing, padding with 1-bits; markers as `jcmarker.c` writes them: SOI, JFIF APP0,
 //!   one DQT per table, SOF0 (SOF1 when a table needs 16 bits), four DHT, SOS, EOI.
 //!
-//! What the search needs is [`Prepared::size_without_stuffing`]: the exact file size
-//! except for the 0x00 bytes stuffed after each 0xFF in the entropy-coded data, which
-//! only writing reveals (about one byte in 256). It is a lower bound of the real size,
+//! What the search needs is [`Prepared::probe`]'s `size_without_stuffing`: the exact
+//! file size except for the 0x00 bytes stuffed after each 0xFF in the entropy-coded
+//! data, which only writing reveals (about one byte in 256). It is a lower bound of the real size,
 //! so a quality whose bound is over the budget surely does not fit.
 
 /// `jpeg_natural_order`: the natural (row-major) index of the i-th coefficient in zigzag

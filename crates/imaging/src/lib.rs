@@ -84,8 +84,9 @@
 //! encoder written out (libjpeg's RGB->YCbCr, 2x2 chroma averaging, islow forward DCT,
 //! libjpeg's table scaling, optimised Huffman tables), checked **byte for byte**
 //! against mozjpeg's fastest profile in its tests (11 sizes from 1x1 to 129x130 x 15
-//! qualities, pictures with gradients, edges and noise). It transforms the picture once and then prices
-//! each candidate table by quantising and counting symbols (no bit writing), writes
+//! qualities, pictures with gradients, edges and noise). It transforms the picture
+//! once and then prices each candidate table by quantising and counting symbols (no
+//! bit writing), writes
 //! only the chosen one, and accepts table scales between whole qualities (tenths of a
 //! percent), so the search fills the budget instead of stopping at the whole quality
 //! below it: on a real photo every budget between the sizes of q5 and q95 is filled to
