@@ -300,6 +300,10 @@ mod colour;
 mod crop;
 mod decode;
 mod encode;
+// Our Huffman decoder, hooked into libjpeg's decompressor through csrc/entropy_hook.c:
+// raw reads of libjpeg's source buffer and blocks; every block has its SAFETY note.
+#[allow(unsafe_code)]
+mod huffman;
 mod icc;
 mod jpegenc;
 // FFI callbacks for libjpeg's error manager (mozjpeg's safe API cannot see warnings);
@@ -307,6 +311,9 @@ mod jpegenc;
 #[allow(unsafe_code)]
 mod libjpeg_errors;
 // The same for the windowed JPEG decode (`jpeg_skip_scanlines`, `jpeg_crop_scanline`).
+#[cfg(test)]
+#[allow(unsafe_code)]
+mod huffman_tests;
 #[allow(unsafe_code)]
 mod libjpeg_decode;
 pub mod metadata;

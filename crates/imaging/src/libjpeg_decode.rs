@@ -24,6 +24,9 @@ pub(crate) struct Decompressor<'a> {
     // Boxed: libjpeg keeps pointers to both for the decompressor's lifetime.
     cinfo: Box<jpeg_decompress_struct>,
     _err: Box<jpeg_error_mgr>,
+    /// Our Huffman decoder's state when it replaced libjpeg's (`huffman::install`);
+    /// libjpeg points to it, so it lives as long as the decompressor.
+    entropy: Option<Box<crate::huffman::Entropy>>,
     _input: PhantomData<&'a [u8]>,
 }
 
@@ -63,6 +66,7 @@ impl<'a> Decompressor<'a> {
         let mut d = Decompressor {
             cinfo,
             _err: err,
+            entropy: None,
             _input: PhantomData,
         };
         // SAFETY: as above; from here on `Drop` destroys the decompressor. `input` is
@@ -76,6 +80,12 @@ impl<'a> Decompressor<'a> {
             jpeg_read_header(&mut d.cinfo, 1);
         }
         d
+    }
+
+    /// Whether our Huffman decoder replaced libjpeg's (see `huffman::install`).
+    #[cfg(test)]
+    pub(crate) fn own_huffman(&self) -> bool {
+        self.entropy.is_some()
     }
 
     /// Stored width and height (before any scaling).
@@ -118,6 +128,9 @@ impl<'a> Decompressor<'a> {
         };
         // SAFETY: header read in `new`; libjpeg checks its own state.
         unsafe { jpeg_start_decompress(&mut self.cinfo) };
+        // SAFETY: started just above, reading `'a`-borrowed bytes (`jpeg_mem_src`), which
+        // outlive `self`; the state is kept in `self` for as long as libjpeg uses it.
+        self.entropy = unsafe { crate::huffman::install(&mut self.cinfo) };
         (self.cinfo.output_width, self.cinfo.output_height)
     }
 
