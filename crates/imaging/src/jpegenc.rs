@@ -169,6 +169,7 @@ pub(crate) struct Prepared {
 
 /// `jpeg_fdct_islow` (accurate integer DCT, CONST_BITS 13, PASS1_BITS 2): output scaled
 /// up by 8, in natural order.
+#[inline(always)]
 fn fdct_islow(data: &mut [i32; 64]) {
     const CONST_BITS: i32 = 13;
     const PASS1_BITS: i32 = 2;
@@ -270,6 +271,7 @@ fn fdct_islow(data: &mut [i32; 64]) {
 }
 
 /// DCT of the 8x8 block at (`x0`, `y0`) of a `stride`-wide plane of samples, zigzag order.
+#[inline(always)]
 fn dct_block(samples: &[u8], stride: usize, x0: usize, y0: usize) -> [i16; 64] {
     let mut ws = [0i32; 64];
     for r in 0..8 {
@@ -290,6 +292,20 @@ impl Prepared {
     /// Colour-convert, downsample and transform `rgb` (`width` x `height`, 3 bytes a
     /// pixel). Panics if the buffer does not match; callers check.
     pub(crate) fn new(rgb: &[u8], width: u32, height: u32) -> Prepared {
+        struct Run<'a>(&'a [u8], u32, u32);
+        impl Dispatch<Prepared> for Run<'_> {
+            #[inline(always)]
+            fn call<K: Kernel>(self, _: K) -> Prepared {
+                Prepared::new_with(self.0, self.1, self.2)
+            }
+        }
+        simd::dispatch(Run(rgb, width, height))
+    }
+
+    /// [`Prepared::new`], compiled for the kernel's target features (the compiler
+    /// vectorises the colour conversion, downsampling and DCT with them).
+    #[inline(always)]
+    fn new_with(rgb: &[u8], width: u32, height: u32) -> Prepared {
         let (w, h) = (width as usize, height as usize);
         assert!(w > 0 && h > 0 && rgb.len() == w * h * 3);
         let mcus_x = w.div_ceil(16);
@@ -344,8 +360,8 @@ impl Prepared {
             }
             out
         };
-        let cbd = down(&cbp);
-        let crd = down(&crp);
+        // One call site, so that `down` inlines.
+        let [cbd, crd] = [cbp.as_slice(), crp.as_slice()].map(down);
         let cb_plane = Self::plane(&cbd, cw, mcus_x, mcus_y, mcus_x, mcus_y, 1);
         let cr_plane = Self::plane(&crd, cw, mcus_x, mcus_y, mcus_x, mcus_y, 1);
         Prepared {
@@ -368,6 +384,7 @@ impl Prepared {
     /// blocks out to `pad_w` x `pad_h` (compress_first_pass): zero AC, and the DC of the
     /// block to the left (right edge) or of the MCU's last block in the row above
     /// (bottom). Copying the raw DC gives the same quantised DC as copying the quantised.
+    #[inline(always)]
     fn plane(
         samples: &[u8],
         stride: usize,
