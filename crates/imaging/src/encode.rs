@@ -119,14 +119,16 @@ pub(crate) fn fit_budget(rgb: &[u8], size: u32, max_bytes: usize) -> Result<Fit,
         probes: Vec::new(),
     };
     let mut aim = max_bytes - max_bytes / 257;
+    let first = c.first_guess(aim);
     let mut q = 100;
     for _ in 0..3 {
         let reachable;
-        (q, reachable) = match search(aim, |q| Ok(c.bound(Tables::quality_per_mille(q)))) {
-            Ok(q) => (q, true),
-            Err(FitError::Unreachable { quality, .. }) => (quality, false),
-            Err(e) => return Err(e),
-        };
+        (q, reachable) =
+            match search_from(aim, first, |q| Ok(c.bound(Tables::quality_per_mille(q)))) {
+                Ok(q) => (q, true),
+                Err(FitError::Unreachable { quality, .. }) => (quality, false),
+                Err(e) => return Err(e),
+            };
         let scale = if reachable {
             c.refine(q, aim)
         } else {
@@ -179,7 +181,33 @@ struct Chooser {
     probes: Vec<(u32, Probe)>,
 }
 
+/// Pictures of at least this many MCU rows get a first guess from a sample
+/// ([`Chooser::first_guess`]); smaller ones are cheap to probe at quality 100.
+const SAMPLE_MIN_ROWS: usize = 16;
+/// The sample's share: every this-many-th row of MCUs.
+const SAMPLE_STEP: usize = 8;
+
 impl Chooser {
+    /// The quality to probe first for `aim`: 100 when a sample of the picture at 100
+    /// ([`Prepared::estimate`]) says it may fit, else what [`predict`] makes of that
+    /// estimate. A q100 probe is the dearest one (the most nonzero coefficients) and
+    /// at the 648 budget phone photos never fit there; the search stays exact either
+    /// way (it decides on real probes only).
+    fn first_guess(&self, aim: usize) -> u8 {
+        if self.p.mcu_rows() < SAMPLE_MIN_ROWS {
+            return 100;
+        }
+        let est = self.p.estimate(
+            &Tables::per_mille(Tables::quality_per_mille(100)),
+            SAMPLE_STEP,
+        );
+        if est <= aim {
+            100
+        } else {
+            predict(&[(100, est)], aim, 1, 99)
+        }
+    }
+
     /// Where the probe of `scale` is kept, counting it first if it is new.
     fn probe(&mut self, scale: u32) -> usize {
         match self.probes.iter().position(|(s, _)| *s == scale) {
@@ -250,8 +278,18 @@ impl Chooser {
 /// `(highest fitting, lowest failing)` has no untested quality between its ends, so the
 /// answer is the highest quality that fits among those next to a failing one (size is
 /// not strictly monotonic in quality; the search trusts the bracket).
+#[cfg(test)]
 fn search(
     max_bytes: usize,
+    size_at: impl FnMut(u8) -> Result<usize, String>,
+) -> Result<u8, FitError> {
+    search_from(max_bytes, 100, size_at)
+}
+
+/// [`search`] with `first` as the first probe instead of quality 100.
+fn search_from(
+    max_bytes: usize,
+    first: u8,
     mut size_at: impl FnMut(u8) -> Result<usize, String>,
 ) -> Result<u8, FitError> {
     let mut fit: Option<u8> = None; // highest quality known to fit
@@ -267,7 +305,7 @@ fn search(
         let side = |i: usize| probes[i].1 <= max_bytes;
         let n = probes.len();
         let q = if n == 0 {
-            100
+            first.clamp(1, 100)
         } else if n >= 3 && side(n - 1) == side(n - 2) {
             lo + (hi - lo).div_ceil(2)
         } else {

@@ -22,6 +22,8 @@
 //! data, which only writing reveals (about one byte in 256). It is a lower bound of the real size,
 //! so a quality whose bound is over the budget surely does not fit.
 
+use crate::simd::{self, Coded, Dispatch, Kernel, Quant};
+
 /// `jpeg_natural_order`: the natural (row-major) index of the i-th coefficient in zigzag
 /// order.
 const NATURAL: [usize; 64] = [
@@ -109,57 +111,36 @@ impl Tables {
 /// libjpeg's reciprocal quantiser for one table, in zigzag order: the quantised value of
 /// a DCT output `x` (scaled by 8) is `sign(x) * (((|x| + corr) * recip) >> r)`, computed
 /// like libjpeg-turbo's SIMD code as two 16-bit high multiplies (`recip`, then
-/// `scale = 2^(32 - r)`), which the compiler vectorises.
-#[derive(Clone, Copy)]
-struct Divisors {
-    recip: [u16; 64],
-    corr: [u16; 64],
-    scale: [u16; 64],
-}
-
-impl Divisors {
-    /// `compute_reciprocal(quantval << 3)` of `jcdctmgr.c` (16-bit DCTELEM). Quality
-    /// tables stay below 8,192 (q = 1 gives at most 6,050), so the divisor fits 16 bits.
-    fn new(table: &[u16; 64]) -> Divisors {
-        let mut d = Divisors {
-            recip: [0; 64],
-            corr: [0; 64],
-            scale: [0; 64],
-        };
-        for zz in 0..64 {
-            let divisor = (u32::from(table[NATURAL[zz]]) << 3).min(65535);
-            let b = 31 - divisor.leading_zeros(); // flss(divisor) - 1
-            let mut r = 16 + b;
-            let mut fq = (1u64 << r) / u64::from(divisor);
-            let fr = (1u64 << r) % u64::from(divisor);
-            let mut c = divisor / 2;
-            if fr == 0 {
-                fq >>= 1;
-                r -= 1;
-            } else if fr <= u64::from(divisor / 2) {
-                c += 1;
-            } else {
-                fq += 1;
-            }
-            d.recip[zz] = fq as u16;
-            d.corr[zz] = c as u16;
-            d.scale[zz] = (1u32 << (32 - r)) as u16;
+/// `scale = 2^(32 - r)`); [`crate::simd`] applies it.
+///
+/// `compute_reciprocal(quantval << 3)` of `jcdctmgr.c` (16-bit DCTELEM). Quality
+/// tables stay below 8,192 (q = 1 gives at most 6,050), so the divisor fits 16 bits.
+fn divisors(table: &[u16; 64]) -> Quant {
+    let mut d = Quant {
+        recip: [0; 64],
+        corr: [0; 64],
+        scale: [0; 64],
+    };
+    for zz in 0..64 {
+        let divisor = (u32::from(table[NATURAL[zz]]) << 3).min(65535);
+        let b = 31 - divisor.leading_zeros(); // flss(divisor) - 1
+        let mut r = 16 + b;
+        let mut fq = (1u64 << r) / u64::from(divisor);
+        let fr = (1u64 << r) % u64::from(divisor);
+        let mut c = divisor / 2;
+        if fr == 0 {
+            fq >>= 1;
+            r -= 1;
+        } else if fr <= u64::from(divisor / 2) {
+            c += 1;
+        } else {
+            fq += 1;
         }
-        d
+        d.recip[zz] = fq as u16;
+        d.corr[zz] = c as u16;
+        d.scale[zz] = (1u32 << (32 - r)) as u16;
     }
-
-    #[inline(always)]
-    fn quantize(&self, raw: &[i16; 64], out: &mut [i16; 64]) {
-        for i in 0..64 {
-            let x = raw[i];
-            let s = x >> 15; // 0 or -1
-            let t = (x ^ s).wrapping_sub(s) as u16;
-            let p =
-                ((u32::from(t.wrapping_add(self.corr[i])) * u32::from(self.recip[i])) >> 16) as u16;
-            let q = ((u32::from(p) * u32::from(self.scale[i])) >> 16) as i16;
-            out[i] = (q ^ s).wrapping_sub(s);
-        }
-    }
+    d
 }
 
 /// One component's raw (unquantised) forward-DCT blocks, zigzag order, row-major over the
@@ -188,6 +169,7 @@ pub(crate) struct Prepared {
 
 /// `jpeg_fdct_islow` (accurate integer DCT, CONST_BITS 13, PASS1_BITS 2): output scaled
 /// up by 8, in natural order.
+#[inline(always)]
 fn fdct_islow(data: &mut [i32; 64]) {
     const CONST_BITS: i32 = 13;
     const PASS1_BITS: i32 = 2;
@@ -289,6 +271,7 @@ fn fdct_islow(data: &mut [i32; 64]) {
 }
 
 /// DCT of the 8x8 block at (`x0`, `y0`) of a `stride`-wide plane of samples, zigzag order.
+#[inline(always)]
 fn dct_block(samples: &[u8], stride: usize, x0: usize, y0: usize) -> [i16; 64] {
     let mut ws = [0i32; 64];
     for r in 0..8 {
@@ -309,6 +292,20 @@ impl Prepared {
     /// Colour-convert, downsample and transform `rgb` (`width` x `height`, 3 bytes a
     /// pixel). Panics if the buffer does not match; callers check.
     pub(crate) fn new(rgb: &[u8], width: u32, height: u32) -> Prepared {
+        struct Run<'a>(&'a [u8], u32, u32);
+        impl Dispatch<Prepared> for Run<'_> {
+            #[inline(always)]
+            fn call<K: Kernel>(self, _: K) -> Prepared {
+                Prepared::new_with(self.0, self.1, self.2)
+            }
+        }
+        simd::dispatch(Run(rgb, width, height))
+    }
+
+    /// [`Prepared::new`], compiled for the kernel's target features (the compiler
+    /// vectorises the colour conversion, downsampling and DCT with them).
+    #[inline(always)]
+    fn new_with(rgb: &[u8], width: u32, height: u32) -> Prepared {
         let (w, h) = (width as usize, height as usize);
         assert!(w > 0 && h > 0 && rgb.len() == w * h * 3);
         let mcus_x = w.div_ceil(16);
@@ -363,8 +360,8 @@ impl Prepared {
             }
             out
         };
-        let cbd = down(&cbp);
-        let crd = down(&crp);
+        // One call site, so that `down` inlines.
+        let [cbd, crd] = [cbp.as_slice(), crp.as_slice()].map(down);
         let cb_plane = Self::plane(&cbd, cw, mcus_x, mcus_y, mcus_x, mcus_y, 1);
         let cr_plane = Self::plane(&crd, cw, mcus_x, mcus_y, mcus_x, mcus_y, 1);
         Prepared {
@@ -378,10 +375,16 @@ impl Prepared {
         }
     }
 
+    /// Rows of MCUs (16 pixels each).
+    pub(crate) fn mcu_rows(&self) -> usize {
+        self.mcus_y
+    }
+
     /// Transform the `real_w` x `real_h` real blocks of `samples` and add libjpeg's dummy
     /// blocks out to `pad_w` x `pad_h` (compress_first_pass): zero AC, and the DC of the
     /// block to the left (right edge) or of the MCU's last block in the row above
     /// (bottom). Copying the raw DC gives the same quantised DC as copying the quantised.
+    #[inline(always)]
     fn plane(
         samples: &[u8],
         stride: usize,
@@ -418,87 +421,108 @@ impl Prepared {
     /// Every block in file order (MCU by MCU: four Y, then Cb, then Cr), with its
     /// component (0 Y, 1 Cb, 2 Cr).
     #[inline(always)]
-    fn for_each_block(&self, mut f: impl FnMut(usize, &[i16; 64])) {
-        for my in 0..self.mcus_y {
+    fn for_each_block(&self, rows: Rows, mut f: impl FnMut(usize, &[i16; 64])) {
+        for my in (rows.first..self.mcus_y).step_by(rows.step) {
             for mx in 0..self.mcus_x {
-                f(0, self.y.at(2 * mx, 2 * my));
-                f(0, self.y.at(2 * mx + 1, 2 * my));
-                f(0, self.y.at(2 * mx, 2 * my + 1));
-                f(0, self.y.at(2 * mx + 1, 2 * my + 1));
-                f(1, self.cb.at(mx, my));
-                f(2, self.cr.at(mx, my));
+                // One call site, so that `f` inlines (into the kernels' target features).
+                for b in 0..6 {
+                    let (c, block) = match b {
+                        0..=3 => (0, self.y.at(2 * mx + (b & 1), 2 * my + (b >> 1))),
+                        4 => (1, self.cb.at(mx, my)),
+                        _ => (2, self.cr.at(mx, my)),
+                    };
+                    f(c, block);
+                }
             }
         }
     }
 
     /// Symbol counts of the whole scan at `tables`: DC and AC, table 0 (Y) and 1
     /// (Cb, Cr), and the number of magnitude bits that follow the codes.
-    fn stats(&self, tables: &Tables) -> Stats {
-        let div = [Divisors::new(&tables.luma), Divisors::new(&tables.chroma)];
+    fn stats(&self, tables: &Tables, rows: Rows) -> Stats {
+        struct Run<'a>(&'a Prepared, &'a Tables, Rows);
+        impl Dispatch<Stats> for Run<'_> {
+            #[inline(always)]
+            fn call<K: Kernel>(self, k: K) -> Stats {
+                self.0.stats_with(k, self.1, self.2)
+            }
+        }
+        simd::dispatch(Run(self, tables, rows))
+    }
+
+    #[inline(always)]
+    fn stats_with<K: Kernel>(&self, k: K, tables: &Tables, rows: Rows) -> Stats {
+        let div = [divisors(&tables.luma), divisors(&tables.chroma)];
         let mut st = Stats {
             dc: [[0; 257]; 2],
             ac: [[0; 257]; 2],
             extra_bits: 0,
         };
         let mut last_dc = [0i32; 3];
-        let mut z = [0i16; 64];
-        self.for_each_block(|c, raw| {
+        let mut z = Coded::new();
+        self.for_each_block(rows, |c, raw| {
             let t = usize::from(c > 0);
-            div[t].quantize(raw, &mut z);
-            let diff = i32::from(z[0]) - last_dc[c];
-            last_dc[c] = i32::from(z[0]);
-            let nb = nbits(diff.unsigned_abs());
-            st.dc[t][nb as usize] += 1;
-            let mut extra = u64::from(nb);
-            let mut m = nonzero_ac(&z);
+            let mut m = k.quantise(&div[t], raw, &mut z);
+            let diff = i32::from(z.z[0]) - last_dc[c];
+            last_dc[c] = i32::from(z.z[0]);
+            st.dc[t][nbits(diff.unsigned_abs()) as usize & 31] += 1;
             let ac = &mut st.ac[t];
-            let mut prev = 0usize;
+            // p = 16 x (index of the last nonzero coefficient + 1): the symbol of the
+            // next one, k places on, is sym[k] - p when the run is at most 15.
+            let mut p = 16u32;
             while m != 0 {
-                let k = m.trailing_zeros() as usize;
-                let mut run = k - prev - 1;
-                while run > 15 {
+                let k = m.trailing_zeros() as usize & 63;
+                let mut s = u32::from(z.sym[k]) - p;
+                while s >= 256 {
                     ac[0xF0] += 1;
-                    run -= 16;
+                    s -= 256;
                 }
-                let nb = nbits(u32::from(z[k].unsigned_abs()));
-                ac[(run << 4) | nb as usize] += 1;
-                extra += u64::from(nb);
-                prev = k;
+                ac[s as usize & 255] += 1;
+                p = 16 * (k as u32 + 1);
                 m &= m - 1;
             }
-            if prev < 63 {
+            if p < 16 * 64 {
                 ac[0] += 1;
             }
-            st.extra_bits += extra;
         });
+        // The magnitude bits: a symbol's low four bits count them.
+        let mut extra = 0u64;
+        for t in 0..2 {
+            for (sym, (&d, &a)) in st.dc[t].iter().zip(&st.ac[t]).enumerate().take(256) {
+                extra += (u64::from(d) + u64::from(a)) * (sym as u64 & 15);
+            }
+        }
+        st.extra_bits = extra;
         st
     }
 
     /// Count the symbols at `tables` and derive the optimal Huffman tables: everything
     /// [`Prepared::write`] needs, and the exact size less the stuffed bytes.
     pub(crate) fn probe(&self, tables: &Tables) -> Probe {
-        let stats = self.stats(tables);
+        let stats = self.stats(tables, Rows::ALL);
         let huff = stats.tables();
-        let mut bits = stats.extra_bits;
-        for (t, h) in huff.iter().enumerate() {
-            let counts = if t < 2 {
-                &stats.dc[t]
-            } else {
-                &stats.ac[t - 2]
-            };
-            bits += h
-                .lengths()
-                .iter()
-                .zip(counts.iter())
-                .map(|(&l, &n)| u64::from(l) * u64::from(n))
-                .sum::<u64>();
-        }
+        let bits = stats.bits(&huff);
         let size_without_stuffing = header_len(tables, &huff) + bits.div_ceil(8) as usize + 2;
         Probe {
             tables: *tables,
             huff,
             size_without_stuffing,
         }
+    }
+
+    /// A guess at [`Probe::size_without_stuffing`] at `tables` from every `step`-th row
+    /// of MCUs only (the middle one of each `step`), at about 1 / `step` of a probe's
+    /// cost: for aiming the first probe, never for deciding.
+    pub(crate) fn estimate(&self, tables: &Tables, step: usize) -> usize {
+        let rows = Rows {
+            first: (step / 2).min(self.mcus_y - 1),
+            step: step.max(1),
+        };
+        let stats = self.stats(tables, rows);
+        let huff = stats.tables();
+        let sampled = (rows.first..self.mcus_y).step_by(rows.step).count();
+        let bits = stats.bits(&huff) * self.mcus_y as u64 / sampled as u64;
+        header_len(tables, &huff) + bits.div_ceil(8) as usize + 2
     }
 
     /// The exact size of the file [`Prepared::encode`] writes at `tables`, less the
@@ -516,12 +540,24 @@ impl Prepared {
 
     /// The JPEG file at the tables `probe` was made for.
     pub(crate) fn write(&self, probe: &Probe) -> Vec<u8> {
+        struct Run<'a>(&'a Prepared, &'a Probe);
+        impl Dispatch<Vec<u8>> for Run<'_> {
+            #[inline(always)]
+            fn call<K: Kernel>(self, k: K) -> Vec<u8> {
+                self.0.write_with(k, self.1)
+            }
+        }
+        simd::dispatch(Run(self, probe))
+    }
+
+    #[inline(always)]
+    fn write_with<K: Kernel>(&self, k: K, probe: &Probe) -> Vec<u8> {
         let (tables, huff) = (&probe.tables, &probe.huff);
         let mut out = Vec::with_capacity(
             probe.size_without_stuffing + probe.size_without_stuffing / 128 + 64,
         );
         write_headers(&mut out, self.width, self.height, tables, huff);
-        let div = [Divisors::new(&tables.luma), Divisors::new(&tables.chroma)];
+        let div = [divisors(&tables.luma), divisors(&tables.chroma)];
         let codes: [Codes; 4] = [
             huff[0].codes(),
             huff[1].codes(),
@@ -530,32 +566,29 @@ impl Prepared {
         ];
         let mut w = BitWriter { acc: 0, n: 0, out };
         let mut last_dc = [0i32; 3];
-        let mut z = [0i16; 64];
-        self.for_each_block(|c, raw| {
+        let mut z = Coded::new();
+        self.for_each_block(Rows::ALL, |c, raw| {
             let t = usize::from(c > 0);
-            div[t].quantize(raw, &mut z);
+            let mut m = k.quantise(&div[t], raw, &mut z);
             let (dc, ac) = (&codes[t], &codes[2 + t]);
-            let v = i32::from(z[0]);
+            let v = i32::from(z.z[0]);
             let diff = v - last_dc[c];
             last_dc[c] = v;
             let nb = nbits(diff.unsigned_abs());
             w.put_symbol(dc, nb as usize, diff, nb);
-            let mut m = nonzero_ac(&z);
-            let mut prev = 0usize;
+            let mut p = 16u32;
             while m != 0 {
-                let k = m.trailing_zeros() as usize;
-                let mut run = k - prev - 1;
-                while run > 15 {
+                let k = m.trailing_zeros() as usize & 63;
+                let mut s = u32::from(z.sym[k]) - p;
+                while s >= 256 {
                     w.put(ac.code[0xF0], ac.size[0xF0]);
-                    run -= 16;
+                    s -= 256;
                 }
-                let v = i32::from(z[k]);
-                let nb = nbits(v.unsigned_abs());
-                w.put_symbol(ac, (run << 4) | nb as usize, v, nb);
-                prev = k;
+                w.put_symbol(ac, s as usize & 255, i32::from(z.z[k]), s & 15);
+                p = 16 * (k as u32 + 1);
                 m &= m - 1;
             }
-            if prev < 63 {
+            if p < 16 * 64 {
                 w.put(ac.code[0], ac.size[0]);
             }
         });
@@ -573,25 +606,20 @@ pub(crate) struct Probe {
     pub size_without_stuffing: usize,
 }
 
-/// Bits of AC coefficients 1..=63 that are not zero. Eight at a time: one byte per
-/// coefficient (0 or 1) gathered into a bit each by a multiply whose partial products
-/// never overlap.
-#[inline(always)]
-fn nonzero_ac(z: &[i16; 64]) -> u64 {
-    let mut m = 0u64;
-    for g in 0..8 {
-        let mut v = 0u64;
-        for j in 0..8 {
-            v |= u64::from(z[g * 8 + j] != 0) << (8 * j);
-        }
-        m |= (v.wrapping_mul(0x0102_0408_1020_4080) >> 56) << (8 * g);
-    }
-    m & !1
-}
-
 #[inline(always)]
 fn nbits(v: u32) -> u32 {
     32 - v.leading_zeros()
+}
+
+/// Which rows of MCUs a pass covers: `first`, `first + step`, ...
+#[derive(Clone, Copy)]
+struct Rows {
+    first: usize,
+    step: usize,
+}
+
+impl Rows {
+    const ALL: Rows = Rows { first: 0, step: 1 };
 }
 
 struct Stats {
@@ -601,6 +629,21 @@ struct Stats {
 }
 
 impl Stats {
+    /// The bits of the entropy-coded data with `huff` (from [`Stats::tables`]).
+    fn bits(&self, huff: &[Huffman; 4]) -> u64 {
+        let mut bits = self.extra_bits;
+        for (t, h) in huff.iter().enumerate() {
+            let counts = if t < 2 { &self.dc[t] } else { &self.ac[t - 2] };
+            bits += h
+                .lengths()
+                .iter()
+                .zip(counts.iter())
+                .map(|(&l, &n)| u64::from(l) * u64::from(n))
+                .sum::<u64>();
+        }
+        bits
+    }
+
     /// DC 0, DC 1, AC 0, AC 1.
     fn tables(&self) -> [Huffman; 4] {
         [

@@ -319,6 +319,9 @@ mod libjpeg_decode;
 pub mod metadata;
 mod orient;
 mod resize;
+// AVX2/SSE2 kernels of the JPEG encoder, detected at run time; every block its SAFETY note.
+#[allow(unsafe_code)]
+mod simd;
 #[cfg(test)]
 mod window_tests;
 
