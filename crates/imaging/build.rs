@@ -10,6 +10,9 @@ fn main() {
     for dir in std::env::split_paths(&include) {
         c.include(dir);
     }
+    // libjpeg's errors unwind (mozjpeg-sys `unwinding`) through `read_restart_marker`,
+    // called from this file: built with unwind tables, like libjpeg itself.
+    c.flag_if_supported("-fexceptions");
     c.file("csrc/entropy_hook.c")
         .warnings(true)
         .compile("photobulk_entropy_hook");
