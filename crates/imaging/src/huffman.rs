@@ -34,8 +34,8 @@
 //! reports it.
 
 use mozjpeg_sys::{
-    boolean, jpeg_decompress_struct, JBLOCKROW, JHUFF_TBL, JWRN_EXTRANEOUS_DATA, JWRN_HIT_MARKER,
-    JWRN_HUFF_BAD_CODE, JWRN_JPEG_EOF,
+    boolean, jpeg_decompress_struct, jpeg_source_mgr, JBLOCKROW, JHUFF_TBL, JWRN_EXTRANEOUS_DATA,
+    JWRN_HIT_MARKER, JWRN_HUFF_BAD_CODE, JWRN_JPEG_EOF,
 };
 use std::os::raw::{c_int, c_uint, c_void};
 
@@ -108,7 +108,7 @@ impl Table {
     /// `jpeg_make_d_derived_tbl`, without its checks (libjpeg ran them on this very
     /// table when the scan started), but never out of bounds on any input: `None` for a
     /// table libjpeg would have refused.
-    fn new(t: &JHUFF_TBL, ac: bool) -> Option<Box<Table>> {
+    fn new(t: &JHUFF_TBL, ac: bool) -> Option<Table> {
         let mut huffsize = [0u8; 257];
         let mut p = 0usize;
         for l in 1..=16u8 {
@@ -138,13 +138,13 @@ impl Table {
             code <<= 1;
             si += 1;
         }
-        let mut tb = Box::new(Table {
+        let mut tb = Table {
             fast_ac: [0; 1 << FAST],
             lookup: [0; 1 << FAST],
             maxcode: [-1; 18],
             valoffset: [0; 17],
             huffval: t.huffval,
-        });
+        };
         let mut p = 0usize;
         for l in 1..=16usize {
             let n = usize::from(t.bits[l]);
@@ -239,8 +239,8 @@ struct Reader {
     /// Zero bits appended after a marker (at the bottom of `nbits`): using any of them is
     /// reading past the end of the segment.
     pad: u32,
-    marker_hit: bool,
-    /// The marker's code, once hit.
+    /// The code of the marker that ended the data, 0 until one is found (no marker
+    /// code is 0: 0xFF 0x00 is a stuffed byte).
     marker: u8,
 }
 
@@ -281,7 +281,7 @@ pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Box<E
         // SAFETY: libjpeg's table for this scan (it decoded with it when the scan
         // started), owned by the decompressor, which outlives this call.
         let t = unsafe { ptr.as_ref() }?;
-        tables.push(*Table::new(t, ac)?);
+        tables.push(Table::new(t, ac)?);
         let i = u8::try_from(tables.len() - 1).ok()?;
         index[usize::from(ac)][n] = Some(i);
         Some(i)
@@ -308,19 +308,7 @@ pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Box<E
         last_dc: [0; 4],
         restart_interval: scan.restart_interval,
         restarts_to_go: scan.restart_interval,
-        reader: Reader {
-            hot: Hot {
-                acc: 0,
-                nbits: 0,
-                pos: 0,
-            },
-            limit: src.bytes_in_buffer,
-            data: src.next_input_byte,
-            len: src.bytes_in_buffer,
-            pad: 0,
-            marker_hit: false,
-            marker: 0,
-        },
+        reader: Reader::at(src),
     });
     cinfo.common.client_data = (&mut *st as *mut Entropy).cast::<c_void>();
     // SAFETY: `decode_mcu` has the C signature libjpeg calls, and finds its state through
@@ -381,12 +369,11 @@ impl Entropy {
         let mut h = r.hot;
         for b in 0..self.nblocks {
             let blk = self.blocks[b];
-            let (Some(dct), Some(act)) = (
-                self.tables.get(usize::from(blk.dc)),
-                self.tables.get(usize::from(blk.ac)),
-            ) else {
-                continue;
-            };
+            // `install` made every index point into `tables`.
+            let (dct, act) = (
+                &self.tables[usize::from(blk.dc)],
+                &self.tables[usize::from(blk.ac)],
+            );
             let block = if mcu.is_null() {
                 None
             } else {
@@ -400,13 +387,13 @@ impl Entropy {
             let dc = self.last_dc[c].wrapping_add(diff);
             self.last_dc[c] = dc;
             match block {
-                Some(block) if blk.ac_needed => {
-                    block[0] = dc as i16;
-                    ac::<true>(&mut h, r, cinfo, act, block);
-                }
                 Some(block) => {
                     block[0] = dc as i16;
-                    ac::<false>(&mut h, r, cinfo, act, &mut [0; 64]);
+                    if blk.ac_needed {
+                        ac::<true>(&mut h, r, cinfo, act, block);
+                    } else {
+                        ac::<false>(&mut h, r, cinfo, act, block);
+                    }
                 }
                 None => ac::<false>(&mut h, r, cinfo, act, &mut [0; 64]),
             }
@@ -415,16 +402,10 @@ impl Entropy {
         if r.pad > h.nbits {
             corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
         }
-        // Give libjpeg its source position back (as its own decoder keeps it current).
-        // SAFETY: `src` is the memory source `install` read `data` and `len` from.
-        if let Some(src) = unsafe { cinfo.src.as_mut() } {
-            src.next_input_byte = r.data.wrapping_add(h.pos);
-            src.bytes_in_buffer = r.len - h.pos;
-        }
+        // As libjpeg's own decoder keeps it current.
+        r.give_back(cinfo);
     }
-}
 
-impl Entropy {
     /// libjpeg's `process_restart`: the data up to the restart marker must be used up
     /// (at most the padding bits of its last byte left), the marker must be the next
     /// `RSTn` (libjpeg checks), and decoding starts afresh after it.
@@ -434,7 +415,7 @@ impl Entropy {
         let r = &mut self.reader;
         let real = |r: &Reader| r.hot.nbits.saturating_sub(r.pad);
         let mut left = real(r);
-        while !r.marker_hit {
+        while r.marker == 0 {
             // Bytes not read ahead yet: read on to the marker (discarding), counting them.
             r.hot.acc = 0;
             r.hot.nbits = 0;
@@ -446,29 +427,13 @@ impl Entropy {
             let marker = c_int::from(r.marker);
             corrupt(cinfo, JWRN_EXTRANEOUS_DATA, [(left / 8) as c_int, marker]);
         }
-        // SAFETY: the memory source `install` read from, positioned just past the marker
-        // (`unread_marker` was set when it was found), as libjpeg's decoder leaves it.
-        unsafe {
-            let src = &mut *cinfo.src;
-            src.next_input_byte = r.data.wrapping_add(r.hot.pos);
-            src.bytes_in_buffer = r.len - r.hot.pos;
-            pb_entropy_read_restart_marker(cinfo);
-        }
+        // The source positioned just past the marker (`unread_marker` was set when it
+        // was found), as libjpeg's decoder leaves it.
+        r.give_back(cinfo);
+        // SAFETY: `cinfo` is the decompressor being decoded.
+        unsafe { pb_entropy_read_restart_marker(cinfo) };
         // SAFETY: libjpeg's source after reading the marker: the rest of the data.
-        let src = unsafe { &*cinfo.src };
-        *r = Reader {
-            hot: Hot {
-                acc: 0,
-                nbits: 0,
-                pos: 0,
-            },
-            limit: src.bytes_in_buffer,
-            data: src.next_input_byte,
-            len: src.bytes_in_buffer,
-            pad: 0,
-            marker_hit: false,
-            marker: 0,
-        };
+        *r = Reader::at(unsafe { &*cinfo.src });
         self.last_dc = [0; 4];
         self.restarts_to_go = self.restart_interval;
     }
@@ -571,6 +536,34 @@ fn receive_extend(h: &mut Hot, size: u32) -> i32 {
 }
 
 impl Reader {
+    /// A reader at the start of `src`'s buffer: the scan's data, or what follows a
+    /// restart marker.
+    fn at(src: &jpeg_source_mgr) -> Reader {
+        Reader {
+            hot: Hot {
+                acc: 0,
+                nbits: 0,
+                pos: 0,
+            },
+            limit: src.bytes_in_buffer,
+            data: src.next_input_byte,
+            len: src.bytes_in_buffer,
+            pad: 0,
+            marker: 0,
+        }
+    }
+
+    /// Gives libjpeg's source manager the position read up to (bytes read ahead
+    /// included, as libjpeg's own decoder counts them).
+    fn give_back(&self, cinfo: &mut jpeg_decompress_struct) {
+        // SAFETY: the memory source `install` read `data` and `len` from (or, after a
+        // restart, the same source after libjpeg read the marker).
+        if let Some(src) = unsafe { cinfo.src.as_mut() } {
+            src.next_input_byte = self.data.wrapping_add(self.hot.pos);
+            src.bytes_in_buffer = self.len - self.hot.pos;
+        }
+    }
+
     #[cold]
     #[inline(never)]
     fn refill_slow(&mut self, cinfo: &mut jpeg_decompress_struct) {
@@ -582,7 +575,7 @@ impl Reader {
             h.acc & (u64::MAX << (64 - h.nbits))
         };
         while self.hot.nbits <= 56 {
-            if self.marker_hit {
+            if self.marker != 0 {
                 let add = 64 - self.hot.nbits;
                 self.hot.nbits += add;
                 self.pad += add;
@@ -612,7 +605,6 @@ impl Reader {
                     // Consumed like libjpeg does (the marker is libjpeg's to act on).
                     self.hot.pos = p + 1;
                     self.limit = p + 1;
-                    self.marker_hit = true;
                     self.marker = code;
                     // SAFETY: `cinfo` is the decompressor being decoded.
                     unsafe { pb_entropy_set_unread_marker(cinfo, c_int::from(code)) };
