@@ -122,23 +122,7 @@ fn divisors(table: &[u16; 64]) -> Quant {
         scale: [0; 64],
     };
     for zz in 0..64 {
-        let divisor = (u32::from(table[NATURAL[zz]]) << 3).min(65535);
-        let b = 31 - divisor.leading_zeros(); // flss(divisor) - 1
-        let mut r = 16 + b;
-        let mut fq = (1u64 << r) / u64::from(divisor);
-        let fr = (1u64 << r) % u64::from(divisor);
-        let mut c = divisor / 2;
-        if fr == 0 {
-            fq >>= 1;
-            r -= 1;
-        } else if fr <= u64::from(divisor / 2) {
-            c += 1;
-        } else {
-            fq += 1;
-        }
-        d.recip[zz] = fq as u16;
-        d.corr[zz] = c as u16;
-        d.scale[zz] = (1u32 << (32 - r)) as u16;
+        d.set(zz, (u32::from(table[NATURAL[zz]]) << 3).min(65535));
     }
     d
 }
@@ -502,7 +486,7 @@ impl Prepared {
         let stats = self.stats(tables, Rows::ALL);
         let huff = stats.tables();
         let bits = stats.bits(&huff);
-        let size_without_stuffing = header_len(tables, &huff) + bits.div_ceil(8) as usize + 2;
+        let size_without_stuffing = file_len(tables, &huff, bits);
         Probe {
             tables: *tables,
             huff,
@@ -522,7 +506,7 @@ impl Prepared {
         let huff = stats.tables();
         let sampled = (rows.first..self.mcus_y).step_by(rows.step).count();
         let bits = stats.bits(&huff) * self.mcus_y as u64 / sampled as u64;
-        header_len(tables, &huff) + bits.div_ceil(8) as usize + 2
+        file_len(tables, &huff, bits)
     }
 
     /// The exact size of the file [`Prepared::encode`] writes at `tables`, less the
@@ -845,6 +829,12 @@ impl BitWriter {
         }
         self.out
     }
+}
+
+/// The size of a file with `bits` bits of entropy-coded data (less stuffed bytes):
+/// headers, the data padded to a byte, and EOI.
+fn file_len(tables: &Tables, huff: &[Huffman; 4], bits: u64) -> usize {
+    header_len(tables, huff) + bits.div_ceil(8) as usize + 2
 }
 
 fn header_len(tables: &Tables, huff: &[Huffman; 4]) -> usize {

@@ -24,6 +24,29 @@ pub(crate) struct Quant {
     pub scale: [u16; 64],
 }
 
+impl Quant {
+    /// Lane `i` for `divisor` (the table entry `<< 3`, at most 65,535):
+    /// `compute_reciprocal` of libjpeg's `jcdctmgr.c` (16-bit DCTELEM).
+    pub(crate) fn set(&mut self, i: usize, divisor: u32) {
+        let b = 31 - divisor.leading_zeros(); // flss(divisor) - 1
+        let mut r = 16 + b;
+        let mut fq = (1u64 << r) / u64::from(divisor);
+        let fr = (1u64 << r) % u64::from(divisor);
+        let mut c = divisor / 2;
+        if fr == 0 {
+            fq >>= 1;
+            r -= 1;
+        } else if fr <= u64::from(divisor / 2) {
+            c += 1;
+        } else {
+            fq += 1;
+        }
+        self.recip[i] = fq as u16;
+        self.corr[i] = c as u16;
+        self.scale[i] = (1u32 << (32 - r)) as u16;
+    }
+}
+
 /// What the entropy coder needs of one quantised block.
 #[repr(C, align(32))]
 pub(crate) struct Coded {
@@ -243,30 +266,13 @@ mod tests {
     fn quants() -> Vec<Quant> {
         let mut out = Vec::new();
         for divisor in [8u32, 9, 16, 24, 800, 6050 * 8, 65535] {
-            // compute_reciprocal, as jpegenc does.
             let mut q = Quant {
                 recip: [0; 64],
                 corr: [0; 64],
                 scale: [0; 64],
             };
             for i in 0..64 {
-                let d = (divisor + i as u32 * 37).min(65535);
-                let b = 31 - d.leading_zeros();
-                let mut r = 16 + b;
-                let mut fq = (1u64 << r) / u64::from(d);
-                let fr = (1u64 << r) % u64::from(d);
-                let mut c = d / 2;
-                if fr == 0 {
-                    fq >>= 1;
-                    r -= 1;
-                } else if fr <= u64::from(d / 2) {
-                    c += 1;
-                } else {
-                    fq += 1;
-                }
-                q.recip[i] = fq as u16;
-                q.corr[i] = c as u16;
-                q.scale[i] = (1u32 << (32 - r)) as u16;
+                q.set(i, (divisor + i as u32 * 37).min(65535));
             }
             out.push(q);
         }
