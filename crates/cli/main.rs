@@ -2,6 +2,7 @@
 //! and wires the library crates (imaging, engine, directory) together.
 
 mod ad;
+mod alloc;
 mod env;
 mod graph;
 mod import;
@@ -115,6 +116,7 @@ struct ConvertArgs {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Convert(args) => convert(args),
