@@ -10,9 +10,9 @@
 //!
 //! - a 64-bit bit buffer refilled eight bytes at a time when none of them is `0xFF`
 //!   (then no byte stuffing or marker can be among them), byte by byte otherwise;
-//! - one table lookup that yields a whole AC coefficient (run, value and the number of
-//!   bits of code and magnitude together) for the frequent short codes, as `stb_image`
-//!   does; a 10-bit lookahead table for the other codes up to 10 bits; the canonical
+//! - one table lookup that yields a whole AC step for the frequent short codes: a
+//!   coefficient (run, value and the number of bits of code and magnitude together, as
+//!   `stb_image` does), a run of sixteen zeros (ZRL) or the end of the block; a 10-bit lookahead table for the other codes up to 10 bits; the canonical
 //!   `maxcode` walk (libjpeg's `jpeg_huff_decode`) for longer ones;
 //! - a variant that parses without storing, for the MCUs `jpeg_skip_scanlines` discards.
 //!
@@ -42,19 +42,28 @@ use std::os::raw::{c_int, c_uint, c_void};
 /// Bits of lookahead in the fast tables.
 const FAST: u32 = 10;
 
-/// Zigzag index → natural (row-major) index, padded with 63s like libjpeg's
-/// `jpeg_natural_order`: a corrupt run past the end of a block lands on 63, never out of
-/// the block. 128 entries so that `k & 127` needs no bounds check.
-const NATURAL: [u8; 128] = {
+/// Where a coefficient goes, by the zigzag position *after* it (the decoder's `k` once
+/// the coefficient is taken): `AFTER[k]` is the natural (row-major) index of zigzag
+/// position `k - 1`. Positions past the block's end give 63, like libjpeg's padded
+/// `jpeg_natural_order`: a corrupt run past the end lands on 63, never out of the
+/// block. `k` never exceeds 127 (it is below 64 before each step and a step is at most
+/// 64), so 128 entries cover every `k`; every entry is below 64 (checked below).
+const AFTER: [u8; 128] = {
     const ZZ: [u8; 64] = [
         0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27,
         20, 13, 6, 7, 14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
         58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
     ];
     let mut t = [63u8; 128];
+    let mut k = 1;
+    while k <= 64 {
+        t[k] = ZZ[k - 1];
+        k += 1;
+    }
+    t[0] = 0;
     let mut i = 0;
-    while i < 64 {
-        t[i] = ZZ[i];
+    while i < 128 {
+        assert!(t[i] < 64);
         i += 1;
     }
     t
@@ -91,8 +100,10 @@ extern "C-unwind" {
 
 /// One Huffman table, ready for decoding.
 struct Table {
-    /// For AC tables: a whole coefficient per `FAST`-bit prefix, when its code and
-    /// magnitude fit: `value << 16 | run << 8 | bits`; 0 when not.
+    /// For AC tables: a whole step per `FAST`-bit prefix, when its code (and magnitude)
+    /// fit: `value << 16 | step << 8 | bits`, where `step` is how far the zigzag position
+    /// moves (run + 1 for a coefficient, 16 for ZRL, 64 for EOB, which ends the block),
+    /// and `bits` what code and magnitude take together; 0 when they do not fit.
     fast_ac: [i32; 1 << FAST],
     /// Code length `<< 8 | symbol` per `FAST`-bit prefix for codes up to `FAST` bits; 0
     /// for longer codes.
@@ -105,6 +116,17 @@ struct Table {
 }
 
 impl Table {
+    /// A table with no codes (every lookup misses, every long code is bad).
+    fn empty() -> Table {
+        Table {
+            fast_ac: [0; 1 << FAST],
+            lookup: [0; 1 << FAST],
+            maxcode: [-1; 18],
+            valoffset: [0; 17],
+            huffval: [0; 256],
+        }
+    }
+
     /// `jpeg_make_d_derived_tbl`, without its checks (libjpeg ran them on this very
     /// table when the scan started), but never out of bounds on any input: `None` for a
     /// table libjpeg would have refused.
@@ -139,11 +161,8 @@ impl Table {
             si += 1;
         }
         let mut tb = Table {
-            fast_ac: [0; 1 << FAST],
-            lookup: [0; 1 << FAST],
-            maxcode: [-1; 18],
-            valoffset: [0; 17],
             huffval: t.huffval,
+            ..Table::empty()
         };
         let mut p = 0usize;
         for l in 1..=16usize {
@@ -169,12 +188,19 @@ impl Table {
                     continue;
                 }
                 let (run, size) = (u32::from(sym >> 4), u32::from(sym & 15));
-                if size == 0 || len + size > FAST {
-                    continue;
-                }
-                let bits = (c as u32 >> (FAST - len - size)) & ((1 << size) - 1);
-                let value = extend(bits as i32, size);
-                tb.fast_ac[c] = value << 16 | (run << 8) as i32 | (len + size) as i32;
+                tb.fast_ac[c] = if size == 0 {
+                    // ZRL (sixteen zeros) or, for any other run, end of block, as
+                    // libjpeg reads them. The zero this step stores lands on a position
+                    // that is zero anyway (inside the run, or 63 past the block's end).
+                    let step: i32 = if run == 15 { 16 } else { 64 };
+                    step << 8 | len as i32
+                } else if len + size <= FAST {
+                    let bits = (c as u32 >> (FAST - len - size)) & ((1 << size) - 1);
+                    let value = extend(bits as i32, size);
+                    value << 16 | ((run + 1) << 8) as i32 | (len + size) as i32
+                } else {
+                    0
+                };
             }
         }
         Some(tb)
@@ -203,7 +229,8 @@ struct Block {
 
 /// The decoder's state between MCUs (libjpeg keeps a pointer to it in `client_data`).
 pub(crate) struct Entropy {
-    tables: Vec<Table>,
+    /// The scan's tables (at most 4 DC and 4 AC), indexed `& 7` without bounds checks.
+    tables: Box<[Table; 8]>,
     blocks: [Block; 10],
     nblocks: usize,
     last_dc: [i32; 4],
@@ -266,7 +293,8 @@ pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Box<E
     let nblocks = usize::try_from(scan.blocks_in_mcu)
         .ok()
         .filter(|n| (1..=10).contains(n))?;
-    let mut tables: Vec<Table> = Vec::new();
+    let mut tables: Box<[Table; 8]> = Box::new(std::array::from_fn(|_| Table::empty()));
+    let mut used = 0usize;
     let mut index = [[None::<u8>; 4]; 2];
     let mut table = |ac: bool, n: c_int| -> Option<u8> {
         let n = usize::try_from(n).ok().filter(|&n| n < 4)?;
@@ -281,8 +309,10 @@ pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Box<E
         // SAFETY: libjpeg's table for this scan (it decoded with it when the scan
         // started), owned by the decompressor, which outlives this call.
         let t = unsafe { ptr.as_ref() }?;
-        tables.push(Table::new(t, ac)?);
-        let i = u8::try_from(tables.len() - 1).ok()?;
+        // At most 4 DC and 4 AC tables (`n < 4`, each made once): `used < 8`.
+        tables[used] = Table::new(t, ac)?;
+        let i = u8::try_from(used).ok()?;
+        used += 1;
         index[usize::from(ac)][n] = Some(i);
         Some(i)
     };
@@ -365,45 +395,67 @@ impl Entropy {
             }
             self.restarts_to_go -= 1;
         }
-        let r = &mut self.reader;
-        let mut h = r.hot;
-        for b in 0..self.nblocks {
-            let blk = self.blocks[b];
-            // `install` made every index point into `tables`.
-            let (dct, act) = (
-                &self.tables[usize::from(blk.dc)],
-                &self.tables[usize::from(blk.ac)],
-            );
-            let block = if mcu.is_null() {
-                None
+        // SAFETY: see `decode_mcu`: `mcu`, when not null, holds one valid, exclusive,
+        // zeroed block per block of the MCU.
+        unsafe {
+            if mcu.is_null() {
+                self.blocks::<false>(cinfo, mcu);
             } else {
-                // SAFETY: see `decode_mcu`: one valid, exclusive block per index.
-                unsafe { (*mcu.add(b)).as_mut() }
-            };
-            ensure(&mut h, r, cinfo);
-            let s = u32::from(symbol(&mut h, r, cinfo, dct));
-            let diff = if s == 0 { 0 } else { receive_extend(&mut h, s) };
-            let c = usize::from(blk.comp) & 3;
-            let dc = self.last_dc[c].wrapping_add(diff);
-            self.last_dc[c] = dc;
-            match block {
-                Some(block) => {
-                    block[0] = dc as i16;
-                    if blk.ac_needed {
-                        ac::<true>(&mut h, r, cinfo, act, block);
-                    } else {
-                        ac::<false>(&mut h, r, cinfo, act, block);
-                    }
-                }
-                None => ac::<false>(&mut h, r, cinfo, act, &mut [0; 64]),
+                self.blocks::<true>(cinfo, mcu);
             }
         }
-        r.hot = h;
+        let r = &mut self.reader;
+        let h = r.hot;
         if r.pad > h.nbits {
             corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
         }
         // As libjpeg's own decoder keeps it current.
         r.give_back(cinfo);
+    }
+
+    /// The blocks of one MCU, stored into `mcu` when `STORE` (then `mcu` holds one valid,
+    /// exclusive, zeroed block per block of the MCU), parsed only otherwise.
+    #[inline(always)]
+    unsafe fn blocks<const STORE: bool>(
+        &mut self,
+        cinfo: &mut jpeg_decompress_struct,
+        mcu: *mut JBLOCKROW,
+    ) {
+        let Entropy {
+            tables,
+            blocks,
+            nblocks,
+            last_dc,
+            reader: r,
+            ..
+        } = self;
+        let mut h = r.hot;
+        let mut scratch = [0i16; 64];
+        for (b, blk) in blocks[..*nblocks].iter().enumerate() {
+            let (dct, act) = (
+                &tables[usize::from(blk.dc) & 7],
+                &tables[usize::from(blk.ac) & 7],
+            );
+            ensure(&mut h, r, cinfo);
+            let s = u32::from(symbol(&mut h, r, cinfo, dct));
+            let diff = if s == 0 { 0 } else { receive_extend(&mut h, s) };
+            let c = usize::from(blk.comp) & 3;
+            let dc = last_dc[c].wrapping_add(diff);
+            last_dc[c] = dc;
+            if STORE {
+                // SAFETY: the caller's contract: `b < blocks_in_MCU` valid block pointers.
+                let block = unsafe { &mut **mcu.add(b) };
+                block[0] = dc as i16;
+                if blk.ac_needed {
+                    ac::<true>(&mut h, r, cinfo, act, block);
+                } else {
+                    ac::<false>(&mut h, r, cinfo, act, block);
+                }
+            } else {
+                ac::<false>(&mut h, r, cinfo, act, &mut scratch);
+            }
+        }
+        r.hot = h;
     }
 
     /// libjpeg's `process_restart`: the data up to the restart marker must be used up
@@ -448,6 +500,8 @@ fn ac<const STORE: bool>(
     t: &Table,
     block: &mut [i16; 64],
 ) {
+    // The zigzag position of the next coefficient: below 64 before each step, and a
+    // step moves it by at most 64, so it stays below 128 (`AFTER`'s length).
     let mut k = 1usize;
     loop {
         ensure(h, r, cinfo);
@@ -458,19 +512,17 @@ fn ac<const STORE: bool>(
             h.acc <<= n;
             h.nbits -= n;
             if STORE {
-                block[usize::from(NATURAL[k & 127]) & 63] = (f >> 16) as i16;
+                put(block, k, (f >> 16) as i16);
             }
-            k += 1;
         } else {
             let rs = symbol(h, r, cinfo, t);
             let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
             if s != 0 {
-                k += run;
+                k += run + 1;
                 let v = receive_extend(h, s);
                 if STORE {
-                    block[usize::from(NATURAL[k & 127]) & 63] = v as i16;
+                    put(block, k, v as i16);
                 }
-                k += 1;
             } else if run == 15 {
                 k += 16;
             } else {
@@ -480,6 +532,18 @@ fn ac<const STORE: bool>(
         if k >= 64 {
             break;
         }
+    }
+}
+
+/// Stores the coefficient taken with the step that brought the zigzag position to `k`.
+#[inline(always)]
+fn put(block: &mut [i16; 64], k: usize, v: i16) {
+    debug_assert!(k < AFTER.len());
+    // SAFETY: `k < 128` (see `ac`), the length of `AFTER`, whose entries are all below
+    // 64 (checked when it is built), the length of `block`.
+    unsafe {
+        let i = usize::from(*AFTER.get_unchecked(k));
+        *block.get_unchecked_mut(i) = v;
     }
 }
 

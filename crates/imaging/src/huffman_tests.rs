@@ -92,7 +92,10 @@ enum Layout {
 }
 
 fn jpeg(w: u32, h: u32, layout: Layout, quality: f32, optimise: bool) -> Vec<u8> {
-    let rgb = picture(w, h, w * 31 + h);
+    jpeg_of(picture(w, h, w * 31 + h), w, h, layout, quality, optimise)
+}
+
+fn jpeg_of(rgb: Vec<u8>, w: u32, h: u32, layout: Layout, quality: f32, optimise: bool) -> Vec<u8> {
     let (space, px) = match layout {
         Layout::Grey => (
             mozjpeg::ColorSpace::JCS_GRAYSCALE,
@@ -161,6 +164,81 @@ fn standard_tables_have_codes_longer_than_the_lookahead() {
         .filter(|p| p == &[0xFF, 0x00])
         .count();
     assert!(stuffed > 20, "only {stuffed} stuffed bytes");
+}
+
+/// The code length of each AC symbol of the file's first AC table (0: no code).
+fn ac_code_lengths(jpeg: &[u8]) -> [u8; 256] {
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i + 1] != 0xDA {
+        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        if jpeg[i + 1] == 0xC4 {
+            let mut t = i + 4;
+            while t < i + 2 + len {
+                let counts = &jpeg[t + 1..t + 17];
+                let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
+                if jpeg[t] >> 4 == 1 {
+                    let mut lengths = [0u8; 256];
+                    let mut v = t + 17;
+                    for (l, &c) in counts.iter().enumerate() {
+                        for _ in 0..c {
+                            lengths[usize::from(jpeg[v])] = l as u8 + 1;
+                            v += 1;
+                        }
+                    }
+                    return lengths;
+                }
+                t += 17 + n;
+            }
+        }
+        i += 2 + len;
+    }
+    panic!("no AC table");
+}
+
+#[test]
+fn zero_runs_and_block_ends_with_short_codes_take_the_one_lookup_path() {
+    // Blocks that are one high DCT basis function have all their energy in one late
+    // coefficient: the last one (62 zeros before it: three ZRL symbols of sixteen zeros
+    // and a run of 14) or zigzag 50 (three ZRL and a run of 1, where a wrong ZRL step
+    // would put the coefficient elsewhere). Mixed with the
+    // noisy picture (which ends most blocks early with EOB), optimised tables give both
+    // ZRL and EOB codes short enough for the table that decodes a whole step in one
+    // lookup; those steps store a zero inside the run or past the block's end, which
+    // must not change any pixel.
+    let (w, h) = (96u32, 64u32);
+    let mut rgb = picture(w, h, 7);
+    for y in 0..h {
+        for x in 0..w {
+            if (x / 8 + y / 8) % 3 != 0 {
+                let (u, v) = if (x / 8 + y / 8) % 2 == 0 {
+                    (7, 7)
+                } else {
+                    (4, 6)
+                };
+                let c = |i: u32, f: u32| {
+                    (f64::from((2 * (i % 8) + 1) * f) * std::f64::consts::PI / 16.0).cos()
+                };
+                let v = (128.0 + 110.0 * c(x, u) * c(y, v)).round() as u8;
+                let i = (y * w + x) as usize * 3;
+                rgb[i..i + 3].copy_from_slice(&[v, v, v]);
+            }
+        }
+    }
+    for layout in [Layout::Grey, Layout::Colour(2, 2)] {
+        let file = jpeg_of(rgb.clone(), w, h, layout, 95.0, true);
+        let lengths = ac_code_lengths(&file);
+        let (zrl, eob) = (lengths[0xF0], lengths[0x00]);
+        assert!(
+            (1..=10).contains(&zrl) && (1..=10).contains(&eob),
+            "{layout:?}: ZRL {zrl} bits, EOB {eob} bits"
+        );
+        for num in [8, 4, 2, 1] {
+            for win in [FULL, WINDOW] {
+                let what = format!("checkerboard {layout:?} num {num}");
+                assert!(same(&file, num, win, &what), "{what}: ours not installed");
+            }
+        }
+    }
 }
 
 #[test]

@@ -36,7 +36,7 @@
 //! # Codecs
 //! JPEG is decoded by `mozjpeg` (libjpeg-turbo with SIMD) with our own Huffman decoder
 //! in place of libjpeg-turbo's for sequential scans (`huffman`: same coefficients, so
-//! the same pixels, in ~45 % fewer instructions), and encoded by our own copy of
+//! the same pixels, in ~55 % fewer instructions), and encoded by our own copy of
 //! its baseline encoder (see *Encoder choice*); libjpeg-turbo can decode
 //! at a DCT scale, handles CMYK/YCCK (Adobe-inverted CMYK is recognised by its APP14
 //! marker), and is the fastest decoder we measured. PNG, GIF (first frame), BMP, TIFF
