@@ -272,6 +272,50 @@ fn dct_block(samples: &[u8], stride: usize, x0: usize, y0: usize) -> [i16; 64] {
     out
 }
 
+/// libjpeg's `h2v2_downsample` of a `w` x `h` full-resolution plane to `cw` x `chh`
+/// chroma samples: one per 2x2 (bias 1,2,1,2... along a row); the source repeats its
+/// last column out to twice the chroma width and its last row to an even count;
+/// chroma rows past `real_rows` repeat the last one.
+#[inline(always)]
+fn downsample(full: &[u8], w: usize, h: usize, cw: usize, chh: usize, real_rows: usize) -> Vec<u8> {
+    let mut out = vec![0u8; cw * chh];
+    let col = |x: usize| x.min(w - 1);
+    for cy in 0..chh {
+        let sy = cy.min(real_rows - 1);
+        let r0 = &full[(2 * sy).min(h - 1) * w..][..w];
+        let r1 = &full[(2 * sy + 1).min(h - 1) * w..][..w];
+        let dst = &mut out[cy * cw..cy * cw + cw];
+        // Samples whose two columns are inside the picture: no clamping, so the
+        // loop vectorises; the rest (right edge, padding) clamp.
+        let inside = (w / 2).min(cw);
+        // Sixteen samples at a time (an even count: the bias alternates with
+        // the sample's column).
+        let inside = inside / 16 * 16;
+        let (body, edge) = dst.split_at_mut(inside);
+        for ((d, p0), p1) in body
+            .chunks_exact_mut(16)
+            .zip(r0.chunks_exact(32))
+            .zip(r1.chunks_exact(32))
+        {
+            for i in 0..16 {
+                // Each pair of samples as one 16-bit word: the compiler keeps it in
+                // vector registers (16 lanes) instead of gathering bytes.
+                let a = u16::from_le_bytes([p0[2 * i], p0[2 * i + 1]]);
+                let b = u16::from_le_bytes([p1[2 * i], p1[2 * i + 1]]);
+                let s = (a & 0xFF) + (a >> 8) + (b & 0xFF) + (b >> 8);
+                d[i] = ((s + 1 + (i as u16 & 1)) >> 2) as u8;
+            }
+        }
+        for (cx, d) in (inside..).zip(edge.iter_mut()) {
+            let (a, b) = (col(2 * cx), col(2 * cx + 1));
+            let bias = 1 + (cx as u32 & 1);
+            let s = u32::from(r0[a]) + u32::from(r0[b]) + u32::from(r1[a]) + u32::from(r1[b]);
+            *d = ((s + bias) >> 2) as u8;
+        }
+    }
+    out
+}
+
 impl Prepared {
     /// Colour-convert, downsample and transform `rgb` (`width` x `height`, 3 bytes a
     /// pixel). Panics if the buffer does not match; callers check.
@@ -300,11 +344,16 @@ impl Prepared {
         let mut crp = vec![0u8; w * h];
         const HALF: i32 = 1 << 15;
         const OFF: i32 = (128 << 16) + HALF - 1;
-        for (i, px) in rgb.chunks_exact(3).enumerate() {
+        for (((px, y), cb), cr) in rgb
+            .chunks_exact(3)
+            .zip(yp.iter_mut())
+            .zip(cbp.iter_mut())
+            .zip(crp.iter_mut())
+        {
             let (r, g, b) = (i32::from(px[0]), i32::from(px[1]), i32::from(px[2]));
-            yp[i] = ((19595 * r + 38470 * g + 7471 * b + HALF) >> 16) as u8;
-            cbp[i] = ((-11059 * r - 21709 * g + 32768 * b + OFF) >> 16) as u8;
-            crp[i] = ((32768 * r - 27439 * g - 5329 * b + OFF) >> 16) as u8;
+            *y = ((19595 * r + 38470 * g + 7471 * b + HALF) >> 16) as u8;
+            *cb = ((-11059 * r - 21709 * g + 32768 * b + OFF) >> 16) as u8;
+            *cr = ((32768 * r - 27439 * g - 5329 * b + OFF) >> 16) as u8;
         }
 
         // Luma: real blocks cover ceil(w/8) x ceil(h/8); samples beyond the picture
@@ -321,31 +370,11 @@ impl Prepared {
         }
         let y_plane = Self::plane(&luma, lw, wb, hb, mcus_x * 2, mcus_y * 2, 2);
 
-        // Chroma: one sample per 2x2 (h2v2_downsample, bias 1,2,1,2... per row); the
-        // source repeats its last column out to twice the chroma width and its last row
-        // to an even count; chroma rows past ceil(h/2) repeat the last chroma row.
+        // Chroma: one sample per 2x2 (`downsample`).
         let (cw, chh) = (mcus_x * 8, mcus_y * 8);
         let real_rows = h.div_ceil(2);
-        let down = |full: &[u8]| -> Vec<u8> {
-            let mut out = vec![0u8; cw * chh];
-            let col = |x: usize| x.min(w - 1);
-            for cy in 0..chh {
-                let sy = cy.min(real_rows - 1);
-                let r0 = &full[(2 * sy).min(h - 1) * w..][..w];
-                let r1 = &full[(2 * sy + 1).min(h - 1) * w..][..w];
-                let dst = &mut out[cy * cw..cy * cw + cw];
-                for (cx, d) in dst.iter_mut().enumerate() {
-                    let (a, b) = (col(2 * cx), col(2 * cx + 1));
-                    let bias = 1 + (cx as u32 & 1);
-                    let s =
-                        u32::from(r0[a]) + u32::from(r0[b]) + u32::from(r1[a]) + u32::from(r1[b]);
-                    *d = ((s + bias) >> 2) as u8;
-                }
-            }
-            out
-        };
-        // One call site, so that `down` inlines.
-        let [cbd, crd] = [cbp.as_slice(), crp.as_slice()].map(down);
+        let cbd = downsample(&cbp, w, h, cw, chh, real_rows);
+        let crd = downsample(&crp, w, h, cw, chh, real_rows);
         let cb_plane = Self::plane(&cbd, cw, mcus_x, mcus_y, mcus_x, mcus_y, 1);
         let cr_plane = Self::plane(&crd, cw, mcus_x, mcus_y, mcus_x, mcus_y, 1);
         Prepared {

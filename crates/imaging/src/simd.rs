@@ -85,8 +85,9 @@ pub(crate) trait Kernel: Copy {
     /// mask of its nonzero AC coefficients (bit k for coefficient k; bit 0 is clear).
     fn quantise(self, q: &Quant, raw: &[i16; 64], out: &mut Coded) -> u64;
 
-    /// `f()`, compiled with this kernel's target features.
-    fn run<R>(self, f: impl FnOnce() -> R) -> R;
+    /// `f.call(self)`, compiled with this kernel's target features (`f`'s `call` must be
+    /// `#[inline(always)]` so that it, and what it inlines, gets them).
+    fn run<R>(self, f: impl Dispatch<R>) -> R;
 }
 
 /// The portable kernels: plain Rust, the reference the vector ones are tested against.
@@ -113,8 +114,8 @@ impl Kernel for Scalar {
     }
 
     #[inline(always)]
-    fn run<R>(self, f: impl FnOnce() -> R) -> R {
-        f()
+    fn run<R>(self, f: impl Dispatch<R>) -> R {
+        f.call(self)
     }
 }
 
@@ -161,8 +162,8 @@ impl Kernel for Sse2 {
     }
 
     #[inline(always)]
-    fn run<R>(self, f: impl FnOnce() -> R) -> R {
-        f()
+    fn run<R>(self, f: impl Dispatch<R>) -> R {
+        f.call(self)
     }
 }
 
@@ -228,13 +229,15 @@ impl Kernel for Avx2 {
     }
 
     #[inline(always)]
-    fn run<R>(self, f: impl FnOnce() -> R) -> R {
+    fn run<R>(self, f: impl Dispatch<R>) -> R {
+        // A direct call of `f.call` (not a closure, which the compiler may decline to
+        // inline): what it does is compiled here, with these features.
         #[target_feature(enable = "avx2,bmi1,bmi2,lzcnt,popcnt")]
-        fn inner<R>(f: impl FnOnce() -> R) -> R {
-            f()
+        fn inner<R>(k: Avx2, f: impl Dispatch<R>) -> R {
+            f.call(k)
         }
         // SAFETY: the token proves the CPU has these features.
-        unsafe { inner(f) }
+        unsafe { inner(self, f) }
     }
 }
 
@@ -246,7 +249,7 @@ pub(crate) fn dispatch<R>(f: impl Dispatch<R>) -> R {
         use std::sync::OnceLock;
         static AVX2: OnceLock<Option<Avx2>> = OnceLock::new();
         if let Some(k) = *AVX2.get_or_init(Avx2::detect) {
-            return k.run(|| f.call(k));
+            return k.run(f);
         }
         f.call(Sse2)
     }
@@ -315,7 +318,14 @@ mod tests {
         for q in &quants() {
             for b in &blocks() {
                 let (mut a, mut e) = (Coded::new(), Coded::new());
-                let ma = k.run(|| k.quantise(q, b, &mut a));
+                struct Quantise<'a>(&'a Quant, &'a [i16; 64], &'a mut Coded);
+                impl Dispatch<u64> for Quantise<'_> {
+                    #[inline(always)]
+                    fn call<K: Kernel>(self, k: K) -> u64 {
+                        k.quantise(self.0, self.1, self.2)
+                    }
+                }
+                let ma = k.run(Quantise(q, b, &mut a));
                 let me = Scalar.quantise(q, b, &mut e);
                 assert_eq!(ma, me);
                 assert_eq!(a.z, e.z);
