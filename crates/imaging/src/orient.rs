@@ -78,16 +78,18 @@ pub(crate) fn apply(o: u8, rgb: Vec<u8>, w: u32, h: u32) -> Option<(Vec<u8>, u32
         7 => (w_ * h_ - 1, -1, -w_),
         _ => (w_ - 1, -1, w_), // 8
     };
-    let mut out = vec![0u8; rgb.len()];
-    for (uy, row) in out.chunks_exact_mut(uw * 3).enumerate() {
+    // Whole pixels: one bounds check and one 3-byte copy each.
+    let mut out = vec![[0u8; 3]; w * h];
+    for (uy, row) in out.chunks_exact_mut(uw).enumerate() {
         let mut i = start + uy as isize * row_step;
-        for px in row.chunks_exact_mut(3) {
+        for px in row {
             let at = i as usize * 3;
-            px.copy_from_slice(&rgb[at..at + 3]);
+            let p = &rgb[at..at + 3];
+            *px = [p[0], p[1], p[2]];
             i += step;
         }
     }
-    Some((out, uw as u32, uh as u32))
+    Some((out.into_flattened(), uw as u32, uh as u32))
 }
 
 #[cfg(test)]

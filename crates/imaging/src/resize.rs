@@ -22,12 +22,31 @@ impl std::fmt::Debug for Resizer {
     }
 }
 
+/// Lanczos3, `sinc(x) sinc(x / 3)` on `[-3, 3)`, as `fast_image_resize`'s own but with
+/// one `sin` instead of two: with `t = πx/3`, `sin(πx) = sin(3t) = sin t (3 - 4 sin² t)`.
+/// The weights are computed for every output pixel of every resize (~50,000 per photo),
+/// and `sin` was most of their cost.
+fn lanczos3(x: f64) -> f64 {
+    if !(-3.0..3.0).contains(&x) {
+        return 0.0;
+    }
+    if x == 0.0 {
+        return 1.0;
+    }
+    let t = std::f64::consts::PI * x / 3.0;
+    let s = t.sin();
+    let sin_pi_x = s * (3.0 - 4.0 * s * s);
+    sin_pi_x / (3.0 * t) * (s / t)
+}
+
 impl Resizer {
     pub(crate) fn new() -> Self {
+        let lanczos3 =
+            fr::Filter::new("Lanczos3", lanczos3, 3.0).expect("a finite, positive support");
         Resizer {
             inner: fr::Resizer::new(),
             options: fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)),
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Custom(lanczos3))),
         }
     }
 
@@ -124,5 +143,29 @@ impl Resizer {
     ) -> Result<Vec<u8>, ImagingError> {
         let f = f64::from(from);
         self.resize(src, (from, from), [0.0, 0.0, f, f], (to, to))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn lanczos3_is_sinc_times_sinc_over_3() {
+        let sinc = |x: f64| {
+            if x == 0.0 {
+                1.0
+            } else {
+                (std::f64::consts::PI * x).sin() / (std::f64::consts::PI * x)
+            }
+        };
+        for i in -700..=700 {
+            let x = f64::from(i) / 200.0;
+            let want = if (-3.0..3.0).contains(&x) {
+                sinc(x) * sinc(x / 3.0)
+            } else {
+                0.0
+            };
+            let got = super::lanczos3(x);
+            assert!((got - want).abs() < 1e-12, "x {x}: {got} vs {want}");
+        }
     }
 }
