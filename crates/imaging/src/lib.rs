@@ -136,6 +136,20 @@
 //! forward DCT compiled for AVX2) and a sampled first guess instead of probing q100 at
 //! 648: encoding ~247 M → ~110 M. Together 639.3 M (-31.6 %, ~320 M per image): Huffman
 //! decoding 33 %, the encoder kernel 14 %, libjpeg's IDCTs 14 %, resize 13 %.
+//!
+//! Then smaller cuts, same 2 photos, outputs byte-identical: 630.1 M (after a review) →
+//! 598.3 M with ZRL and end-of-block in the one-lookup table and fewer per-block
+//! checks (`decode_mcu` 203.3 M → 169.2 M); → 589.9 M with the chroma downsampling
+//! vectorised and the kernels' target features made to stick (`simd::Kernel::run`);
+//! → 584.4 M with one `sin` per Lanczos3 weight and whole-pixel rotation. Of what is
+//! left per image (~292 M under valgrind, which also counts a software SHA-256 the CPU
+//! does in hardware, 13 M, and libde265's start-up tables, 12 M per image here, once per
+//! process): Huffman decoding 85 M, libjpeg's IDCTs 46 M (the chroma takes a full 8x8
+//! IDCT at 1/2 scale; its fast integer IDCT was measured no cheaper), resize 41 M,
+//! encoding ~55 M, libjpeg's per-MCU loop and colour conversion 22 M. Wall time also
+//! had page faults in it: glibc handed every photo's large buffers back to the kernel
+//! and faulted them in again (~1,000 faults per photo); the binary now keeps freed
+//! memory (`mallopt`, `crates/cli/alloc.rs`).
 
 use serde::Serialize;
 
