@@ -405,8 +405,7 @@ impl Entropy {
             }
         }
         let r = &mut self.reader;
-        let h = r.hot;
-        if r.pad > h.nbits {
+        if r.pad > r.hot.nbits {
             corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
         }
         // As libjpeg's own decoder keeps it current.

@@ -168,29 +168,25 @@ fn standard_tables_have_codes_longer_than_the_lookahead() {
 
 /// The code length of each AC symbol of the file's first AC table (0: no code).
 fn ac_code_lengths(jpeg: &[u8]) -> [u8; 256] {
-    let mut i = 2;
-    while i + 4 <= jpeg.len() && jpeg[i + 1] != 0xDA {
-        let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
-        if jpeg[i + 1] == 0xC4 {
-            let mut t = i + 4;
-            while t < i + 2 + len {
-                let counts = &jpeg[t + 1..t + 17];
-                let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
-                if jpeg[t] >> 4 == 1 {
-                    let mut lengths = [0u8; 256];
-                    let mut v = t + 17;
-                    for (l, &c) in counts.iter().enumerate() {
-                        for _ in 0..c {
-                            lengths[usize::from(jpeg[v])] = l as u8 + 1;
-                            v += 1;
-                        }
+    for (_, range) in segments(jpeg).into_iter().filter(|s| s.0 == 0xC4) {
+        let dht = &jpeg[range];
+        let mut t = 0;
+        while t < dht.len() {
+            let counts = &dht[t + 1..t + 17];
+            let n: usize = counts.iter().map(|&c| usize::from(c)).sum();
+            if dht[t] >> 4 == 1 {
+                let mut lengths = [0u8; 256];
+                let mut v = t + 17;
+                for (l, &c) in counts.iter().enumerate() {
+                    for _ in 0..c {
+                        lengths[usize::from(dht[v])] = l as u8 + 1;
+                        v += 1;
                     }
-                    return lengths;
                 }
-                t += 17 + n;
+                return lengths;
             }
+            t += 17 + n;
         }
-        i += 2 + len;
     }
     panic!("no AC table");
 }
@@ -266,17 +262,26 @@ fn same_pixels_on_the_fixtures_including_restart_markers_and_cmyk() {
     }
 }
 
-/// Offset of the first byte of entropy-coded data (after the SOS segment).
-fn scan_start(jpeg: &[u8]) -> usize {
+/// The marker segments from SOI up to and including SOS: marker code and the range of
+/// the segment's payload (after its length field).
+fn segments(jpeg: &[u8]) -> Vec<(u8, std::ops::Range<usize>)> {
+    let mut out = Vec::new();
     let mut i = 2;
     while i + 4 <= jpeg.len() {
         let len = usize::from(u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]));
+        out.push((jpeg[i + 1], i + 4..i + 2 + len));
         if jpeg[i + 1] == 0xDA {
-            return i + 2 + len;
+            break;
         }
         i += 2 + len;
     }
-    panic!("no SOS");
+    out
+}
+
+/// Offset of the first byte of entropy-coded data (after the SOS segment).
+fn scan_start(jpeg: &[u8]) -> usize {
+    let sos = segments(jpeg).into_iter().find(|s| s.0 == 0xDA);
+    sos.expect("no SOS").1.end
 }
 
 /// Damaged copies: ours never succeeds where libjpeg fails, and never decodes

@@ -285,12 +285,10 @@ fn downsample(full: &[u8], w: usize, h: usize, cw: usize, chh: usize, real_rows:
         let r0 = &full[(2 * sy).min(h - 1) * w..][..w];
         let r1 = &full[(2 * sy + 1).min(h - 1) * w..][..w];
         let dst = &mut out[cy * cw..cy * cw + cw];
-        // Samples whose two columns are inside the picture: no clamping, so the
+        // Samples whose two columns are inside the picture, sixteen at a time (an even
+        // count: the bias alternates with the sample's column): no clamping, so the
         // loop vectorises; the rest (right edge, padding) clamp.
-        let inside = (w / 2).min(cw);
-        // Sixteen samples at a time (an even count: the bias alternates with
-        // the sample's column).
-        let inside = inside / 16 * 16;
+        let inside = (w / 2).min(cw) / 16 * 16;
         let (body, edge) = dst.split_at_mut(inside);
         for ((d, p0), p1) in body
             .chunks_exact_mut(16)

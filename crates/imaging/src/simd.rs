@@ -315,16 +315,16 @@ mod tests {
     }
 
     fn check<K: Kernel>(k: K) {
+        struct Quantise<'a>(&'a Quant, &'a [i16; 64], &'a mut Coded);
+        impl Dispatch<u64> for Quantise<'_> {
+            #[inline(always)]
+            fn call<K: Kernel>(self, k: K) -> u64 {
+                k.quantise(self.0, self.1, self.2)
+            }
+        }
         for q in &quants() {
             for b in &blocks() {
                 let (mut a, mut e) = (Coded::new(), Coded::new());
-                struct Quantise<'a>(&'a Quant, &'a [i16; 64], &'a mut Coded);
-                impl Dispatch<u64> for Quantise<'_> {
-                    #[inline(always)]
-                    fn call<K: Kernel>(self, k: K) -> u64 {
-                        k.quantise(self.0, self.1, self.2)
-                    }
-                }
                 let ma = k.run(Quantise(q, b, &mut a));
                 let me = Scalar.quantise(q, b, &mut e);
                 assert_eq!(ma, me);
