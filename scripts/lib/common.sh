@@ -261,3 +261,65 @@ pb_special_ldif() {
   pb_special_user "$b" "$c" Decoys 'zoe.muller' 'zoe.muller' "zoe.muller@$d" "zoe.muller@$d" \
     '1007' 'Zoe' 'Muller' 'Zoe Muller'
 }
+
+# pb_use_crate_mirror -- on machines that reach no crate registry, the offline mirror that sits
+# beside the checkout (../shared/cargo-registry, or PB_CRATE_MIRROR) points cargo at itself;
+# elsewhere nothing happens.
+pb_use_crate_mirror() {
+  local mirror=${PB_CRATE_MIRROR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/../shared/cargo-registry}
+  [[ -x $mirror/install ]] || return 0
+  "$mirror/install" >&2 || pb_die "the offline crate mirror's install script failed ($mirror)"
+}
+
+# pb_cargo_tool NAME -- 0 when `cargo NAME` exists; otherwise one clear line and 1.
+pb_cargo_tool() {
+  cargo "$1" --version >/dev/null 2>&1 && return 0
+  pb_log "cargo $1 is not installed on this machine: skipping the $1 check (it runs where it is installed)"
+  return 1
+}
+
+# PowerShell 7.6 as a .NET global tool (7.7.0, the unpinned default, fails on these machines).
+PB_PWSH_VERSION=7.6.10
+PB_PESTER_VERSION=5.7.1
+
+# pb_ensure_pwsh -- sets PB_PWSH to a pwsh 7 (PB_PWSH given, on PATH, or ~/.dotnet/tools/pwsh),
+# installing PowerShell with `dotnet tool install` when there is none.
+pb_ensure_pwsh() {
+  local tools=${DOTNET_TOOLS_DIR:-$HOME/.dotnet/tools}
+  if [[ -z ${PB_PWSH:-} ]]; then
+    if [[ -x $tools/pwsh ]]; then PB_PWSH=$tools/pwsh
+    elif command -v pwsh >/dev/null 2>&1; then PB_PWSH=$(command -v pwsh)
+    fi
+  fi
+  if [[ -z ${PB_PWSH:-} ]]; then
+    command -v dotnet >/dev/null 2>&1 || pb_die "no pwsh and no dotnet: install the .NET SDK (or PowerShell 7) first"
+    pb_log "installing PowerShell $PB_PWSH_VERSION (dotnet tool install --global PowerShell)"
+    dotnet tool install --global PowerShell --version "$PB_PWSH_VERSION" >&2 ||
+      pb_die "dotnet tool install PowerShell $PB_PWSH_VERSION failed"
+    PB_PWSH=$tools/pwsh
+  fi
+  [[ -x $PB_PWSH ]] || pb_die "pwsh not found at $PB_PWSH"
+  export PB_PWSH
+}
+
+# pb_ensure_pester DIR -- sets PB_PESTER to Pester's module manifest, restored from NuGet into DIR
+# by a one-item PackageDownload project (Pester is a NuGet package too; no PowerShell Gallery).
+pb_ensure_pester() {
+  local dir=$1 manifest
+  manifest=$dir/packages/pester/$PB_PESTER_VERSION/tools/Pester.psd1
+  if [[ ! -f $manifest ]]; then
+    command -v dotnet >/dev/null 2>&1 || pb_die "dotnet is needed to fetch Pester from NuGet"
+    mkdir -p "$dir"
+    cat >"$dir/pester-restore.csproj" <<CSPROJ
+<Project Sdk="Microsoft.NET.Sdk">
+  <PropertyGroup><TargetFramework>net10.0</TargetFramework></PropertyGroup>
+  <ItemGroup><PackageDownload Include="Pester" Version="[$PB_PESTER_VERSION]" /></ItemGroup>
+</Project>
+CSPROJ
+    pb_log "restoring Pester $PB_PESTER_VERSION from NuGet into $dir/packages"
+    dotnet restore "$dir/pester-restore.csproj" --packages "$dir/packages" >&2 ||
+      pb_die "dotnet restore of Pester $PB_PESTER_VERSION failed"
+  fi
+  [[ -f $manifest ]] || pb_die "Pester restored, but $manifest is missing"
+  export PB_PESTER=$manifest
+}
