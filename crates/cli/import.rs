@@ -55,6 +55,9 @@ pub struct ImportArgs {
     /// Dry run: show who each file matches and what would be done; write nothing.
     #[arg(long, visible_alias = "what-if", alias = "dry-run")]
     plan: bool,
+    /// Write even when AD already holds exactly these bytes (the old photo is still backed up).
+    #[arg(long)]
+    force: bool,
     /// With --plan: also list the users under this DN that no file names.
     #[arg(long, value_name = "DN")]
     scope: Option<String>,
@@ -298,7 +301,12 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let by = Lookup::parse(&args.conn.by).map_err(|e| anyhow!("--by: {e}"))?;
     let options = imaging_options(&args, false)?;
     let state = state_dir(args.state_dir.as_deref())?;
-    let journal = Journal::open(state.join("journal.jsonl"))?;
+    // `--plan` reads the journal (unchanged, resume) and leaves no file behind.
+    let journal = if args.plan {
+        Journal::read_only(state.join("journal.jsonl"))?
+    } else {
+        Journal::open(state.join("journal.jsonl"))?
+    };
     let backup = if args.no_backup || args.plan {
         None
     } else {
@@ -328,6 +336,7 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
         window: args.window as usize,
         image_threads: args.threads,
         dry_run: args.plan,
+        force: args.force,
         backup,
         journal: journal.clone(),
         scope: args.scope.clone(),

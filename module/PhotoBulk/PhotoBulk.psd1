@@ -6,7 +6,7 @@
     Description          = 'Contact photos for Active Directory and Exchange in bulk: converts with the photobulk sidecar (orientation, crop, 96x96 <= 10 KB), backs up before every write, reports what is stored.'
     PowerShellVersion    = '5.1'
     CompatiblePSEditions = @('Desktop', 'Core')
-    FunctionsToExport    = @('Set-PhotoBulk', 'Get-PhotoReport')
+    FunctionsToExport    = @('Set-PhotoBulk', 'Get-PhotoReport', 'Remove-PhotoBulk', 'Restore-PhotoBulk')
     CmdletsToExport      = @()
     VariablesToExport    = @()
     AliasesToExport      = @()

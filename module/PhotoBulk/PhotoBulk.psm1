@@ -9,4 +9,4 @@ foreach ($folder in @('Private', 'Public')) {
 $MyInvocation.MyCommand.ScriptBlock.Module.OnRemove = {
     if ($script:Sidecar) { try { $null = Invoke-PhotoBulkRpc -Method 'shutdown' } catch { Write-Verbose "sidecar shutdown: $_" } }
 }
-Export-ModuleMember -Function 'Set-PhotoBulk', 'Get-PhotoReport'
+Export-ModuleMember -Function 'Set-PhotoBulk', 'Get-PhotoReport', 'Remove-PhotoBulk', 'Restore-PhotoBulk'

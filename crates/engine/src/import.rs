@@ -317,6 +317,9 @@ pub struct ImportJob {
     pub image_threads: usize,
     /// Plan only: look up, convert and compare, write nothing (not even the journal).
     pub dry_run: bool,
+    /// Write even when the directory already holds exactly these bytes (PowerShell's `-Force`):
+    /// nothing is reported `unchanged`, and the replaced photo is still backed up first.
+    pub force: bool,
     /// Back up every replaced photo here first. `None` = no backups (an explicit choice).
     pub backup: Option<BackupStore>,
     pub journal: Journal,
@@ -827,7 +830,7 @@ impl Ctx<'_> {
         };
         item.sha256 = Some(sha.clone());
         item.bytes = Some(jpeg.len());
-        if current_sha.as_deref() == Some(sha.as_str()) {
+        if !self.job.force && current_sha.as_deref() == Some(sha.as_str()) {
             self.adopt(&user.dn, &sha);
             item.action = Action::Unchanged;
             return item;
@@ -856,7 +859,7 @@ impl Ctx<'_> {
         } else {
             None
         };
-        if old.as_deref().map(sha256_hex).as_deref() == Some(sha.as_str()) {
+        if !self.job.force && old.as_deref().map(sha256_hex).as_deref() == Some(sha.as_str()) {
             self.adopt(&user.dn, &sha);
             item.action = Action::Unchanged;
             return item;
@@ -1042,7 +1045,12 @@ impl Ctx<'_> {
             .map_err(|e| ("internal", e.to_string()))?;
         let path = input.path.clone();
         let options = self.job.options.clone();
-        let last = self.job.journal.last_write(&self.target, dn).cloned();
+        // With `force` the journal's "already written from this source" shortcut is not taken.
+        let last = if self.job.force {
+            None
+        } else {
+            self.job.journal.last_write(&self.target, dn).cloned()
+        };
         let options_key = self.options_key.clone();
         let current_sha = current_sha.map(str::to_string);
         let result = self

@@ -167,6 +167,8 @@ struct Inner {
     state: State,
     /// Sticky write error: once the journal cannot be written, no further write may be sent.
     broken: Arc<Mutex<Option<String>>>,
+    /// Opened by [`Journal::read_only`]: flushing is a no-op, appending an error.
+    read_only: bool,
 }
 
 enum Msg {
@@ -185,46 +187,7 @@ impl Journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
         }
-        let records = read_records(&path)?;
-        let mut state = State::default();
-        let mut intents: HashMap<(String, String, String), Intent> = HashMap::new();
-        for r in records {
-            match r {
-                Record::Run { run, job, .. } => {
-                    if !state.runs.iter().any(|(id, _, _)| *id == run) {
-                        state.runs.push((run, job, false));
-                    }
-                }
-                Record::End { run, .. } => {
-                    for r in state.runs.iter_mut().filter(|(id, _, _)| *id == run) {
-                        r.2 = true;
-                    }
-                }
-                Record::Intent(i) => {
-                    intents.insert((i.run.clone(), i.target.clone(), i.dn.to_lowercase()), i);
-                }
-                Record::Done {
-                    run,
-                    target,
-                    dn,
-                    sha256,
-                    ..
-                } => {
-                    let key = (target.clone(), dn.to_lowercase());
-                    let intent = intents.get(&(run.clone(), target, key.1.clone()));
-                    state.last.insert(
-                        key,
-                        LastWrite {
-                            run,
-                            sha256,
-                            source_sha256: intent.and_then(|i| i.source_sha256.clone()),
-                            options: intent.and_then(|i| i.options.clone()),
-                        },
-                    );
-                }
-                Record::Failed { .. } => {}
-            }
-        }
+        let state = load_state(&path)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -245,6 +208,24 @@ impl Journal {
                 writer: Mutex::new(Some(writer)),
                 state,
                 broken,
+                read_only: false,
+            }),
+        })
+    }
+
+    /// The journal at `path` for reading only (a plan, `-WhatIf`): nothing is created, not
+    /// even the file or its folder when they are missing, and every append is refused.
+    pub fn read_only(path: impl AsRef<Path>) -> Result<Journal, EngineError> {
+        let path = path.as_ref().to_path_buf();
+        let state = load_state(&path)?;
+        Ok(Journal {
+            inner: Arc::new(Inner {
+                path,
+                tx: Mutex::new(None),
+                writer: Mutex::new(None),
+                state,
+                broken: Arc::new(Mutex::new(None)),
+                read_only: true,
             }),
         })
     }
@@ -299,6 +280,9 @@ impl Journal {
 
     /// Wait until everything appended so far is on disk.
     pub fn flush(&self) -> Result<(), EngineError> {
+        if self.inner.read_only {
+            return Ok(());
+        }
         let (tx, rx) = mpsc::channel();
         self.send(Msg::Flush(tx))?;
         match rx.recv() {
@@ -333,6 +317,9 @@ impl Journal {
     }
 
     fn send(&self, msg: Msg) -> Result<(), EngineError> {
+        if self.inner.read_only {
+            return Err(self.err("opened read-only (a plan writes nothing)".into()));
+        }
         if let Some(e) = self.inner.broken.lock().ok().and_then(|b| b.clone()) {
             return Err(self.err(e));
         }
@@ -399,6 +386,51 @@ fn writer_loop(
     }
 }
 
+/// What a journal file says: the last write per (target, DN) and the runs, finished or not.
+fn load_state(path: &Path) -> Result<State, EngineError> {
+        let records = read_records(path)?;
+        let mut state = State::default();
+        let mut intents: HashMap<(String, String, String), Intent> = HashMap::new();
+        for r in records {
+            match r {
+                Record::Run { run, job, .. } => {
+                    if !state.runs.iter().any(|(id, _, _)| *id == run) {
+                        state.runs.push((run, job, false));
+                    }
+                }
+                Record::End { run, .. } => {
+                    for r in state.runs.iter_mut().filter(|(id, _, _)| *id == run) {
+                        r.2 = true;
+                    }
+                }
+                Record::Intent(i) => {
+                    intents.insert((i.run.clone(), i.target.clone(), i.dn.to_lowercase()), i);
+                }
+                Record::Done {
+                    run,
+                    target,
+                    dn,
+                    sha256,
+                    ..
+                } => {
+                    let key = (target.clone(), dn.to_lowercase());
+                    let intent = intents.get(&(run.clone(), target, key.1.clone()));
+                    state.last.insert(
+                        key,
+                        LastWrite {
+                            run,
+                            sha256,
+                            source_sha256: intent.and_then(|i| i.source_sha256.clone()),
+                            options: intent.and_then(|i| i.options.clone()),
+                        },
+                    );
+                }
+                Record::Failed { .. } => {}
+            }
+        }
+    Ok(state)
+}
+
 /// Every record, by the store's JSON-lines rule: a missing file is empty, a torn final line
 /// (killed mid-append) is ignored, any other unreadable line is an error.
 fn read_records(path: &Path) -> Result<Vec<Record>, EngineError> {
@@ -457,6 +489,41 @@ mod tests {
             backup_id: None,
             had_photo: Some(false),
         })
+    }
+
+    #[tokio::test]
+    async fn read_only_journal_reads_state_and_creates_nothing() {
+        let d = tempfile::tempdir().expect("tmp");
+        let missing = d.path().join("state/journal.jsonl");
+        let j = Journal::read_only(&missing).expect("read-only open of a missing journal");
+        assert!(j.last_write("ad", "CN=A,DC=x").is_none());
+        assert!(j.append(&intent("r", "CN=A,DC=x", "s1")).is_err());
+        j.close().expect("closing a read-only journal");
+        assert!(!d.path().join("state").exists(), "no folder, no file");
+
+        let p = d.path().join("j.jsonl");
+        let w = Journal::open(&p).expect("open");
+        w.append_durable(&intent("r", "CN=A,DC=x", "s1"))
+            .await
+            .expect("intent");
+        w.append(&Record::Done {
+            run: "r".into(),
+            time: now_rfc3339(),
+            target: "ad".into(),
+            dn: "CN=A,DC=x".into(),
+            sha256: Some("s1".into()),
+        })
+        .expect("done");
+        w.close().expect("close");
+        let before = std::fs::read(&p).expect("read");
+        let r = Journal::read_only(&p).expect("read-only");
+        assert_eq!(
+            r.last_write("ad", "cn=a,dc=x").and_then(|l| l.sha256.as_deref()),
+            Some("s1")
+        );
+        assert_eq!(r.records().expect("records").len(), 2);
+        assert!(r.append_durable(&intent("r", "CN=B,DC=x", "s2")).await.is_err());
+        assert_eq!(std::fs::read(&p).expect("read"), before, "file unchanged");
     }
 
     #[tokio::test]

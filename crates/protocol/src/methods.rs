@@ -15,7 +15,7 @@
 //! | `photo.set` | [`PhotoSetParams`] | [`PhotoWriteResult`] | old photo backed up first |
 //! | `photo.remove` | [`PhotoRemoveParams`] | [`PhotoWriteResult`] | |
 //! | `photo.restore` | [`PhotoRestoreParams`] | [`PhotoWriteResult`] | |
-//! | `bulk.plan` | [`BulkParams`] | [`BulkPlanResult`] | no writes |
+//! | `bulk.plan` | [`BulkParams`] | [`BulkPlanResult`] | no writes, nothing created; with `streamItems`, streams `bulk/progress`, `bulk/item` |
 //! | `bulk.run` | [`BulkParams`] | [`BulkRunResult`] | streams `bulk/progress`, `bulk/item`; cancellable |
 //! | `bulk.record` | [`BulkRecordParams`] | [`BulkRecordResult`] | the client's `Set-UserPhoto` outcomes into the run's journal |
 //! | `report.run` | [`ReportParams`] | [`ReportResult`] | streams `report/row` |
@@ -522,6 +522,11 @@ pub struct BulkParams {
     pub force: bool,
     /// Photos converted at once (0: one per core).
     pub throttle_limit: u32,
+    /// `bulk.plan` only: send the planned items as `bulk/item` notifications (each target's
+    /// items in identity order, with `bulk/progress` while planning) and leave the result's
+    /// `items` empty, so a plan of any size stays under a client's message limit (Windows
+    /// PowerShell 5.1's `ConvertFrom-Json` takes at most 2 MB).
+    pub stream_items: bool,
 }
 
 impl Default for BulkParams {
@@ -536,6 +541,7 @@ impl Default for BulkParams {
             no_backup: false,
             force: false,
             throttle_limit: 0,
+            stream_items: false,
         }
     }
 }

@@ -97,7 +97,14 @@ async fn each_target(p: &BulkParams, ctx: &Ctx, dry_run: bool) -> Result<Outcome
         // The list an admin reads under -WhatIf comes in a stable order (notifications keep
         // completion order).
         items.sort_by(|a, b| a.identity.cmp(&b.identity));
-        out.items.extend(items);
+        if dry_run && p.stream_items {
+            let total = items.len();
+            for (n, item) in items.iter().enumerate() {
+                crate::bulk_engine::notify_item(ctx, item, n + 1, total).await;
+            }
+        } else {
+            out.items.extend(items);
+        }
         add(&mut out.summary, &summary);
         out.cancelled |= cancelled;
         out.journal.get_or_insert(journal);

@@ -167,8 +167,13 @@ pub(crate) async fn import(
 ) -> Result<(Vec<BulkItem>, BulkSummary, bool), ResponseError> {
     let bound = ctx.session.bound().await?;
     let by = handlers::lookup(&p.match_by)?;
-    let journal = Journal::open(journal_path)
-        .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
+    // A plan reads the journal (unchanged, resume) and creates nothing, not even the file.
+    let journal = if dry_run {
+        Journal::read_only(journal_path)
+    } else {
+        Journal::open(journal_path)
+    }
+    .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
     let wo = if dry_run {
         None
     } else {
@@ -200,6 +205,7 @@ pub(crate) async fn import(
         window: 8,
         image_threads: p.throttle_limit as usize,
         dry_run,
+        force: p.force,
         backup: wo.and_then(|w| w.backup),
         journal: journal.clone(),
         scope: None,
@@ -235,6 +241,8 @@ pub(crate) async fn import(
             count(&mut summary, item.status);
             if !dry_run {
                 notify_item(ctx, &item, done, total).await;
+            } else if p.stream_items {
+                notify_progress(ctx, done, total, item.identity.clone()).await;
             }
             items.push(item);
         }

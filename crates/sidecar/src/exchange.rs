@@ -57,7 +57,13 @@ pub(crate) async fn prepare(
     let inputs = tokio::task::spawn_blocking(move || inputs_of(&items))
         .await
         .map_err(blocking_err)??;
-    let journal = Journal::open(journal_path).map_err(journal_err)?;
+    // A plan reads the journal ("unchanged") and creates nothing, not even the file.
+    let journal = if dry_run {
+        Journal::read_only(journal_path)
+    } else {
+        Journal::open(journal_path)
+    }
+    .map_err(journal_err)?;
     let paths: Vec<PathBuf> = p.items.iter().map(|i| PathBuf::from(&i.path)).collect();
     let job = job_key(&paths, "exchange:", None, &by, &options);
     let resume = journal.unfinished_run(&job);

@@ -125,11 +125,17 @@ static APPEND: Mutex<()> = Mutex::new(());
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 impl<R: BackupEntry> BackupFolder<R> {
-    /// Open (creating if needed) a backup folder.
+    /// Open a backup folder. Nothing is created until the first [`BackupFolder::save`] (a plan
+    /// or `-WhatIf` that opens one leaves no folder behind); a path that exists and is not a
+    /// folder is refused here, before any write is attempted.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(dir.join(PHOTOS)).map_err(StoreError::io(&dir))?;
-        open_append(&dir.join(INDEX))?;
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::io(&dir)(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a folder",
+            )));
+        }
         Ok(BackupFolder {
             dir,
             _record: PhantomData,
@@ -156,6 +162,11 @@ impl<R: BackupEntry> BackupFolder<R> {
         let now = Utc::now();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("{}-{}-{seq:06}", now.compact(), std::process::id());
+        let photos = self.dir.join(PHOTOS);
+        if !photos.is_dir() {
+            fs::create_dir_all(&photos).map_err(StoreError::io(&photos))?;
+            sync_dir(&self.dir)?;
+        }
         let (sha256, bytes, file) = match old {
             Some(data) => {
                 let ext = if data.starts_with(&[0xff, 0xd8]) {
@@ -274,6 +285,20 @@ mod tests {
     }
 
     crate::backup_entry!(Rec);
+
+    #[test]
+    fn open_creates_nothing_until_the_first_save() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("backups");
+        let f = BackupFolder::<Rec>::open(&dir).expect("open");
+        assert!(!dir.exists(), "a plan that opens the folder leaves nothing behind");
+        assert!(f.records().expect("records of a missing folder").is_empty());
+        let r = save(&f, "a", Some(b"\xff\xd8old"), BackupReason::Replace);
+        assert_eq!(f.load(&r).expect("load").as_deref(), Some(&b"\xff\xd8old"[..]));
+        let file = tmp.path().join("a-file");
+        std::fs::write(&file, b"x").expect("write");
+        assert!(BackupFolder::<Rec>::open(&file).is_err(), "a file is not a backup folder");
+    }
 
     fn save(f: &BackupFolder<Rec>, who: &str, old: Option<&[u8]>, reason: BackupReason) -> Rec {
         f.save(old, |s| Rec {

@@ -88,18 +88,17 @@ pub fn sync_dir(dir: &Path) -> Result<(), StoreError> {
 #[derive(Debug)]
 pub struct JsonlLog {
     path: PathBuf,
-    file: Mutex<File>,
+    /// Opened (and the file and its folder created) by the first append.
+    file: Mutex<Option<File>>,
 }
 
 impl JsonlLog {
-    /// Open (creating it and its folder) the log at `path` and return what it already holds,
-    /// oldest first. A torn last line from a crash is cut off, so the next append starts a
-    /// clean line.
+    /// Open the log at `path` and return what it already holds, oldest first (a missing file
+    /// holds nothing). The file and its folder are created by the first append, not here, so
+    /// a plan that only reads leaves nothing behind. A torn last line from a crash is cut
+    /// off, so the next append starts a clean line.
     pub fn open<T: DeserializeOwned>(path: impl AsRef<Path>) -> Result<(Self, Vec<T>), StoreError> {
         let path = path.as_ref().to_path_buf();
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(StoreError::io(parent))?;
-        }
         let entries = read_jsonl(&path)?;
         if let Ok(bytes) = std::fs::read(&path) {
             if !bytes.is_empty() && bytes.last() != Some(&b'\n') {
@@ -112,11 +111,10 @@ impl JsonlLog {
                 f.sync_all().map_err(StoreError::io(&path))?;
             }
         }
-        let file = open_append(&path)?;
         Ok((
             JsonlLog {
                 path,
-                file: Mutex::new(file),
+                file: Mutex::new(None),
             },
             entries,
         ))
@@ -130,7 +128,16 @@ impl JsonlLog {
     /// Append `record` as one line and fsync it.
     pub fn append<T: Serialize>(&self, record: &T) -> Result<(), StoreError> {
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        append_synced(&mut f, &self.path, record)
+        let file = match &mut *f {
+            Some(file) => file,
+            slot @ None => {
+                if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(StoreError::io(parent))?;
+                }
+                slot.insert(open_append(&self.path)?)
+            }
+        };
+        append_synced(file, &self.path, record)
     }
 
     /// Every record in the file now, oldest first.
@@ -168,6 +175,7 @@ mod tests {
         let path = tmp.path().join("sub/log.jsonl");
         let (log, old) = JsonlLog::open::<u32>(&path).expect("open");
         assert!(old.is_empty());
+        assert!(!path.exists() && !tmp.path().join("sub").exists(), "open creates nothing");
         log.append(&1u32).expect("append");
         log.append(&2u32).expect("append");
         drop(log);

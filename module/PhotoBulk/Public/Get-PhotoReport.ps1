@@ -10,6 +10,20 @@ function Get-PhotoReport {
     Also write a self-contained HTML contact sheet there: every user's photo inline, flags highlighted, counts on top.
     .PARAMETER Identity
     Users to report on (binds SamAccountName / UserPrincipalName from Get-ADUser or a CSV). All users when absent.
+    .PARAMETER MatchBy
+    Which AD attribute -Identity names: SamAccountName (default), UserPrincipalName, Mail or EmployeeId.
+    .PARAMETER Server
+    A domain controller (host name, or an ldaps:// / ldap:// URL; a host name means LDAPS on 636).
+    .PARAMETER Credential
+    The account that reads the directory. Its password goes only through the sidecar's pipe.
+    .PARAMETER CaFile
+    A PEM file with the CA that issued the domain controller's certificate, when the system store does not have it.
+    .PARAMETER SearchBase
+    Report every user under this DN (the domain's naming context by default).
+    .PARAMETER OnlyWithPhoto
+    Leave out users that have no photo.
+    .PARAMETER AsCsv
+    Write CSV text (one line per user, flags joined by ';') instead of objects.
     .EXAMPLE
     Get-PhotoReport -Server dc1.corp.example -Credential $cred | Where-Object Over10KB
     .EXAMPLE
@@ -35,8 +49,8 @@ function Get-PhotoReport {
     begin { $identities = New-Object System.Collections.Generic.List[string] }
     process { foreach ($i in $Identity) { if ($i) { $identities.Add($i) } } }
     end {
-        $connect = ConvertTo-PhotoBulkConnect -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile
-        $null = Invoke-PhotoBulkRpc -Method 'directory.connect' -Params $connect
+        Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile
+        $cmdlet = $PSCmdlet
         $params = [ordered]@{ identities = $identities.ToArray(); matchBy = $MatchBy.ToLowerInvariant(); onlyWithPhoto = [bool]$OnlyWithPhoto }
         if ($SearchBase) { $params.searchBase = $SearchBase }
         if ($HtmlPath) { $params.htmlPath = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($HtmlPath) }
@@ -52,9 +66,9 @@ function Get-PhotoReport {
                 Under96px = $flags -contains 'under_96px'; NotJpeg = $flags -contains 'not_jpeg'
                 HasGps = $flags -contains 'gps_exif'; Unreadable = $flags -contains 'unreadable'
                 DistinguishedName = $row.dn; UserPrincipalName = $row.userPrincipalName
-                Error = $(if ($row.error) { $row.error.message } else { $null })
+                Error = $(if ($row.PSObject.Properties['error'] -and $row.error) { $row.error.message } else { $null })
             }
-            if ($row.error) { Write-PhotoBulkItemError -ItemError $row.error -Target $out }
+            if ($row.PSObject.Properties['error'] -and $row.error) { Write-PhotoBulkItemError -Cmdlet $cmdlet -ItemError $row.error -Target $out }
             $out
         }
         $rows = Invoke-PhotoBulkRpc -Method 'report.run' -Params $params -OnNotification $onNotification |

@@ -6,9 +6,12 @@ function Set-PhotoBulk {
     The photobulk sidecar converts each image (EXIF orientation, square crop; 96x96 <= 10,240 bytes for AD so Entra Connect
     passes it on; 648x648 for Exchange) and backs up the current photo before replacing it. A user whose photo already has
     these bytes (AD: read back; Exchange: the journal) is Unchanged unless -Force. Without -Identity the file name up to the
-    first space names the account ('John.Smith 2024.jpg'). -WhatIf shows the plan; -Confirm asks per user. One PhotoBulk.Result
-    per input and target; failures are non-terminating errors (ErrorId PhotoBulk.<kind>). ExchangeOnPrem calls this session's
-    Set-UserPhoto; ExchangeOnline uploads through Microsoft Graph. Secrets and tokens travel only through the sidecar's pipe.
+    first space names the account ('John.Smith 2024.jpg'). -WhatIf shows the plan and creates nothing; -Confirm asks per user
+    and target. One PhotoBulk.Result per input and target; failures are non-terminating errors (ErrorId PhotoBulk.<kind>,
+    the result as TargetObject), and the batch goes on. Targets are written in this order: ExchangeOnPrem (this session's
+    Set-UserPhoto, which also puts Exchange's own 64x64 copy into thumbnailPhoto), ExchangeOnline (Microsoft Graph), then
+    ActiveDirectory, so the AD photo that stays is PhotoBulk's 96x96. Stopping the pipeline (Ctrl+C, Select-Object -First)
+    stops the run between users. Secrets and tokens travel only through the sidecar's pipe.
     .PARAMETER Path
     Image files or folders of images. Binds FullName from Get-ChildItem and Path from Import-Csv.
     .PARAMETER Identity
@@ -16,7 +19,25 @@ function Set-PhotoBulk {
     .PARAMETER Target
     ActiveDirectory (thumbnailPhoto), ExchangeOnPrem (Set-UserPhoto in this session), ExchangeOnline (Microsoft Graph).
     .PARAMETER BackupPath
-    Backups of replaced photos (cloud photos under BackupPath\graph) and the run journal (journal.jsonl).
+    Backups of replaced photos (cloud photos under BackupPath\graph) and the run journal (journal.jsonl). Relative to the current location.
+    .PARAMETER Force
+    Rewrite photos that are already stored with the same bytes. (Prompts are switched off with -Confirm:$false.)
+    .PARAMETER Crop
+    How a non-square photo becomes square: Center (what Exchange does), Top (portraits: keep the top), Pad (letterbox).
+    .PARAMETER MatchBy
+    Which AD attribute -Identity or the file name names: SamAccountName (default), UserPrincipalName, Mail or EmployeeId.
+    .PARAMETER Server
+    A domain controller (host name, or an ldaps:// / ldap:// URL; a host name means LDAPS on 636).
+    .PARAMETER Credential
+    The account that writes thumbnailPhoto. Its password goes only through the sidecar's pipe.
+    .PARAMETER CaFile
+    A PEM file with the CA that issued the domain controller's certificate, when the system store does not have it.
+    .PARAMETER SearchBase
+    Where users are looked up (the domain's naming context by default).
+    .PARAMETER GraphUrl
+    ExchangeOnline: the Graph root including the version, for proxies and test emulators.
+    .PARAMETER GraphAuthorityUrl
+    ExchangeOnline: the sign-in authority (the token endpoint's root), for proxies and test emulators.
     .PARAMETER TenantId
     ExchangeOnline: the tenant id or domain, with -ClientCredential.
     .PARAMETER ClientCredential
@@ -35,6 +56,7 @@ function Set-PhotoBulk {
     Get-ChildItem \\files\hr\photos -Filter *.jpg | Set-PhotoBulk -Server dc1.corp.example -Credential (Get-Credential) -BackupPath D:\PhotoBackups
     .EXAMPLE
     Import-Csv photos.csv | Set-PhotoBulk -Server dc1 -Credential $cred -WhatIf
+
     CSV columns Identity,Path. Prints what would be written, writes nothing.
     .EXAMPLE
     Set-PhotoBulk -Path P:\photos -Target ExchangeOnline -TenantId contoso.onmicrosoft.com -ClientCredential (Get-Credential -UserName $appId -Message 'client secret') -BackupPath D:\PhotoBackups
@@ -42,9 +64,17 @@ function Set-PhotoBulk {
     Set-PhotoBulk -Path P:\photos -Target ExchangeOnline -AccessToken (Get-AzAccessToken -ResourceTypeName MSGraph -AsSecureString).Token -BackupPath D:\PhotoBackups
     .EXAMPLE
     Get-ADUser -Filter * -SearchBase 'OU=Staff,DC=corp,DC=example' | Set-PhotoBulk -UseExistingHd -Server dc1 -Credential $cred -TenantId contoso.onmicrosoft.com -ClientCredential $app -BackupPath D:\PhotoBackups -WhatIf
+
     Shows, per user, whether the photo already in Exchange Online would be copied to AD (add -Confirm:$false to write).
     .EXAMPLE
     Get-ChildItem P:\photos | Set-PhotoBulk -Target ActiveDirectory, ExchangeOnPrem -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups -Crop Top
+
+    Exchange first (Set-UserPhoto with the 648x648 photo), then AD thumbnailPhoto (96x96), so Exchange's 64x64 copy does not stay.
+    .EXAMPLE
+    Get-ChildItem P:\photos | Set-PhotoBulk -Server dc1 -Credential $cred -ErrorVariable failed | Format-Table
+    $failed | ForEach-Object { $_.TargetObject.Identity, $_.FullyQualifiedErrorId }
+
+    One result per user as a table; the failures collected with their result objects.
     #>
     [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'Medium', DefaultParameterSetName = 'Path')]
     [OutputType('PhotoBulk.Result')]
@@ -61,15 +91,12 @@ function Set-PhotoBulk {
         [string]$CaFile,
         [string]$TenantId, [pscredential]$ClientCredential, [string]$CertificatePath, [securestring]$AccessToken,
         [ValidateSet('Global', 'USGov', 'USGovDoD', 'China')][string]$GraphEnvironment = 'Global',
-        [string]$GraphUrl,
+        [string]$GraphUrl, [string]$GraphAuthorityUrl,
         [ValidateSet('Center', 'Top', 'Pad')][string]$Crop = 'Center',
         [string]$BackupPath, [switch]$Force,
         [ValidateRange(0, 64)][int]$ThrottleLimit = 0
     )
-    begin {
-        $inputs = New-Object System.Collections.Generic.List[object]
-        if ($Force -and -not $PSBoundParameters.ContainsKey('Confirm')) { $ConfirmPreference = 'None' }
-    }
+    begin { $inputs = New-Object System.Collections.Generic.List[object] }
     process {
         foreach ($p in $Path) {
             $entry = [ordered]@{ path = $PSCmdlet.GetUnresolvedProviderPathFromPSPath($p) }
@@ -80,104 +107,99 @@ function Set-PhotoBulk {
     }
     end {
         if ($inputs.Count -eq 0 -and -not $UseExistingHd) { return }
-        $exchange = $Target -contains 'ExchangeOnPrem'
-        if ($exchange -and -not (Get-Command -Name 'Set-UserPhoto' -ErrorAction SilentlyContinue)) {
+        if ($Target -contains 'ExchangeOnPrem' -and -not (Get-Command -Name 'Set-UserPhoto' -ErrorAction SilentlyContinue)) {
             throw 'Target ExchangeOnPrem needs Set-UserPhoto in this session (Exchange Management Shell or an imported Exchange session)'
         }
         if ($UseExistingHd -or $Target -contains 'ActiveDirectory') {
-            $connect = ConvertTo-PhotoBulkConnect -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
-            $null = Invoke-PhotoBulkRpc -Method 'directory.connect' -Params $connect
+            Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
         }
         if ($UseExistingHd -or $Target -contains 'ExchangeOnline') {
-            $graph = ConvertTo-PhotoBulkGraphConnect -TenantId $TenantId -ClientCredential $ClientCredential -CertificatePath $CertificatePath -AccessToken $AccessToken -Environment $GraphEnvironment -GraphUrl $GraphUrl -BackupPath $BackupPath
-            $null = Invoke-PhotoBulkRpc -Method 'graph.connect' -Params $graph
+            Connect-PhotoBulkGraph -Cmdlet $PSCmdlet -TenantId $TenantId -ClientCredential $ClientCredential -CertificatePath $CertificatePath -AccessToken $AccessToken -Environment $GraphEnvironment -GraphUrl $GraphUrl -AuthorityUrl $GraphAuthorityUrl -BackupPath $BackupPath
         }
-        $params = [ordered]@{
-            items = $inputs.ToArray(); matchBy = $MatchBy.ToLowerInvariant(); targets = @($Target)
-            crop = $Crop.ToLowerInvariant(); force = [bool]$Force; throttleLimit = $ThrottleLimit
-        }
-        if ($BackupPath) { $params.journal = Join-Path $BackupPath 'journal.jsonl' }
-        $textInfo = [System.Globalization.CultureInfo]::InvariantCulture.TextInfo
-        $newResult = {
+        $cmdlet = $PSCmdlet
+        $params = @{ matchBy = $MatchBy.ToLowerInvariant(); crop = $Crop.ToLowerInvariant(); force = [bool]$Force; throttleLimit = $ThrottleLimit }
+        if ($BackupPath) { $params.journal = Join-Path $PSCmdlet.GetUnresolvedProviderPathFromPSPath($BackupPath) 'journal.jsonl' }
+        $onItem = {
+            # A finished (or, in the plan, refused) item: its result, and its error when it has one.
             param($item)
-            [PSCustomObject]@{
-                PSTypeName = 'PhotoBulk.Result'; Identity = $item.identity; Target = $item.target; Status = $textInfo.ToTitleCase(([string]$item.status).Replace('_', ' ')).Replace(' ', '')
-                Path = $item.path; DistinguishedName = $item.dn; UserPrincipalName = $item.userPrincipalName; Bytes = $item.adBytes
-                BackupId = $item.backupId; HdPath = $item.hdPath; Error = $(if ($item.error) { $item.error.message } else { $null })
-            }
+            $result = New-PhotoBulkResult -Item $item
+            if ($item.PSObject.Properties['error'] -and $item.error) { Write-PhotoBulkItemError -Cmdlet $cmdlet -ItemError $item.error -Target $result }
+            $result
         }
         if ($UseExistingHd) {
             # One confirmation for the batch; -WhatIf runs the sync as a dry run (status WouldWrite per user).
             $scope = $(if ($inputs.Count) { "$($inputs.Count) user(s)" } else { "all users under '$SearchBase'" })
             $sync = [ordered]@{ identities = $inputs.ToArray(); matchBy = $params.matchBy; crop = $params.crop; force = [bool]$Force; dryRun = -not $PSCmdlet.ShouldProcess($scope, 'Write the cloud HD photo to AD thumbnailPhoto') }
-            $onItem = {
+            $onSync = {
                 param($method, $note)
                 if ($method -ne 'syncHd/item') { return }
                 $i = $note.item
-                $result = & $newResult ([pscustomobject]@{ identity = $i.identity; target = 'ActiveDirectory'; status = $i.status; dn = $i.dn; userPrincipalName = $i.cloudUser; adBytes = $i.writtenBytes; backupId = $i.backupId; error = $i.error })
-                if ($i.error -and $i.status -eq 'failed') { Write-PhotoBulkItemError -ItemError $i.error -Target $result }
-                $result
+                $shaped = [pscustomobject]@{ identity = $i.identity; target = 'ActiveDirectory'; status = $i.status; dn = $i.dn; userPrincipalName = $i.cloudUser; adBytes = $i.writtenBytes; backupId = $i.backupId; error = $null }
+                if ($i.PSObject.Properties['error'] -and $i.error -and $i.status -eq 'failed') { $shaped.error = $i.error }
+                & $onItem $shaped
             }
-            Invoke-PhotoBulkRpc -Method 'photo.syncHdToAd' -Params $sync -OnNotification $onItem | Where-Object { $_.PSObject.TypeNames -contains 'PhotoBulk.Result' }
+            Invoke-PhotoBulkRpc -Method 'photo.syncHdToAd' -Params $sync -OnNotification $onSync | Where-Object { $_.PSObject.TypeNames -contains 'PhotoBulk.Result' }
             return
         }
-        $plan = Invoke-PhotoBulkRpc -Method 'bulk.plan' -Params $params
-        if ($plan.environment) { Write-Verbose "Environment: $($plan.environment.environment)" }
-        $approved = [ordered]@{}
-        foreach ($item in @($plan.items)) {
-            if ($item.status -ne 'ready') {
-                $result = & $newResult $item
-                if ($item.error) { Write-PhotoBulkItemError -ItemError $item.error -Target $result }
-                $result
-                continue
-            }
+        # The plan, streamed (any number of photos); one ShouldProcess per user and target. -WhatIf stops here.
+        $approved = @{ ActiveDirectory = (New-Object System.Collections.Generic.List[object]); ExchangeOnPrem = (New-Object System.Collections.Generic.List[object]); ExchangeOnline = (New-Object System.Collections.Generic.List[object]) }
+        $onPlan = {
+            param($method, $note)
+            if ($method -ne 'bulk/item') { return }
+            $item = $note.item
+            if ($item.status -ne 'ready') { & $onItem $item; return }
             $who = $item.identity
-            if ($item.dn) { $who = $item.dn }
-            if (-not $approved.Contains($item.path) -and $PSCmdlet.ShouldProcess($who, "Set photo from '$($item.path)' ($($Target -join ', '))")) {
-                $approved[$item.path] = [ordered]@{ path = $item.path; identity = $item.identity }
+            if ($item.PSObject.Properties['dn'] -and $item.dn) { $who = $item.dn }
+            if ($cmdlet.ShouldProcess($who, "Set the $($item.target) photo from '$($item.path)'")) {
+                $approved[$item.target].Add([ordered]@{ path = $item.path; identity = $item.identity })
             }
         }
-        if ($approved.Count -eq 0) { return }
-        $params.items = @($approved.Values)
-        $recorded = New-Object System.Collections.Generic.List[object]
-        $onNotification = {
-            param($method, $note)
-            if ($method -eq 'bulk/progress') {
-                $percent = [int](100 * $note.done / [math]::Max(1, $note.total))
-                Write-Progress -Activity 'PhotoBulk' -Status "$($note.done) of $($note.total): $($note.current)" -PercentComplete $percent
-            }
-            elseif ($method -eq 'bulk/item') {
+        $plan = $params + @{ items = $inputs.ToArray(); targets = @($Target); streamItems = $true }
+        Invoke-PhotoBulkRpc -Method 'bulk.plan' -Params $plan -OnNotification $onPlan | Where-Object { $_.PSObject.TypeNames -contains 'PhotoBulk.Result' }
+        foreach ($t in @('ExchangeOnPrem', 'ExchangeOnline', 'ActiveDirectory')) {
+            if ($approved[$t].Count -eq 0) { continue }
+            $recorded = New-Object System.Collections.Generic.List[object]
+            $onRun = {
+                param($method, $note)
+                if ($method -eq 'bulk/progress') {
+                    $percent = [int](100 * $note.done / [math]::Max(1, $note.total))
+                    Write-Progress -Activity "PhotoBulk: $t" -Status "$($note.done) of $($note.total): $($note.current)" -PercentComplete $percent
+                    return
+                }
+                if ($method -ne 'bulk/item') { return }
                 $item = $note.item
-                $result = & $newResult $item
-                if ($item.target -eq 'ExchangeOnPrem' -and $item.status -eq 'ready') {
+                if ($t -eq 'ExchangeOnPrem' -and $item.status -eq 'ready') {
+                    # The sidecar prepared and journaled the 648x648 JPEG; this session's Exchange writes it.
                     $outcome = [ordered]@{ identity = $item.identity; hdSha256 = $item.hdSha256; status = 'written' }
                     try {
                         Set-UserPhoto -Identity $item.identity -PictureData ([System.IO.File]::ReadAllBytes($item.hdPath)) -Confirm:$false -ErrorAction Stop
-                        $result.Status = 'Written'
+                        $item.status = 'written'
                     }
                     catch {
-                        $result.Status = 'Failed'
-                        $result.Error = "Set-UserPhoto: $($_.Exception.Message)"
-                        $outcome.status = 'failed'
-                        $outcome.message = $result.Error
-                        Write-Error -Message $result.Error -Category WriteError -ErrorId 'PhotoBulk.exchange' -TargetObject $result
+                        $outcome.status = 'failed'; $outcome.message = "Set-UserPhoto: $($_.Exception.Message)"
+                        $item.status = 'failed'
+                        $item | Add-Member -NotePropertyName error -NotePropertyValue @{ kind = 'exchange'; message = $outcome.message } -Force
                     }
                     $recorded.Add($outcome)
                 }
-                elseif ($item.error) {
-                    Write-PhotoBulkItemError -ItemError $item.error -Target $result
-                }
-                $result
+                & $onItem $item
             }
+            $run = $params + @{ items = $approved[$t].ToArray(); targets = @($t) }
+            $summary = $null
+            try {
+                Invoke-PhotoBulkRpc -Method 'bulk.run' -Params $run -OnNotification $onRun | ForEach-Object {
+                    if ($_.PSObject.TypeNames -contains 'PhotoBulk.Result') { $_ } else { $summary = $_ }
+                }
+            }
+            finally {
+                Write-Progress -Activity "PhotoBulk: $t" -Completed
+                # What this session's Set-UserPhoto did goes into the run's journal, also when the run was stopped.
+                if ($t -eq 'ExchangeOnPrem' -and $params.Contains('journal')) { $journal = $params.journal } elseif ($summary) { $journal = $summary.journal } else { $journal = $null }
+                if ($t -eq 'ExchangeOnPrem' -and $journal) {
+                    $null = Invoke-PhotoBulkRpc -Method 'bulk.record' -Params ([ordered]@{ journal = $journal; items = $recorded.ToArray(); end = $true })
+                }
+            }
+            if ($summary) { Write-Verbose "$t journal: $($summary.journal)" }
         }
-        $summary = $null
-        Invoke-PhotoBulkRpc -Method 'bulk.run' -Params $params -OnNotification $onNotification | ForEach-Object {
-            if ($_.PSObject.TypeNames -contains 'PhotoBulk.Result') { $_ } else { $summary = $_ }
-        }
-        Write-Progress -Activity 'PhotoBulk' -Completed
-        if ($exchange -and $summary) {
-            $null = Invoke-PhotoBulkRpc -Method 'bulk.record' -Params ([ordered]@{ journal = $summary.journal; items = $recorded.ToArray(); end = $true })
-        }
-        if ($summary) { Write-Verbose "journal: $($summary.journal)" }
     }
 }

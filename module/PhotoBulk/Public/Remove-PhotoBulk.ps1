@@ -1,0 +1,53 @@
+function Remove-PhotoBulk {
+    <#
+    .SYNOPSIS
+    Removes users' AD thumbnailPhoto, each backed up first, so Restore-PhotoBulk can put it back byte for byte.
+    .DESCRIPTION
+    For each user (sAMAccountName by default, see -MatchBy) the photo stored in thumbnailPhoto is saved to -BackupPath and
+    then removed. ConfirmImpact is High: PowerShell asks for each user unless -Confirm:$false; -WhatIf shows who would lose
+    a photo and writes nothing. One PhotoBulk.Result per user (Status Removed, BackupId); failures are non-terminating
+    errors (ErrorId PhotoBulk.<kind>, the result as TargetObject) and the others go on.
+    .PARAMETER Identity
+    The users. Binds SamAccountName / UserPrincipalName from Get-ADUser output or a CSV.
+    .PARAMETER MatchBy
+    Which AD attribute -Identity names: SamAccountName (default), UserPrincipalName, Mail or EmployeeId.
+    .PARAMETER Server
+    A domain controller (host name, or an ldaps:// / ldap:// URL).
+    .PARAMETER Credential
+    The account that writes thumbnailPhoto. Its password goes only through the sidecar's pipe.
+    .PARAMETER CaFile
+    A PEM file with the CA of the domain controller's certificate, when the system store does not have it.
+    .PARAMETER SearchBase
+    Where users are looked up.
+    .PARAMETER BackupPath
+    Where the removed photos are kept (required: nothing is removed without a backup).
+    .EXAMPLE
+    Remove-PhotoBulk -Identity john.smith -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups
+    .EXAMPLE
+    Get-ADUser -Filter 'Enabled -eq $false' | Remove-PhotoBulk -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups -Confirm:$false
+
+    Removes the photos of disabled accounts without asking per user; each is backed up first.
+    #>
+    [CmdletBinding(SupportsShouldProcess = $true, ConfirmImpact = 'High')]
+    [OutputType('PhotoBulk.Result')]
+    param(
+        [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
+        [Alias('SamAccountName', 'UserPrincipalName')][string[]]$Identity,
+        [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
+        [Parameter(Mandatory = $true)][string]$Server, [string]$SearchBase,
+        [System.Management.Automation.PSCredential][System.Management.Automation.Credential()]$Credential = [System.Management.Automation.PSCredential]::Empty,
+        [string]$CaFile,
+        [Parameter(Mandatory = $true)][string]$BackupPath
+    )
+    begin { $connected = $false }
+    process {
+        foreach ($id in $Identity) {
+            if (-not $PSCmdlet.ShouldProcess($id, 'Remove the AD thumbnailPhoto (backed up first)')) { continue }
+            if (-not $connected) {
+                Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
+                $connected = $true
+            }
+            Invoke-PhotoBulkPhotoWrite -Cmdlet $PSCmdlet -Method 'photo.remove' -Status 'Removed' -Params ([ordered]@{ identity = $id; matchBy = $MatchBy.ToLowerInvariant() })
+        }
+    }
+}
