@@ -388,46 +388,46 @@ fn writer_loop(
 
 /// What a journal file says: the last write per (target, DN) and the runs, finished or not.
 fn load_state(path: &Path) -> Result<State, EngineError> {
-        let records = read_records(path)?;
-        let mut state = State::default();
-        let mut intents: HashMap<(String, String, String), Intent> = HashMap::new();
-        for r in records {
-            match r {
-                Record::Run { run, job, .. } => {
-                    if !state.runs.iter().any(|(id, _, _)| *id == run) {
-                        state.runs.push((run, job, false));
-                    }
+    let records = read_records(path)?;
+    let mut state = State::default();
+    let mut intents: HashMap<(String, String, String), Intent> = HashMap::new();
+    for r in records {
+        match r {
+            Record::Run { run, job, .. } => {
+                if !state.runs.iter().any(|(id, _, _)| *id == run) {
+                    state.runs.push((run, job, false));
                 }
-                Record::End { run, .. } => {
-                    for r in state.runs.iter_mut().filter(|(id, _, _)| *id == run) {
-                        r.2 = true;
-                    }
-                }
-                Record::Intent(i) => {
-                    intents.insert((i.run.clone(), i.target.clone(), i.dn.to_lowercase()), i);
-                }
-                Record::Done {
-                    run,
-                    target,
-                    dn,
-                    sha256,
-                    ..
-                } => {
-                    let key = (target.clone(), dn.to_lowercase());
-                    let intent = intents.get(&(run.clone(), target, key.1.clone()));
-                    state.last.insert(
-                        key,
-                        LastWrite {
-                            run,
-                            sha256,
-                            source_sha256: intent.and_then(|i| i.source_sha256.clone()),
-                            options: intent.and_then(|i| i.options.clone()),
-                        },
-                    );
-                }
-                Record::Failed { .. } => {}
             }
+            Record::End { run, .. } => {
+                for r in state.runs.iter_mut().filter(|(id, _, _)| *id == run) {
+                    r.2 = true;
+                }
+            }
+            Record::Intent(i) => {
+                intents.insert((i.run.clone(), i.target.clone(), i.dn.to_lowercase()), i);
+            }
+            Record::Done {
+                run,
+                target,
+                dn,
+                sha256,
+                ..
+            } => {
+                let key = (target.clone(), dn.to_lowercase());
+                let intent = intents.get(&(run.clone(), target, key.1.clone()));
+                state.last.insert(
+                    key,
+                    LastWrite {
+                        run,
+                        sha256,
+                        source_sha256: intent.and_then(|i| i.source_sha256.clone()),
+                        options: intent.and_then(|i| i.options.clone()),
+                    },
+                );
+            }
+            Record::Failed { .. } => {}
         }
+    }
     Ok(state)
 }
 
@@ -518,11 +518,15 @@ mod tests {
         let before = std::fs::read(&p).expect("read");
         let r = Journal::read_only(&p).expect("read-only");
         assert_eq!(
-            r.last_write("ad", "cn=a,dc=x").and_then(|l| l.sha256.as_deref()),
+            r.last_write("ad", "cn=a,dc=x")
+                .and_then(|l| l.sha256.as_deref()),
             Some("s1")
         );
         assert_eq!(r.records().expect("records").len(), 2);
-        assert!(r.append_durable(&intent("r", "CN=B,DC=x", "s2")).await.is_err());
+        assert!(r
+            .append_durable(&intent("r", "CN=B,DC=x", "s2"))
+            .await
+            .is_err());
         assert_eq!(std::fs::read(&p).expect("read"), before, "file unchanged");
     }
 

@@ -291,13 +291,22 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("backups");
         let f = BackupFolder::<Rec>::open(&dir).expect("open");
-        assert!(!dir.exists(), "a plan that opens the folder leaves nothing behind");
+        assert!(
+            !dir.exists(),
+            "a plan that opens the folder leaves nothing behind"
+        );
         assert!(f.records().expect("records of a missing folder").is_empty());
         let r = save(&f, "a", Some(b"\xff\xd8old"), BackupReason::Replace);
-        assert_eq!(f.load(&r).expect("load").as_deref(), Some(&b"\xff\xd8old"[..]));
+        assert_eq!(
+            f.load(&r).expect("load").as_deref(),
+            Some(&b"\xff\xd8old"[..])
+        );
         let file = tmp.path().join("a-file");
         std::fs::write(&file, b"x").expect("write");
-        assert!(BackupFolder::<Rec>::open(&file).is_err(), "a file is not a backup folder");
+        assert!(
+            BackupFolder::<Rec>::open(&file).is_err(),
+            "a file is not a backup folder"
+        );
     }
 
     fn save(f: &BackupFolder<Rec>, who: &str, old: Option<&[u8]>, reason: BackupReason) -> Rec {
@@ -316,8 +325,12 @@ mod tests {
     fn save_load_latest_get_and_corruption() {
         let tmp = tempfile::tempdir().expect("tmp");
         let f = BackupFolder::<Rec>::open(tmp.path()).expect("open");
-        assert!(tmp.path().join(INDEX).exists());
+        assert!(
+            !tmp.path().join(INDEX).exists(),
+            "the index is made by the first save"
+        );
         let a = save(&f, "a", Some(b"\xff\xd8one\xff\xd9"), BackupReason::Replace);
+        assert!(tmp.path().join(INDEX).exists());
         let b = save(&f, "a", None, BackupReason::Remove);
         let c = save(&f, "a", Some(b"two"), BackupReason::Restore);
         assert!(a.file.as_deref().is_some_and(|p| p.ends_with(".jpg")));

@@ -175,7 +175,10 @@ mod tests {
         let path = tmp.path().join("sub/log.jsonl");
         let (log, old) = JsonlLog::open::<u32>(&path).expect("open");
         assert!(old.is_empty());
-        assert!(!path.exists() && !tmp.path().join("sub").exists(), "open creates nothing");
+        assert!(
+            !path.exists() && !tmp.path().join("sub").exists(),
+            "open creates nothing"
+        );
         log.append(&1u32).expect("append");
         log.append(&2u32).expect("append");
         drop(log);
