@@ -32,7 +32,7 @@ function Connect-PhotoBulkGraph {
 function New-PhotoBulkResult {
     # One PhotoBulk.Result from a bulk/item (or a photo.* answer shaped like one); Status in PascalCase (ready -> Ready).
     param($Item, [string]$Status)
-    if (-not $Status) { $Status = (Get-Culture).TextInfo.ToTitleCase(([string]$Item.status).Replace('_', ' ')).Replace(' ', '') }
+    if (-not $Status) { $Status = [System.Globalization.CultureInfo]::InvariantCulture.TextInfo.ToTitleCase(([string]$Item.status).Replace('_', ' ')).Replace(' ', '') }
     $get = { param($name) if ($Item.PSObject.Properties[$name]) { $Item.$name } }
     $err = & $get 'error'
     $sha = & $get 'adSha256'
