@@ -15,6 +15,25 @@
 #include "jpeglib.h"
 #include "jpegcomp.h"
 
+/*
+ * The libjpeg headers this file was written and checked against: those of
+ * mozjpeg-sys 2.2.3 (pinned with `=` in Cargo.toml), hashed by build.rs, which
+ * passes the hash of the headers it compiles against as PB_LIBJPEG_HEADERS.
+ * Another libjpeg may move or change the internals used below, so a different
+ * hash is a compile error: re-check every field against the new headers, then
+ * put the new value (build.rs prints it as a warning) here.
+ */
+#define PB_WRITTEN_AGAINST 0xc832b5f1725dc17cULL
+#ifndef PB_LIBJPEG_HEADERS
+#error "PB_LIBJPEG_HEADERS is not defined: build this file through crates/imaging/build.rs"
+#endif
+#if PB_LIBJPEG_HEADERS != PB_WRITTEN_AGAINST
+#error "libjpeg's headers are not the ones entropy_hook.c was written against (see PB_WRITTEN_AGAINST)"
+#endif
+#if JPEG_LIB_VERSION != 62 || BITS_IN_JSAMPLE != 8
+#error "entropy_hook.c is written for the libjpeg 6.2 ABI with 8-bit samples"
+#endif
+
 /* What the Rust decoder needs to know about the one scan of the file. */
 struct pb_scan {
   int blocks_in_mcu;            /* blocks per MCU, <= D_MAX_BLOCKS_IN_MCU (10) */

@@ -20,7 +20,8 @@
 //! Huffman scan with every component, not started yet (checked by
 //! `csrc/entropy_hook.c`, which reads libjpeg's private fields with the C compiler that
 //! knows their layout). Anything else (progressive, arithmetic, multi-scan) stays with
-//! libjpeg's own decoder. Restart markers (common in camera files) are handled: at each
+//! libjpeg's own decoder, as does every scan while [`set_huffman_decoder`] says
+//! [`HuffmanDecoder::Libjpeg`] (the binary's `PHOTOBULK_JPEG_DECODER=libjpeg`). Restart markers (common in camera files) are handled: at each
 //! restart the decoder reads up to the marker and lets libjpeg check that it is the
 //! expected `RSTn` (`read_restart_marker`), then starts afresh after it.
 //!
@@ -71,8 +72,62 @@ const AFTER: [u8; 128] = {
 
 #[cfg(test)]
 thread_local! {
-    /// Tests: leave libjpeg's own decoder in place (the reference ours is compared with).
+    /// Tests: leave libjpeg's own decoder in place (the reference ours is compared with),
+    /// on this thread only, so tests that flip it do not change what others decode with.
     pub(crate) static LIBJPEG_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Which Huffman decoder JPEG scans are decoded with, process-wide.
+///
+/// Both give the same coefficients, so the same pixels (tests compare them on every
+/// layout, scale, window, restart interval and on damaged data). [`HuffmanDecoder::Libjpeg`]
+/// is the way back should ours ever misbehave in the field: the binary sets it from
+/// `PHOTOBULK_JPEG_DECODER=libjpeg`, without a rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HuffmanDecoder {
+    /// Ours (this module), where it is a drop-in; libjpeg's own elsewhere. The default.
+    #[default]
+    Photobulk,
+    /// libjpeg-turbo's own decoder for every scan.
+    Libjpeg,
+}
+
+impl HuffmanDecoder {
+    /// `photobulk` or `libjpeg` (the names `PHOTOBULK_JPEG_DECODER` takes).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HuffmanDecoder::Photobulk => "photobulk",
+            HuffmanDecoder::Libjpeg => "libjpeg",
+        }
+    }
+
+    /// Parses [`HuffmanDecoder::as_str`]'s names, case-insensitively.
+    pub fn parse(s: &str) -> Option<HuffmanDecoder> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "photobulk" => Some(HuffmanDecoder::Photobulk),
+            "libjpeg" => Some(HuffmanDecoder::Libjpeg),
+            _ => None,
+        }
+    }
+}
+
+static USE_LIBJPEG: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Chooses the Huffman decoder for every later decode in this process.
+pub fn set_huffman_decoder(d: HuffmanDecoder) {
+    USE_LIBJPEG.store(
+        d == HuffmanDecoder::Libjpeg,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
+/// The Huffman decoder in use (see [`set_huffman_decoder`]).
+pub fn huffman_decoder() -> HuffmanDecoder {
+    if USE_LIBJPEG.load(std::sync::atomic::Ordering::Relaxed) {
+        HuffmanDecoder::Libjpeg
+    } else {
+        HuffmanDecoder::Photobulk
+    }
 }
 
 /// `struct pb_scan` of `csrc/entropy_hook.c`.
@@ -279,9 +334,12 @@ struct Reader {
 /// # Safety
 /// `cinfo` is a started decompressor reading from a memory source whose buffer stays
 /// valid for as long as the returned state is in use.
-pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Box<Entropy>> {
+pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Installed> {
     #[cfg(test)]
     if LIBJPEG_ONLY.with(std::cell::Cell::get) {
+        return None;
+    }
+    if huffman_decoder() == HuffmanDecoder::Libjpeg {
         return None;
     }
     // SAFETY: `ScanC` is plain data (integers and raw pointers), all-zero is valid.
@@ -331,7 +389,7 @@ pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Box<E
     if src.next_input_byte.is_null() {
         return None;
     }
-    let mut st = Box::new(Entropy {
+    let st = Installed::new(Entropy {
         tables,
         blocks,
         nblocks,
@@ -340,11 +398,31 @@ pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Box<E
         restarts_to_go: scan.restart_interval,
         reader: Reader::at(src),
     });
-    cinfo.common.client_data = (&mut *st as *mut Entropy).cast::<c_void>();
+    cinfo.common.client_data = st.0.as_ptr().cast::<c_void>();
     // SAFETY: `decode_mcu` has the C signature libjpeg calls, and finds its state through
     // `client_data`, set just above.
     unsafe { pb_entropy_set_decode_mcu(cinfo, decode_mcu) };
     Some(st)
+}
+
+/// The decoder state libjpeg points to (`client_data`), owned through a raw pointer
+/// from [`Box::into_raw`]: no `Box` (whose moves and reborrows would invalidate the
+/// pointer C holds) exists while libjpeg uses it. Freed on drop, which its owner does
+/// only after the decompressor is destroyed or will not decode again.
+pub(crate) struct Installed(std::ptr::NonNull<Entropy>);
+
+impl Installed {
+    fn new(e: Entropy) -> Installed {
+        // SAFETY: `Box::into_raw` never returns null.
+        Installed(unsafe { std::ptr::NonNull::new_unchecked(Box::into_raw(Box::new(e))) })
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        // SAFETY: made by `Box::into_raw` in `new`, freed once, here.
+        drop(unsafe { Box::from_raw(self.0.as_ptr()) });
+    }
 }
 
 /// libjpeg's `decode_mcu` method: decode one MCU's blocks into `mcu` (zeroed by the

@@ -352,6 +352,18 @@ mod simd;
 mod window_tests;
 
 pub use crop::CropStrategy;
+pub use huffman::{huffman_decoder, set_huffman_decoder, HuffmanDecoder};
+
+// libjpeg reports fatal errors (and the corrupt-data warnings we treat as errors) by
+// unwinding out of its error manager through libjpeg's C frames (mozjpeg-sys's
+// `unwinding` feature; `libjpeg_errors`), and the decoders catch that unwind. Under
+// `panic = "abort"` the first damaged photo would end the whole process instead of
+// failing one item, so refuse to build that way rather than fail in the field.
+#[cfg(panic = "abort")]
+compile_error!(
+    "photobulk-imaging needs panic = \"unwind\": libjpeg's errors unwind through C and are \
+     caught per photo (see libjpeg_errors.rs); with panic = \"abort\" one bad JPEG would end the process"
+);
 
 /// A large JPEG is decoded at a reduced DCT scale only while the crop keeps at least
 /// this many times the largest target's side (Pillow's `thumbnail` uses 2 the same way,

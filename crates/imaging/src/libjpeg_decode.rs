@@ -25,8 +25,9 @@ pub(crate) struct Decompressor<'a> {
     cinfo: Box<jpeg_decompress_struct>,
     _err: Box<jpeg_error_mgr>,
     /// Our Huffman decoder's state when it replaced libjpeg's (`huffman::install`);
-    /// libjpeg points to it, so it lives as long as the decompressor.
-    entropy: Option<Box<crate::huffman::Entropy>>,
+    /// libjpeg points to it, so it lives as long as the decompressor (freed in `Drop`
+    /// after `jpeg_destroy_decompress`).
+    entropy: Option<crate::huffman::Installed>,
     _input: PhantomData<&'a [u8]>,
 }
 
@@ -41,6 +42,8 @@ impl Drop for Decompressor<'_> {
         // SAFETY: `cinfo` was set up by `jpeg_create_decompress` in `new` (which is the
         // only constructor) and is destroyed once, here; destroying is valid in any state.
         unsafe { jpeg_destroy_decompress(&mut self.cinfo) };
+        // libjpeg no longer points to it.
+        self.entropy = None;
     }
 }
 
