@@ -3,5 +3,6 @@ mod convert;
 mod graph;
 mod imaging;
 mod import;
+mod kerberos;
 mod sidecar;
 mod util;

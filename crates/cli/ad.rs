@@ -4,9 +4,23 @@
 //! images through `photobulk_imaging`, print results. Every user is handled on its own: one
 //! failure is reported and the rest go on; the exit code is 1 when any item failed.
 //!
+//! # Signing in
+//! `--auth auto` (the default) signs in as the current user with Kerberos when no `--bind` is
+//! given — the ticket of `kinit` on Linux/macOS, the logon session on Windows — as
+//! `Set-ADUser` does; with `--bind NAME` it is a simple bind with a password over TLS.
+//! `--auth kerberos|simple|anonymous` forces one.
+//!
+//! # Finding the domain controller
+//! Without `--server`, the DCs of `--domain` (else `USERDNSDOMAIN`, the Kerberos ticket's
+//! realm, the DNS search domain) are looked up in DNS (`_ldap._tcp.dc._msdcs.<domain>`,
+//! `--dns-server IP[:PORT]` to ask a given DNS server) and tried in priority and weight order;
+//! the one used is named on stderr. `photobulk ad whoami` shows the DC, who we are bound as
+//! and how.
+//!
 //! # Password
 //! From `PHOTOBULK_LDAP_PASSWORD`, `--password-file PATH` (first line), or a prompt with echo
-//! off when stdin is a terminal. Never from a command-line value, never printed.
+//! off when stdin is a terminal. Never from a command-line value, never printed. Only read for
+//! a simple bind.
 //!
 //! # JSON output (`--json`)
 //! Every subcommand prints one JSON array, one object per user, in the order asked:
@@ -31,8 +45,9 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
 use photobulk_directory::{
-    check_photo_size, sha256_hex, BackupStore, ConnectOptions, Credentials, Directory,
-    DirectoryError, ListOptions, Lookup, Password, RestoreFrom, User, WriteOptions,
+    check_photo_size, kerberos, locate, sha256_hex, AuthMethod, BackupStore, ConnectOptions,
+    Credentials, Directory, DirectoryError, ListOptions, Locator, Lookup, Password, RestoreFrom,
+    User, WriteOptions,
 };
 use serde::Serialize;
 
@@ -49,13 +64,37 @@ pub struct AdArgs {
 /// `photobulk import` and `photobulk restore` (crates/cli/import.rs).
 #[derive(clap::Args, Debug)]
 pub(crate) struct ConnArgs {
-    /// Directory server: ldaps://host[:636], or ldap://host[:389] with --starttls.
+    /// Directory server: ldaps://host[:636], or ldap://host[:389] (with --starttls, or
+    /// Kerberos). Without it a domain controller is found in DNS (see --domain).
     #[arg(long, global = true, env = "PHOTOBULK_LDAP_SERVER", value_name = "URL")]
     pub(crate) server: Option<String>,
+    /// How to sign in: auto (Kerberos as the current user unless --bind is given, then a
+    /// simple bind with the password), kerberos, simple, anonymous.
+    #[arg(
+        long,
+        global = true,
+        env = "PHOTOBULK_LDAP_AUTH",
+        value_enum,
+        default_value_t = AuthArg::Auto
+    )]
+    pub(crate) auth: AuthArg,
+    /// AD domain whose DCs to find in DNS when no --server is given (default: USERDNSDOMAIN,
+    /// else the Kerberos ticket's realm, else the DNS search domain).
+    #[arg(long, global = true, env = "PHOTOBULK_DOMAIN", value_name = "DNS-NAME")]
+    pub(crate) domain: Option<String>,
+    /// Ask this DNS server for the DC records instead of the system's resolver.
+    #[arg(
+        long,
+        global = true,
+        env = "PHOTOBULK_DNS_SERVER",
+        value_name = "IP[:PORT]"
+    )]
+    pub(crate) dns_server: Option<String>,
     /// Search base DN (default: the server's defaultNamingContext).
     #[arg(long, global = true, value_name = "DN")]
     pub(crate) base: Option<String>,
-    /// Bind name: a DN, user@domain or DOMAIN\user. Without it the bind is anonymous.
+    /// Bind name for a simple bind: a DN, user@domain or DOMAIN\user (with a password).
+    /// Without it, --auth auto signs in with Kerberos.
     #[arg(long, global = true, env = "PHOTOBULK_LDAP_BIND", value_name = "NAME")]
     pub(crate) bind: Option<String>,
     /// Read the bind password from the first line of this file (else PHOTOBULK_LDAP_PASSWORD,
@@ -74,8 +113,8 @@ pub(crate) struct ConnArgs {
     /// Upgrade an ldap:// connection with StartTLS.
     #[arg(long, global = true)]
     pub(crate) starttls: bool,
-    /// Backup folder (default: PHOTOBULK_BACKUP_DIR, else $XDG_STATE_HOME or
-    /// ~/.local/state, /photobulk/ad-backups).
+    /// Backup folder (default: PHOTOBULK_BACKUP_DIR, else STATE/ad-backups; STATE is
+    /// PHOTOBULK_STATE_DIR, else ~/.local/state/photobulk, %LOCALAPPDATA%\PhotoBulk on Windows).
     #[arg(long, global = true, value_name = "DIR")]
     pub(crate) backup_dir: Option<PathBuf>,
     /// Which attribute --user names: samaccountname, upn, mail, employeeid, or an attribute name.
@@ -94,8 +133,34 @@ pub(crate) struct ConnArgs {
     pub(crate) json: bool,
 }
 
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum AuthArg {
+    /// Kerberos without --bind, a simple bind with it
+    Auto,
+    /// Kerberos (SASL GSSAPI) as the current user: kinit's ticket, the Windows logon session
+    Kerberos,
+    /// A simple bind: --bind and a password, over TLS
+    Simple,
+    /// No bind (rootDSE only)
+    Anonymous,
+}
+
+impl AuthArg {
+    fn method(self) -> AuthMethod {
+        match self {
+            AuthArg::Auto => AuthMethod::Auto,
+            AuthArg::Kerberos => AuthMethod::Kerberos,
+            AuthArg::Simple => AuthMethod::Simple,
+            AuthArg::Anonymous => AuthMethod::Anonymous,
+        }
+    }
+}
+
 #[derive(clap::Subcommand, Debug)]
 enum AdCommand {
+    /// Who we are bound as, how, and to which DC (and how it was found).
+    Whoami,
     /// Save a user's current photo to a file, byte for byte.
     Get {
         #[arg(long, value_name = "NAME")]
@@ -249,6 +314,11 @@ pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
     let dir = connect(&conn).await?;
     let mut items = Vec::new();
     match command {
+        AdCommand::Whoami => {
+            let code = whoami(&dir, conn.json).await?;
+            let _ = dir.unbind().await;
+            return Ok(code);
+        }
         AdCommand::Get { user, out } => {
             items.push(match get(&dir, &lookup, &user, &out).await {
                 Ok(item) => item,
@@ -392,19 +462,9 @@ fn prepare_photo(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
     Ok(out.jpeg)
 }
 
+/// `PHOTOBULK_BACKUP_DIR`, else `STATE/ad-backups` ([`photobulk_engine::locations`]).
 pub(crate) fn default_backup_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("PHOTOBULK_BACKUP_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|d| !d.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })?;
-    Some(state.join("photobulk/ad-backups"))
+    photobulk_engine::locations::ad_backup_dir(None, None)
 }
 
 pub(crate) fn open_backup_dir(dir: Option<&Path>) -> anyhow::Result<BackupStore> {
@@ -478,25 +538,127 @@ fn prompt_password(bind: &str) -> anyhow::Result<Password> {
     Ok(Password::new(pw))
 }
 
+/// The credentials `conn` asks for: Kerberos, a simple bind (reads the password), anonymous.
+fn credentials(conn: &ConnArgs) -> anyhow::Result<Credentials> {
+    Ok(match conn.auth.method().resolve(conn.bind.is_some()) {
+        AuthMethod::Simple => {
+            let bind = conn.bind.clone().ok_or_else(|| {
+                anyhow!("--auth simple needs --bind NAME (and a password); without --bind, --auth auto signs in with Kerberos")
+            })?;
+            Credentials::Simple {
+                bind,
+                password: read_password(conn)?,
+            }
+        }
+        AuthMethod::Kerberos => {
+            if conn.bind.is_some() {
+                bail!("--bind is for a simple bind: Kerberos signs in as the ticket's principal (drop --bind, or use --auth simple)");
+            }
+            Credentials::Kerberos { spn_host: None }
+        }
+        _ => Credentials::Anonymous,
+    })
+}
+
+/// Connect as `conn` says: to --server, or to a DC of the domain found in DNS (named on
+/// stderr, with any DC skipped on the way).
 pub(crate) async fn connect(conn: &ConnArgs) -> anyhow::Result<Directory> {
-    let url = conn.server.clone().ok_or_else(|| {
-        anyhow!("--server URL is required (ldaps://host or ldap://host --starttls)")
-    })?;
-    let mut opts = ConnectOptions::new(url);
+    let creds = credentials(conn)?;
+    let method = conn.auth.method().resolve(conn.bind.is_some());
+    let mut opts = ConnectOptions::new(photobulk_directory::server_url(
+        conn.server.as_deref().unwrap_or_default(),
+        method,
+    ));
     opts.starttls = conn.starttls;
     opts.ca_file = conn.ca_file.clone();
     opts.insecure_skip_verify = conn.insecure_skip_verify;
     opts.allow_plaintext_bind = conn.allow_plaintext_bind;
     opts.base_dn = conn.base.clone();
     opts.timeout = Duration::from_secs(conn.timeout.max(1));
-    let creds = match &conn.bind {
-        Some(bind) => Credentials::Simple {
-            bind: bind.clone(),
-            password: read_password(conn)?,
+    opts.connect_timeout = opts.connect_timeout.min(opts.timeout);
+    if conn.server.is_some() {
+        return Ok(Directory::connect(&opts, &creds).await?);
+    }
+    let locator = Locator {
+        dns_server: match conn.dns_server.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(
+                locate::parse_dns_server(s)
+                    .ok_or_else(|| anyhow!("--dns-server {s:?}: expected IP or IP:PORT"))?,
+            ),
+            None => None,
         },
-        None => Credentials::Anonymous,
+        timeout: Some(Duration::from_secs(conn.timeout.clamp(1, 5))),
     };
-    Ok(Directory::connect(&opts, &creds).await?)
+    let (domain, source) = match conn.domain.as_deref().filter(|d| !d.is_empty()) {
+        Some(d) => (d.trim_end_matches('.').to_ascii_lowercase(), "--domain"),
+        None => {
+            // Kerberos without a ticket says so before anything else; otherwise the ticket's
+            // realm (if any) is one source of the domain.
+            let ticket = match creds {
+                Credentials::Kerberos { .. } => kerberos::current_ticket()?,
+                _ => kerberos::current_ticket().ok().flatten(),
+            };
+            locate::default_domain(ticket.as_ref().and_then(|t| t.realm()))
+                .ok_or(DirectoryError::NoDomain)?
+        }
+    };
+    let dir = Directory::connect_located(&domain, &locator, &opts, &creds).await?;
+    if let Some(l) = dir.located() {
+        for s in &l.skipped {
+            eprintln!("photobulk: skipped domain controller {s}");
+        }
+        eprintln!(
+            "photobulk: using domain controller {} ({}) from DNS {} (domain from {source}); signed in as {}",
+            l.dc.host,
+            dir.url(),
+            l.srv_name,
+            dir.signed_in()
+        );
+    }
+    Ok(dir)
+}
+
+/// `photobulk ad whoami`.
+async fn whoami(dir: &Directory, json: bool) -> anyhow::Result<ExitCode> {
+    let server_says = dir.whoami().await.unwrap_or(None);
+    let sign_in = dir.signed_in();
+    if json {
+        let v = serde_json::json!({
+            "server": dir.url(),
+            "server_kind": dir.server().kind,
+            "dns_host_name": dir.server().dns_host_name,
+            "base": dir.base().ok(),
+            "sign_in": sign_in,
+            "authz_id": server_says,
+            "located": dir.located(),
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("server:    {}", dir.url());
+    if let Some(l) = dir.located() {
+        let at = l.address.map(|a| format!(" at {a}")).unwrap_or_default();
+        println!(
+            "found:     {}{at} from DNS {} (priority {}, weight {})",
+            l.dc.host, l.srv_name, l.dc.priority, l.dc.weight
+        );
+        for s in &l.skipped {
+            println!("skipped:   {s}");
+        }
+    }
+    println!("signed in: {sign_in}");
+    if let Some(spn) = &sign_in.service_principal {
+        println!("service:   {spn}");
+    }
+    if let Some(id) = server_says {
+        println!("server says: {id}");
+    }
+    println!(
+        "directory: {:?}, {}",
+        dir.server().kind,
+        dir.base().unwrap_or("(no base)")
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn get(dir: &Directory, by: &Lookup, user: &str, out: &Path) -> Result<Item, DirectoryError> {

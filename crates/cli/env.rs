@@ -43,11 +43,34 @@ pub struct EnvArgs {
     probe_timeout: u64,
 }
 
+/// What the LDAP side will reach, when it is configured: --server, or a DC found in DNS for
+/// --domain, or (signing in as the current user) for the domain of USERDNSDOMAIN or the
+/// Kerberos ticket.
+fn ldap_target(conn: &ad::ConnArgs) -> Option<String> {
+    if let Some(url) = &conn.server {
+        return Some(url.clone());
+    }
+    if let Some(d) = &conn.domain {
+        return Some(format!("a domain controller of {d} (DNS)"));
+    }
+    let current_user = conn.bind.is_none() && conn.auth != ad::AuthArg::Anonymous;
+    let ticket = photobulk_directory::kerberos::current_ticket()
+        .ok()
+        .flatten();
+    let domain =
+        photobulk_directory::locate::default_domain(ticket.as_ref().and_then(|t| t.realm()))
+            .filter(|(_, source)| *source != "the DNS search domain");
+    match (current_user, domain) {
+        (true, Some((d, _))) => Some(format!("a domain controller of {d} (DNS)")),
+        _ => None,
+    }
+}
+
 pub async fn run(args: EnvArgs) -> anyhow::Result<ExitCode> {
     let limit = Duration::from_secs(args.probe_timeout.max(1));
     let on_premises = async {
-        match &args.conn.ad.server {
-            Some(url) => probe_directory_with(url, ad::connect(&args.conn.ad), limit).await,
+        match ldap_target(&args.conn.ad) {
+            Some(what) => probe_directory_with(&what, ad::connect(&args.conn.ad), limit).await,
             None => SideProbe::not_configured("LDAP"),
         }
     };

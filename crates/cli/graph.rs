@@ -16,8 +16,10 @@
 //!
 //! # Backups
 //! `photo set`, `photo remove` and `upload` save the current cloud photo first, to
-//! `--backup-dir` (default `$PHOTOBULK_BACKUP_DIR/graph`, else
-//! `$XDG_STATE_HOME/photobulk/backups/graph`, else `~/.local/state/photobulk/backups/graph`),
+//! `--backup-dir` (default `$PHOTOBULK_BACKUP_DIR/graph`, else `STATE/graph-backups`, where
+//! STATE is `PHOTOBULK_STATE_DIR`, else `%LOCALAPPDATA%\PhotoBulk` on Windows,
+//! `~/Library/Application Support/PhotoBulk` on macOS, `~/.local/state/photobulk` elsewhere;
+//! see [`photobulk_engine::locations`]),
 //! unless `--no-backup`. `photo restore` puts the latest (or `--id`) backup back.
 //!
 //! # Bulk uploads and the journal
@@ -128,7 +130,8 @@ enum GraphCommand {
 
 #[derive(clap::Args, Debug)]
 struct BackupArgs {
-    /// Backup folder (see `photobulk graph --help` for the default)
+    /// Backup folder (default: PHOTOBULK_BACKUP_DIR/graph, else STATE/graph-backups; STATE is
+    /// PHOTOBULK_STATE_DIR, else ~/.local/state/photobulk, %LOCALAPPDATA%\PhotoBulk on Windows)
     #[arg(long, value_name = "DIR")]
     backup_dir: Option<PathBuf>,
     /// Write without backing up the current photo
@@ -392,17 +395,9 @@ pub(crate) fn connect(conn: &GraphConnArgs, ca_file: Option<&Path>) -> anyhow::R
     Ok(GraphClient::new(cfg, credentials(conn)?)?)
 }
 
+/// `PHOTOBULK_BACKUP_DIR/graph`, else `STATE/graph-backups` ([`photobulk_engine::locations`]).
 fn default_backup_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("PHOTOBULK_BACKUP_DIR").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d).join("graph"));
-    }
-    let state = std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local").join("state"))
-        })?;
-    Some(state.join("photobulk").join("backups").join("graph"))
+    photobulk_engine::locations::graph_backup_dir(None, None)
 }
 
 fn backup_dir(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -518,7 +513,8 @@ async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Resul
     let write = write_options(&a.backup)?;
     let journal_path = match &a.journal {
         Some(p) => p.clone(),
-        None => backup_dir(a.backup.backup_dir.as_deref())?.join("upload-journal.jsonl"),
+        None => backup_dir(a.backup.backup_dir.as_deref())?
+            .join(photobulk_engine::locations::UPLOAD_JOURNAL),
     };
     let journal = Arc::new(UploadJournal::open(&journal_path)?);
     let plan = photobulk_engine::plan(

@@ -12,8 +12,8 @@
 //! are those of `photobulk ad` ([`crate::ad::ConnArgs`]).
 //!
 //! # State
-//! `--state-dir` (else `PHOTOBULK_STATE_DIR`, else `$XDG_STATE_HOME/photobulk`, else
-//! `~/.local/state/photobulk`) holds `journal.jsonl` ([`photobulk_engine::journal`]). Backups
+//! `--state-dir` (else `PHOTOBULK_STATE_DIR`, else the platform's folder, see
+//! [`photobulk_engine::locations`]) holds `journal.jsonl` ([`photobulk_engine::journal`]). Backups
 //! go to `--backup-dir`, else `PHOTOBULK_BACKUP_DIR`, else `STATE/ad-backups`.
 //!
 //! # JSON (`--json`)
@@ -74,8 +74,8 @@ pub struct ImportArgs {
     /// long each time up to 8 s) before the remaining users fail as retryable. 0: no reconnect.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=100))]
     reconnect_attempts: u32,
-    /// Journal folder (default: PHOTOBULK_STATE_DIR, else $XDG_STATE_HOME/photobulk, else
-    /// ~/.local/state/photobulk).
+    /// Journal folder (default: PHOTOBULK_STATE_DIR, else ~/.local/state/photobulk, or
+    /// %LOCALAPPDATA%\PhotoBulk on Windows, ~/Library/Application Support/PhotoBulk on macOS).
     #[arg(long, value_name = "DIR")]
     state_dir: Option<PathBuf>,
     /// Do not back up replaced photos (they are lost; restore --run cannot undo the run).
@@ -116,33 +116,12 @@ pub struct RestoreArgs {
 }
 
 fn state_dir(arg: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(d) = arg {
-        return Ok(d.to_path_buf());
-    }
-    if let Some(d) = std::env::var_os("PHOTOBULK_STATE_DIR").filter(|d| !d.is_empty()) {
-        return Ok(PathBuf::from(d));
-    }
-    std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME")
-                .filter(|d| !d.is_empty())
-                .map(|h| PathBuf::from(h).join(".local/state"))
-        })
-        .map(|s| s.join("photobulk"))
+    photobulk_engine::locations::state_dir(arg)
         .ok_or_else(|| anyhow!("no state folder: give --state-dir DIR (or PHOTOBULK_STATE_DIR)"))
 }
 
 fn backup_store(conn: &ConnArgs, state: &Path) -> anyhow::Result<BackupStore> {
-    let dir = conn
-        .backup_dir
-        .clone()
-        .or_else(|| {
-            std::env::var_os("PHOTOBULK_BACKUP_DIR")
-                .filter(|d| !d.is_empty())
-                .map(PathBuf::from)
-        })
+    let dir = photobulk_engine::locations::ad_backup_dir(conn.backup_dir.as_deref(), Some(state))
         .unwrap_or_else(|| state.join("ad-backups"));
     ad::open_backup_dir(Some(&dir))
 }
@@ -183,11 +162,13 @@ fn progress(len: usize) -> Option<indicatif::ProgressBar> {
 
 /// `photobulk import`.
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
-    if args.conn.server.is_none() {
+    // Offline with --out and no directory named; without --out, a DC is found in DNS.
+    let directory_named = args.conn.server.is_some() || args.conn.domain.is_some();
+    if !directory_named && (args.out.is_some() || args.users.is_some()) {
         return offline(args);
     }
     if args.out.is_some() || args.users.is_some() {
-        bail!("--out and --users are for the offline import (no --server); with --server the photos go to the directory");
+        bail!("--out and --users are for the offline import (no --server or --domain); with a directory the photos go to it");
     }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -303,9 +284,9 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
     let state = state_dir(args.state_dir.as_deref())?;
     // `--plan` reads the journal (unchanged, resume) and leaves no file behind.
     let journal = if args.plan {
-        Journal::read_only(state.join("journal.jsonl"))?
+        Journal::read_only(state.join(photobulk_engine::locations::IMPORT_JOURNAL))?
     } else {
-        Journal::open(state.join("journal.jsonl"))?
+        Journal::open(state.join(photobulk_engine::locations::IMPORT_JOURNAL))?
     };
     let backup = if args.no_backup || args.plan {
         None
@@ -313,23 +294,31 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
         Some(backup_store(&args.conn, &state)?)
     };
     let inputs = collect(&args.inputs, args.recurse)?;
-    let server = args.conn.server.clone().unwrap_or_default();
+    let dir = ad::connect(&args.conn).await?;
+    // The job is the same whichever DC of the domain answers this time (resume still works).
+    let target = match (&args.conn.server, &args.conn.domain) {
+        (Some(s), _) => s.clone(),
+        (None, Some(d)) => format!("dns:{}", d.to_ascii_lowercase()),
+        (None, None) => format!(
+            "dns:{}",
+            dir.located().map(|l| l.domain.as_str()).unwrap_or("")
+        ),
+    };
     let meta = RunMeta {
         job: job_key(
             &args.inputs,
-            &server,
+            &target,
             args.conn.base.as_deref(),
             &by,
             &options,
         ),
-        server: Some(server),
+        server: Some(dir.url().to_string()),
         inputs: args
             .inputs
             .iter()
             .map(|p| p.display().to_string())
             .collect(),
     };
-    let dir = ad::connect(&args.conn).await?;
     let job = ImportJob {
         options,
         by,
@@ -484,7 +473,7 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
 
 async fn restore_async(args: RestoreArgs) -> anyhow::Result<ExitCode> {
     let state = state_dir(args.state_dir.as_deref())?;
-    let journal = Journal::open(state.join("journal.jsonl"))?;
+    let journal = Journal::open(state.join(photobulk_engine::locations::IMPORT_JOURNAL))?;
     let store = backup_store(&args.conn, &state)?;
     let dir = ad::connect(&args.conn).await?;
     let cancel = Cancel::new();

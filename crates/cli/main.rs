@@ -22,7 +22,9 @@ use photobulk_imaging::{Crop, Options, Target};
 #[command(
     name = "photobulk",
     version,
-    about = "Contact photos for Active Directory, Exchange and Microsoft 365, in bulk and safely"
+    about = "Contact photos for Active Directory, Exchange and Microsoft 365, in bulk and safely",
+    after_help = "Environment: PHOTOBULK_JPEG_DECODER=libjpeg decodes JPEGs with libjpeg's own Huffman \
+                  decoder instead of photobulk's (same pixels; a way back without a rebuild)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -118,6 +120,10 @@ struct ConvertArgs {
 fn main() -> ExitCode {
     alloc::keep_freed_memory();
     let cli = Cli::parse();
+    if let Err(e) = jpeg_decoder_from_env() {
+        eprintln!("photobulk: error: {e}");
+        return ExitCode::from(2);
+    }
     let result = match cli.command {
         Command::Convert(args) => convert(args),
         Command::Ad(args) => tokio::runtime::Builder::new_multi_thread()
@@ -151,6 +157,29 @@ fn main() -> ExitCode {
             eprintln!("photobulk: error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// `PHOTOBULK_JPEG_DECODER`: `libjpeg` or `photobulk` (the default; empty is the default too).
+fn jpeg_decoder_from_env() -> anyhow::Result<()> {
+    let Some(v) = std::env::var_os("PHOTOBULK_JPEG_DECODER") else {
+        return Ok(());
+    };
+    if v.is_empty() {
+        return Ok(());
+    }
+    match v
+        .to_str()
+        .and_then(photobulk_imaging::HuffmanDecoder::parse)
+    {
+        Some(d) => {
+            photobulk_imaging::set_huffman_decoder(d);
+            Ok(())
+        }
+        None => bail!(
+            "PHOTOBULK_JPEG_DECODER must be libjpeg or photobulk, not {:?}",
+            v.to_string_lossy()
+        ),
     }
 }
 

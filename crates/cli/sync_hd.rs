@@ -106,7 +106,7 @@ pub async fn run(args: SyncHdArgs) -> anyhow::Result<ExitCode> {
     let journal_path = args
         .journal
         .clone()
-        .unwrap_or_else(|| backup_dir.join("sync-hd.jsonl"));
+        .unwrap_or_else(|| backup_dir.join(photobulk_engine::locations::SYNC_HD_JOURNAL));
     let journal = SyncJournal::open(&journal_path)
         .with_context(|| format!("opening the sync journal {}", journal_path.display()))?;
 

@@ -103,10 +103,14 @@ pb_stop_system_services() {
   done
 }
 
-# pb_make_tls DIR/tls IP -- a throwaway CA and a server certificate with
-# SAN IP:<ip>, DNS:localhost. Re-issues the server cert when the IP changed.
+# pb_make_tls DIR/tls IP [DNSNAME...] -- a throwaway CA and a server certificate
+# with SAN IP:<ip>, DNS:localhost and DNS:<each DNSNAME> (Samba: the DC's host name,
+# which DC discovery connects to). Re-issues the server cert when IP or names changed.
 pb_make_tls() {
-  local d=$1 ip=$2
+  local d=$1 ip=$2 san n
+  shift 2
+  san="IP:$ip,DNS:localhost"
+  for n in "$@"; do san="$san,DNS:$n"; done
   mkdir -p "$d"
   chmod 700 "$d"
   if [[ ! -s $d/ca.pem || ! -s $d/ca.key ]]; then
@@ -118,7 +122,7 @@ pb_make_tls() {
       pb_die "openssl: CA generation failed"
     rm -f "$d/server.pem"
   fi
-  if [[ -s $d/server.pem && -s $d/server.key && "$(cat "$d/server.ip" 2>/dev/null)" == "$ip" ]]; then
+  if [[ -s $d/server.pem && -s $d/server.key && "$(cat "$d/server.ip" 2>/dev/null)" == "$san" ]]; then
     return 0
   fi
   local ext=$d/server.ext
@@ -126,7 +130,7 @@ pb_make_tls() {
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
-subjectAltName=IP:$ip,DNS:localhost
+subjectAltName=$san
 EOF
   openssl req -newkey rsa:2048 -nodes -sha256 -subj "/O=PhotoBulk test/CN=$ip" \
     -keyout "$d/server.key" -out "$d/server.csr" 2>/dev/null ||
@@ -136,7 +140,7 @@ EOF
     pb_die "openssl: signing the server certificate failed"
   chmod 600 "$d/server.key" "$d/ca.key"
   chmod 644 "$d/ca.pem" "$d/server.pem"
-  printf '%s\n' "$ip" >"$d/server.ip"
+  printf '%s\n' "$san" >"$d/server.ip"
   rm -f "$d/server.csr"
 }
 

@@ -435,3 +435,59 @@ fn missing_input_is_an_error_naming_it() {
         stderr(&run)
     );
 }
+
+/// `photobulk convert` with `PHOTOBULK_JPEG_DECODER` set to `value`, writing to `out`.
+fn convert_with_decoder(job: &Job, out: &str, value: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .current_dir(job.dir.path())
+        .env("PHOTOBULK_JPEG_DECODER", value)
+        .arg("convert")
+        .arg(job.input())
+        .arg("--out")
+        .arg(job.dir.path().join(out))
+        .output()
+        .expect("run photobulk")
+}
+
+#[test]
+fn libjpeg_decoder_switch_gives_the_same_photos() {
+    // Real camera photos (one with restart markers), 4:2:0 and 4:2:2: our Huffman decoder is
+    // installed for each, so the switch changes which decoder runs; the pixels must not change.
+    let job = Job::new(&[
+        ("hopper.jpg", "real/hopper.jpg"),
+        ("astronaut.jpg", "real/astronaut.jpg"),
+        ("restart.jpg", "formats/restart.jpg"),
+        ("rows422.jpg", "formats/restart_rows_422.jpg"),
+    ]);
+    let ours = convert_with_decoder(&job, "ours", "");
+    let theirs = convert_with_decoder(&job, "libjpeg", "libjpeg");
+    assert_eq!(ours.status.code(), Some(0), "{}", stderr(&ours));
+    assert_eq!(theirs.status.code(), Some(0), "{}", stderr(&theirs));
+    let mut compared = 0;
+    for target in ["ad", "hd"] {
+        for account in ["hopper", "astronaut", "restart", "rows422"] {
+            let name = format!("{target}/{account}.jpg");
+            let a = std::fs::read(job.dir.path().join("ours").join(&name)).expect(&name);
+            let b = std::fs::read(job.dir.path().join("libjpeg").join(&name)).expect(&name);
+            assert!(
+                a == b,
+                "{name}: libjpeg's decoder gave other pixels than ours"
+            );
+            compared += 1;
+        }
+    }
+    assert_eq!(compared, 8);
+}
+
+#[test]
+fn unknown_jpeg_decoder_is_refused_before_any_work() {
+    let job = Job::new(&[("hopper.jpg", "real/hopper.jpg")]);
+    let out = convert_with_decoder(&job, "out", "turbo");
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("PHOTOBULK_JPEG_DECODER must be libjpeg or photobulk, not \"turbo\""),
+        "{err}"
+    );
+    assert!(!job.dir.path().join("out").exists(), "nothing is written");
+}

@@ -151,7 +151,7 @@ fn write_photo(path: &Path, nonce: u64, index: u64) {
     let (r, g, b) = (next() as u8, next() as u8, next() as u8);
     let stripe = 4 + (next() % 16) as u32;
     let img = image::RgbImage::from_fn(160, 120, |px, py| {
-        let on = (px / stripe + py / 9) % 2 == 0;
+        let on = (px / stripe + py / 9).is_multiple_of(2);
         let k = (px + py) as u8;
         if on {
             image::Rgb([r.wrapping_add(k), g, b.wrapping_sub(k)])

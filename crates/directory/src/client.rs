@@ -2,18 +2,21 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
-use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry};
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry, StdStream};
 use serde::Serialize;
 
 use crate::backup::{BackupReason, BackupRecord, BackupStore, Subject};
 use crate::error::{map_ldap, map_rc};
 use crate::filter::{escape_filter_value, user_filter, Lookup};
+use crate::kerberos::{self, Ticket};
+use crate::locate::{DomainController, Locator};
 use crate::{DirectoryError, MAX_PHOTO_BYTES, PHOTO_ATTR};
 
 /// A password that never shows up in `Debug` output or logs.
@@ -44,10 +47,124 @@ pub enum Credentials {
     Anonymous,
     /// Simple bind: a DN, a UPN (`admin@example.com`) or `DOMAIN\user` on AD, and a password.
     Simple { bind: String, password: Password },
-    /// Kerberos (SASL GSSAPI) with the caller's ticket cache; `server_fqdn` is the DC's host
-    /// name as in its service principal (`ldap/dc1.example.com`).
-    #[cfg(feature = "gssapi")]
-    Gssapi { server_fqdn: String },
+    /// Kerberos (SASL GSSAPI) as the current user: the ticket cache (`kinit`, `KRB5CCNAME`) on
+    /// Unix, the logon session through SSPI on Windows. The service principal is
+    /// `ldap/<host>@<REALM>`: `host` is `spn_host` when given, else the URL's host name, else
+    /// (URL by IP address) the DC's `dnsHostName` from its rootDSE; the realm is the DC's
+    /// domain in capitals (from `defaultNamingContext`). Plain `ldap://` is allowed: the SASL
+    /// layer then signs and seals every message (what AD's "LDAP signing required" asks for).
+    Kerberos { spn_host: Option<String> },
+}
+
+/// How to sign in, as asked for on the command line (`--auth`) or in `directory.connect`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    /// Kerberos when no bind name is given, else a simple bind with the password.
+    #[default]
+    Auto,
+    /// Kerberos (SASL GSSAPI) as the current user.
+    Kerberos,
+    /// Simple bind: a bind name and a password, over TLS unless allowed otherwise.
+    Simple,
+    /// No bind (rootDSE reads).
+    Anonymous,
+}
+
+impl AuthMethod {
+    /// `auto`, `kerberos` (also `gssapi`, `negotiate`), `simple`, `anonymous` (also `none`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.trim().to_ascii_lowercase().as_str() {
+            "" | "auto" | "default" => AuthMethod::Auto,
+            "kerberos" | "gssapi" | "negotiate" => AuthMethod::Kerberos,
+            "simple" | "basic" | "password" => AuthMethod::Simple,
+            "anonymous" | "none" => AuthMethod::Anonymous,
+            _ => return None,
+        })
+    }
+
+    /// What `auto` means here: [`AuthMethod::Kerberos`] without a bind name, else
+    /// [`AuthMethod::Simple`]. The other methods stay as they are.
+    pub fn resolve(self, has_bind_name: bool) -> AuthMethod {
+        match self {
+            AuthMethod::Auto if has_bind_name => AuthMethod::Simple,
+            AuthMethod::Auto => AuthMethod::Kerberos,
+            m => m,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::Auto => "auto",
+            AuthMethod::Kerberos => "kerberos",
+            AuthMethod::Simple => "simple",
+            AuthMethod::Anonymous => "anonymous",
+        }
+    }
+}
+
+impl fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the session is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protection {
+    /// LDAPS or StartTLS.
+    Tls,
+    /// Kerberos SASL security layer: every message signed and encrypted (no TLS).
+    SaslSealing,
+    /// Nothing (anonymous, or an explicitly allowed plain-text simple bind).
+    None,
+}
+
+/// Who the connection is bound as, and how.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SignIn {
+    /// `kerberos`, `simple` or `anonymous` (never `auto`).
+    pub method: AuthMethod,
+    /// The Kerberos principal (from the ticket cache; unknown before the bind on Windows) or
+    /// the simple bind name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub principal: Option<String>,
+    /// Kerberos: the service principal the ticket was for (`ldap/dc1.corp.example@CORP.EXAMPLE`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_principal: Option<String>,
+    pub protection: Protection,
+}
+
+impl fmt::Display for SignIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = match (self.method, self.protection) {
+            (AuthMethod::Kerberos, Protection::Tls) => "Kerberos over TLS",
+            (AuthMethod::Kerberos, _) => "Kerberos, SASL signed and sealed",
+            (AuthMethod::Simple, Protection::Tls) => "simple bind over TLS",
+            (AuthMethod::Simple, _) => "simple bind in clear text",
+            _ => "anonymous",
+        };
+        match &self.principal {
+            Some(p) => write!(f, "{p} ({how})"),
+            None => f.write_str(how),
+        }
+    }
+}
+
+/// A DC found in DNS and used for this connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Located {
+    /// The domain looked up.
+    pub domain: String,
+    /// The SRV name asked for (`_ldap._tcp.dc._msdcs.<domain>`).
+    pub srv_name: String,
+    /// The DC that answered.
+    pub dc: DomainController,
+    /// The address connected to.
+    pub address: Option<SocketAddr>,
+    /// DCs tried before it, each with why it failed.
+    pub skipped: Vec<String>,
 }
 
 /// Where and how to connect. [`ConnectOptions::new`] gives safe defaults: certificates verified
@@ -56,6 +173,9 @@ pub enum Credentials {
 pub struct ConnectOptions {
     /// `ldaps://host[:636]` or `ldap://host[:389]`.
     pub url: String,
+    /// Connect TCP to this address instead of resolving the URL's host (DC discovery with a
+    /// given DNS server). TLS and Kerberos still use the URL's host name.
+    pub address: Option<SocketAddr>,
     /// Upgrade an `ldap://` connection with StartTLS before binding.
     pub starttls: bool,
     /// Trust this PEM file's certificates instead of the system roots.
@@ -80,6 +200,7 @@ impl ConnectOptions {
     pub fn new(url: impl Into<String>) -> Self {
         ConnectOptions {
             url: url.into(),
+            address: None,
             starttls: false,
             ca_file: None,
             insecure_skip_verify: false,
@@ -333,6 +454,8 @@ pub fn check_photo_size(photo: &[u8]) -> Result<(), DirectoryError> {
 pub struct Directory {
     conn: Arc<Shared>,
     url: String,
+    sign_in: Arc<SignIn>,
+    located: Option<Arc<Located>>,
     base: Option<String>,
     server: Arc<ServerInfo>,
     timeout: Duration,
@@ -364,7 +487,7 @@ impl Directory {
         opts: &ConnectOptions,
         creds: &Credentials,
     ) -> Result<Self, DirectoryError> {
-        let ldap = open(opts, creds).await?;
+        let (ldap, sign_in) = open(opts, creds).await?;
         let mut dir = Directory {
             conn: Arc::new(Shared {
                 live: std::sync::Mutex::new((0, ldap)),
@@ -373,6 +496,8 @@ impl Directory {
                 creds: creds.clone(),
             }),
             url: opts.url.clone(),
+            sign_in: Arc::new(sign_in),
+            located: None,
             base: None,
             server: Arc::new(ServerInfo {
                 kind: ServerKind::Generic,
@@ -423,7 +548,7 @@ impl Directory {
         if current != seen {
             return Ok(current);
         }
-        let ldap = open(&self.conn.opts, &self.conn.creds).await?;
+        let (ldap, _) = open(&self.conn.opts, &self.conn.creds).await?;
         let mut live = self.conn.live.lock().unwrap_or_else(|p| p.into_inner());
         // The old handle is dropped here; its driver ends with its last clone.
         *live = (current + 1, ldap);
@@ -432,7 +557,10 @@ impl Directory {
 }
 
 /// TCP, TLS (or StartTLS) and bind: a connection ready for operations.
-async fn open(opts: &ConnectOptions, creds: &Credentials) -> Result<Ldap, DirectoryError> {
+async fn open(
+    opts: &ConnectOptions,
+    creds: &Credentials,
+) -> Result<(Ldap, SignIn), DirectoryError> {
     let tls = TlsMode::from_url(&opts.url, opts.starttls)?;
     if matches!(creds, Credentials::Simple { .. })
         && tls == TlsMode::None
@@ -442,6 +570,11 @@ async fn open(opts: &ConnectOptions, creds: &Credentials) -> Result<Ldap, Direct
             url: opts.url.clone(),
         });
     }
+    // Kerberos: what the ticket cache holds, before anything is sent (no ticket / expired).
+    let ticket = match creds {
+        Credentials::Kerberos { .. } => kerberos::current_ticket()?,
+        _ => None,
+    };
     let mut settings = LdapConnSettings::new().set_conn_timeout(opts.connect_timeout);
     if tls != TlsMode::None {
         install_crypto_provider();
@@ -452,6 +585,11 @@ async fn open(opts: &ConnectOptions, creds: &Credentials) -> Result<Ldap, Direct
             settings = settings.set_config(tls_config(opts.ca_file.as_deref())?);
         }
     }
+    if let Some(addr) = opts.address {
+        settings = settings.set_std_stream(StdStream::Tcp(
+            tcp_connect(&opts.url, addr, opts.connect_timeout).await?,
+        ));
+    }
     let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &opts.url)
         .await
         .map_err(|e| connect_error(&opts.url, e, opts.connect_timeout))?;
@@ -460,8 +598,18 @@ async fn open(opts: &ConnectOptions, creds: &Credentials) -> Result<Ldap, Direct
         // operations then see their result channel close (mapped to ConnectionLost).
         let _ = conn.drive().await;
     });
-    match creds {
-        Credentials::Anonymous => {}
+    let protection = if tls != TlsMode::None {
+        Protection::Tls
+    } else {
+        Protection::None
+    };
+    let sign_in = match creds {
+        Credentials::Anonymous => SignIn {
+            method: AuthMethod::Anonymous,
+            principal: None,
+            service_principal: None,
+            protection,
+        },
         Credentials::Simple { bind, password } => {
             let res = ldap
                 .with_timeout(opts.timeout)
@@ -471,20 +619,122 @@ async fn open(opts: &ConnectOptions, creds: &Credentials) -> Result<Ldap, Direct
             if res.rc != 0 {
                 return Err(map_rc("bind", bind, res.rc, res.text));
             }
-        }
-        #[cfg(feature = "gssapi")]
-        Credentials::Gssapi { server_fqdn } => {
-            let res = ldap
-                .with_timeout(opts.timeout)
-                .sasl_gssapi_bind(server_fqdn)
-                .await
-                .map_err(|e| map_ldap("bind", server_fqdn, e, opts.timeout))?;
-            if res.rc != 0 {
-                return Err(map_rc("bind", server_fqdn, res.rc, res.text));
+            SignIn {
+                method: AuthMethod::Simple,
+                principal: Some(bind.clone()),
+                service_principal: None,
+                protection,
             }
         }
-    }
-    Ok(ldap)
+        Credentials::Kerberos { spn_host } => {
+            let (host, realm) = kerberos_target(&mut ldap, opts, spn_host.as_deref()).await?;
+            let spn = kerberos::service_principal(&host, realm.as_deref());
+            let failed = |message: &str| {
+                kerberos::classify_failure(message, &spn, ticket.as_ref(), realm.as_deref())
+            };
+            let res = match ldap.with_timeout(opts.timeout).sasl_gssapi_bind(&spn).await {
+                Ok(res) => res,
+                Err(ldap3::LdapError::GssapiOperationError(m)) => return Err(failed(&m)),
+                Err(e) => return Err(map_ldap("Kerberos bind", &spn, e, opts.timeout)),
+            };
+            if res.rc != 0 {
+                return Err(match wrong_realm(ticket.as_ref(), realm.as_deref()) {
+                    Some(e) => e,
+                    None if res.rc == 49 => failed(&res.text),
+                    None => map_rc("Kerberos bind", &spn, res.rc, res.text),
+                });
+            }
+            SignIn {
+                method: AuthMethod::Kerberos,
+                principal: ticket.as_ref().map(|t: &Ticket| t.principal.clone()),
+                service_principal: Some(format!("ldap/{spn}")),
+                protection: if tls != TlsMode::None {
+                    Protection::Tls
+                } else {
+                    Protection::SaslSealing
+                },
+            }
+        }
+    };
+    Ok((ldap, sign_in))
+}
+
+fn wrong_realm(ticket: Option<&Ticket>, dc_realm: Option<&str>) -> Option<DirectoryError> {
+    let (t, dc) = (ticket?, dc_realm?);
+    let have = t.realm()?;
+    (!have.eq_ignore_ascii_case(dc)).then(|| DirectoryError::KerberosWrongRealm {
+        principal: t.principal.clone(),
+        realm: dc.to_ascii_uppercase(),
+    })
+}
+
+async fn tcp_connect(
+    url: &str,
+    addr: SocketAddr,
+    limit: Duration,
+) -> Result<std::net::TcpStream, DirectoryError> {
+    let stream = tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| DirectoryError::Timeout {
+            op: "connect",
+            after: limit,
+        })?
+        .map_err(|e| DirectoryError::Connect {
+            url: format!("{url} ({addr})"),
+            reason: e.to_string(),
+        })?;
+    stream.into_std().map_err(|e| DirectoryError::Connect {
+        url: url.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The host name and realm for the DC's service principal: the given name, else the URL's
+/// host when it is a name, else the rootDSE's dnsHostName; the realm from the rootDSE's
+/// defaultNamingContext. The rootDSE is read anonymously before the bind (AD allows it).
+async fn kerberos_target(
+    ldap: &mut Ldap,
+    opts: &ConnectOptions,
+    spn_host: Option<&str>,
+) -> Result<(String, Option<String>), DirectoryError> {
+    let res = ldap
+        .with_timeout(opts.timeout)
+        .search(
+            "",
+            Scope::Base,
+            "(objectClass=*)",
+            vec!["dnsHostName", "defaultNamingContext"],
+        )
+        .await
+        .map_err(|e| map_ldap("read rootDSE", "", e, opts.timeout))?;
+    let root = res.0.into_iter().next().map(SearchEntry::construct);
+    let realm = root
+        .as_ref()
+        .and_then(|e| first(e, "defaultNamingContext"))
+        .and_then(|nc| kerberos::realm_of_naming_context(&nc));
+    let host = spn_host
+        .map(str::to_string)
+        .or_else(|| url_host(&opts.url).filter(|h| h.parse::<IpAddr>().is_err()))
+        .or_else(|| root.as_ref().and_then(|e| first(e, "dnsHostName")))
+        .ok_or_else(|| DirectoryError::Kerberos {
+            reason: format!(
+                "{} is an address and its rootDSE names no dnsHostName: give the DC's host name for its service principal",
+                opts.url
+            ),
+        })?;
+    Ok((host, realm))
+}
+
+/// The host part of an LDAP URL (no port, no brackets).
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let hostport = rest.split('/').next()?;
+    let host = if let Some(v6) = hostport.strip_prefix('[') {
+        v6.split(']').next()?
+    } else {
+        hostport.rsplit_once(':').map_or(hostport, |(h, _)| h)
+    };
+    (!host.is_empty()).then(|| host.to_string())
 }
 
 impl Directory {
@@ -501,6 +751,92 @@ impl Directory {
     /// The URL connected to.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Who the connection is bound as, and how.
+    pub fn signed_in(&self) -> &SignIn {
+        &self.sign_in
+    }
+
+    /// The DC found in DNS, when the connection was made by [`Directory::connect_located`].
+    pub fn located(&self) -> Option<&Located> {
+        self.located.as_deref()
+    }
+
+    /// The server's view of who we are: the LDAP "Who am I?" operation (RFC 4532), e.g.
+    /// `u:PHOTOBULK\\Administrator` on AD. `None` when the server does not say.
+    pub async fn whoami(&self) -> Result<Option<String>, DirectoryError> {
+        let (exop, _) = self
+            .handle()
+            .extended(ldap3::exop::WhoAmI)
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| map_ldap("who am I", "", e, self.timeout))?;
+        let id = exop.parse::<ldap3::exop::WhoAmIResp>().authzid;
+        Ok((!id.is_empty()).then_some(id))
+    }
+
+    /// Find the domain's DCs in DNS ([`Locator::find`]) and connect to the first that answers,
+    /// failing over to the next on connection errors (refused, unreachable, timeout, TLS). An
+    /// error that another DC would give just the same (credentials, Kerberos) ends the search.
+    ///
+    /// `template` gives everything but the URL, which is built per DC: Kerberos goes to
+    /// `ldap://dc:<SRV port>` (the SASL layer seals) unless `template.starttls`; a simple bind
+    /// to `ldaps://dc:636`, or `ldap://dc:<SRV port>` with StartTLS when `template.starttls`.
+    pub async fn connect_located(
+        domain: &str,
+        locator: &Locator,
+        template: &ConnectOptions,
+        creds: &Credentials,
+    ) -> Result<Self, DirectoryError> {
+        // Refuse what needs no network before asking DNS.
+        if let Credentials::Kerberos { .. } = creds {
+            kerberos::current_ticket()?;
+        }
+        let dcs = locator.find(domain).await?;
+        let mut skipped = Vec::new();
+        for dc in dcs.iter().take(MAX_DCS_TRIED) {
+            let ldaps = matches!(creds, Credentials::Simple { .. }) && !template.starttls;
+            let (scheme, port) = if ldaps {
+                ("ldaps", 636)
+            } else {
+                ("ldap", dc.port)
+            };
+            let mut opts = template.clone();
+            opts.url = format!("{scheme}://{}:{port}", dc.host);
+            let addrs: Vec<Option<SocketAddr>> = if dc.addresses.is_empty() {
+                vec![None]
+            } else {
+                dc.addresses
+                    .iter()
+                    .map(|ip| Some(SocketAddr::new(*ip, port)))
+                    .collect()
+            };
+            for address in addrs {
+                opts.address = address;
+                match Directory::connect(&opts, creds).await {
+                    Ok(mut dir) => {
+                        dir.located = Some(Arc::new(Located {
+                            domain: domain.to_string(),
+                            srv_name: crate::locate::srv_name(domain),
+                            dc: dc.clone(),
+                            address,
+                            skipped,
+                        }));
+                        return Ok(dir);
+                    }
+                    Err(e) if fails_over(&e) => {
+                        let at = address.map(|a| format!(" at {a}")).unwrap_or_default();
+                        skipped.push(format!("{}{at}: {e}", opts.url));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Err(DirectoryError::AllDcsFailed {
+            domain: domain.to_string(),
+            tried: skipped,
+        })
     }
 
     /// The user-class filter for this server ([`user_filter`]).
@@ -934,6 +1270,28 @@ impl Directory {
     }
 }
 
+/// A server as users type it: a URL as it is, a bare host name (`dc1.corp.example`, as
+/// `-Server` takes it) as `ldap://host` for Kerberos (the SASL layer seals) and `ldaps://host`
+/// otherwise.
+pub fn server_url(server: &str, method: AuthMethod) -> String {
+    let s = server.trim();
+    if s.is_empty() || s.contains("://") {
+        return s.to_string();
+    }
+    match method.resolve(false) {
+        AuthMethod::Kerberos => format!("ldap://{s}"),
+        _ => format!("ldaps://{s}"),
+    }
+}
+
+/// At most this many DCs are tried by [`Directory::connect_located`].
+const MAX_DCS_TRIED: usize = 8;
+
+/// Errors after which the next DC may do better.
+fn fails_over(e: &DirectoryError) -> bool {
+    e.is_retryable() || matches!(e, DirectoryError::Tls { .. })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum TlsMode {
     None,
@@ -1136,6 +1494,50 @@ mod tests {
         assert!(TlsMode::from_url("http://h", false).is_err());
         assert!(TlsMode::from_url("ldap://", false).is_err());
         assert!(TlsMode::from_url("h:389", false).is_err());
+    }
+
+    #[test]
+    fn auth_methods_and_server_names() {
+        assert_eq!(AuthMethod::parse("Kerberos"), Some(AuthMethod::Kerberos));
+        assert_eq!(AuthMethod::parse(""), Some(AuthMethod::Auto));
+        assert_eq!(AuthMethod::parse("ntlm"), None);
+        assert_eq!(AuthMethod::Auto.resolve(false), AuthMethod::Kerberos);
+        assert_eq!(AuthMethod::Auto.resolve(true), AuthMethod::Simple);
+        assert_eq!(AuthMethod::Anonymous.resolve(true), AuthMethod::Anonymous);
+        assert_eq!(
+            server_url("dc1.corp.example", AuthMethod::Kerberos),
+            "ldap://dc1.corp.example"
+        );
+        assert_eq!(server_url("dc1", AuthMethod::Simple), "ldaps://dc1");
+        assert_eq!(
+            server_url("ldaps://dc1:636", AuthMethod::Kerberos),
+            "ldaps://dc1:636"
+        );
+        assert_eq!(server_url(" ", AuthMethod::Auto), "");
+        assert_eq!(
+            url_host("ldap://127.0.0.4:389").as_deref(),
+            Some("127.0.0.4")
+        );
+        assert_eq!(
+            url_host("ldaps://dc1.corp.example/").as_deref(),
+            Some("dc1.corp.example")
+        );
+        assert_eq!(url_host("ldap://[::1]:389").as_deref(), Some("::1"));
+        assert_eq!(url_host("ldap://"), None);
+    }
+
+    #[test]
+    fn sign_in_says_who_and_how() {
+        let s = SignIn {
+            method: AuthMethod::Kerberos,
+            principal: Some("jsmith@CORP.EXAMPLE".into()),
+            service_principal: Some("ldap/dc1.corp.example@CORP.EXAMPLE".into()),
+            protection: Protection::SaslSealing,
+        };
+        assert_eq!(
+            s.to_string(),
+            "jsmith@CORP.EXAMPLE (Kerberos, SASL signed and sealed)"
+        );
     }
 
     #[test]

@@ -47,6 +47,44 @@ pub enum DirectoryError {
     #[error("invalid credentials (LDAP rc 49): {text}")]
     InvalidCredentials { text: String },
 
+    /// Kerberos was asked for (or chosen by `auto` because no bind name was given) and the
+    /// current user has no ticket. Found before connecting (Unix) or at bind time (SSPI).
+    #[error("no Kerberos ticket and no password: sign in with `kinit USER@REALM` (Windows: log on to the domain), or give a bind name (--bind, -Credential) and a password [{reason}]")]
+    NoKerberosTicket { reason: String },
+
+    /// The ticket in the cache has expired.
+    #[error("the Kerberos ticket{} has expired: renew it with `kinit` (`klist` shows what the cache holds), then run this again", principal.as_deref().map(|p| format!(" of {p}")).unwrap_or_default())]
+    KerberosTicketExpired { principal: Option<String> },
+
+    /// The ticket is for another realm than the DC's, and the bind failed.
+    #[error("the Kerberos ticket is for {principal}, but the domain controller is in realm {realm}: run `kinit USER@{realm}`, or give a bind name (--bind, -Credential) and a password")]
+    KerberosWrongRealm { principal: String, realm: String },
+
+    /// The KDC has no such service principal: the DC was reached by a name it is not
+    /// registered under (a DNS alias, an IP address with a wrong reverse name).
+    #[error("the KDC does not know the service principal {spn}: connect to the DC by its own host name (its dnsHostName, e.g. --server ldap://dc1.corp.example), or have a domain admin register the name (`setspn -S {} DCNAME$`)", spn.split('@').next().unwrap_or(spn))]
+    KerberosSpnUnknown { spn: String },
+
+    /// Any other Kerberos (GSSAPI / SSPI) failure, with the library's words.
+    #[error("Kerberos sign-in failed: {reason}")]
+    Kerberos { reason: String },
+
+    /// No server given and no domain to find a DC in.
+    #[error("no server given and no domain to look a domain controller up in: give --server URL (-Server) or --domain NAME (USERDNSDOMAIN is not set, no Kerberos ticket names a realm, and DNS has no search domain)")]
+    NoDomain,
+
+    /// DNS answered, but has no SRV record for the domain's DCs.
+    #[error("DNS has no SRV record {name}: check the domain name (--domain), the DNS server (--dns-server), or give --server URL")]
+    NoDcRecord { name: String },
+
+    /// The DNS lookup itself failed (no DNS server answered, bad name).
+    #[error("DNS lookup of {name} failed: {reason}")]
+    Dns { name: String, reason: String },
+
+    /// DCs were found, and none could be reached. Retryable.
+    #[error("no domain controller of {domain} could be reached ({}): check the network and firewall (LDAP 389/636, Kerberos 88), or give --server URL", tried.join("; "))]
+    AllDcsFailed { domain: String, tried: Vec<String> },
+
     /// rc 8 or 13: the server wants a protected connection or a stronger bind.
     #[error("the server requires a stronger authentication or a protected connection (LDAP rc {rc}): {text}")]
     StrongAuthRequired { rc: u32, text: String },
@@ -162,6 +200,8 @@ impl DirectoryError {
                 | DirectoryError::Timeout { .. }
                 | DirectoryError::ConnectionLost { .. }
                 | DirectoryError::ServerBusy { .. }
+                | DirectoryError::Dns { .. }
+                | DirectoryError::AllDcsFailed { .. }
         )
     }
 
@@ -192,6 +232,15 @@ impl DirectoryError {
             DirectoryError::ConnectionLost { .. } => "connection_lost",
             DirectoryError::InvalidCredentials { .. } => "invalid_credentials",
             DirectoryError::StrongAuthRequired { .. } => "strong_auth_required",
+            DirectoryError::NoKerberosTicket { .. } => "no_kerberos_ticket",
+            DirectoryError::KerberosTicketExpired { .. } => "kerberos_ticket_expired",
+            DirectoryError::KerberosWrongRealm { .. } => "kerberos_wrong_realm",
+            DirectoryError::KerberosSpnUnknown { .. } => "kerberos_spn_unknown",
+            DirectoryError::Kerberos { .. } => "kerberos",
+            DirectoryError::NoDomain => "no_domain",
+            DirectoryError::NoDcRecord { .. } => "no_dc_record",
+            DirectoryError::Dns { .. } => "dns",
+            DirectoryError::AllDcsFailed { .. } => "all_dcs_failed",
             DirectoryError::InsufficientRights { .. } => "insufficient_rights",
             DirectoryError::NoSuchObject { .. } => "no_such_object",
             DirectoryError::UserNotFound { .. } => "user_not_found",

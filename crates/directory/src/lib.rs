@@ -34,17 +34,32 @@
 //! LDAP modify is sent. [`Directory::restore_photo`] puts the latest (or a chosen) backup back.
 //!
 //! # Authentication: what works where
+//! [`AuthMethod`] is what the caller asks for; `auto` (the default of the CLI and the sidecar)
+//! means Kerberos when no bind name is given, else a simple bind — as `Set-ADUser` signs in as
+//! the current user unless given `-Credential`.
 //! - Simple bind over `ldaps://` or `ldap://` + StartTLS: everywhere (AD, Samba, OpenLDAP).
 //!   Samba and recent AD refuse simple binds without TLS (rc 8/13 → `StrongAuthRequired`).
-//! - Kerberos (SASL GSSAPI, how domain-joined Windows admins log on without typing a password)
-//!   is the cargo feature `gssapi` ([`Credentials::Gssapi`]; ldap3's `gssapi` via `cross-krb5`:
-//!   SSPI on Windows, MIT/Heimdal GSSAPI on Unix). Off by default. On Debian it builds with
-//!   `libkrb5-dev` and `libclang-dev` installed (bindgen); at run time it needs a ticket
-//!   (`kinit`) and the DC's service principal `ldap/<fqdn>`. Checked here against the test Samba
-//!   DC with `examples/gssapi_whoami.rs` (after adding the `ldap/pbdc.photobulk.test` SPN, which a
-//!   DC provisioned with `--dns-backend=NONE` lacks). Not part of the automatic test suite: the
-//!   test DC is reached by IP, and CI images need the extra packages. A GSSAPI bind over plain
-//!   `ldap://` is allowed (the password never travels; the SASL layer protects the session).
+//! - Kerberos ([`Credentials::Kerberos`]): SASL GSSAPI through ldap3 and `cross-krb5` — MIT or
+//!   Heimdal GSSAPI on Unix (the ticket cache of `kinit`, `KRB5CCNAME`, `KRB5_CONFIG`), SSPI
+//!   on Windows (the logon session). In the default build (Debian builds it with `libkrb5-dev`
+//!   and `libclang-dev`). Over plain `ldap://` the SASL layer signs and seals every message,
+//!   which is what AD's "LDAP signing required" asks for; over TLS it authenticates only and
+//!   sends the TLS channel binding (Samba 4.17 refuses that with rc 8 "Sign or Seal are
+//!   required", so against Samba use plain `ldap://` with Kerberos). The service principal is `ldap/<host>@<REALM>` (see
+//!   [`Credentials::Kerberos`]). Before connecting, the ticket cache is read on Unix so that
+//!   no ticket or an expired one is an error that names the fix; after a failed exchange the
+//!   GSSAPI/SSPI words are turned into [`DirectoryError::KerberosSpnUnknown`],
+//!   [`DirectoryError::KerberosWrongRealm`] and the like ([`kerberos`]). GSSAPI calls block
+//!   (ticket cache, KDC): once per connection, on the runtime's worker thread.
+//! - [`Directory::signed_in`] says who the connection is bound as and how;
+//!   [`Directory::whoami`] asks the server (RFC 4532).
+//!
+//! # Finding a domain controller
+//! [`Directory::connect_located`] looks the domain's DCs up in DNS (`_ldap._tcp.dc._msdcs.<domain>`,
+//! [`locate`]), tries them in priority and weight order and fails over on connection errors;
+//! [`Directory::located`] says which DC answered and which were skipped. The domain comes from
+//! the caller, else [`locate::default_domain`] (`USERDNSDOMAIN`, the ticket's realm, the DNS
+//! search domain). [`Locator::dns_server`] asks a given DNS server instead of the system's.
 //!
 //! # Example
 //! ```no_run
@@ -67,17 +82,20 @@ mod client;
 pub mod clock;
 mod error;
 pub mod filter;
+pub mod kerberos;
+pub mod locate;
 
 pub use backup::{sha256_hex, BackupReason, BackupRecord, BackupStore, Subject};
 pub use client::{
-    check_photo_size, install_crypto_provider, ConnectOptions, Credentials, Directory, ListOptions,
-    Password, PhotoItem, RestoreFrom, RestoreOutcome, ServerInfo, ServerKind, User, WriteOptions,
-    WriteOutcome,
+    check_photo_size, install_crypto_provider, server_url, AuthMethod, ConnectOptions, Credentials,
+    Directory, ListOptions, Located, Password, PhotoItem, Protection, RestoreFrom, RestoreOutcome,
+    ServerInfo, ServerKind, SignIn, User, WriteOptions, WriteOutcome,
 };
 pub use error::DirectoryError;
 pub use filter::{
     escape_filter_value, user_filter, validate_attribute, Lookup, AD_USER_FILTER, LDAP_USER_FILTER,
 };
+pub use locate::{DomainController, Locator};
 
 /// The LDAP attribute this crate writes.
 pub const PHOTO_ATTR: &str = "thumbnailPhoto";

@@ -11,7 +11,7 @@
 //!
 //! ```json
 //! {"environment":"hybrid",
-//!  "on_premises":{"configured":true,"ok":true,"detail":"LDAP bind ok to ldaps://127.0.0.5:636 (samba, DC=photobulk,DC=test)",
+//!  "on_premises":{"configured":true,"ok":true,"detail":"LDAP bind ok to ldaps://127.0.0.5:636 as CN=Administrator,CN=Users,DC=photobulk,DC=test (simple bind over TLS) (samba, DC=photobulk,DC=test)",
 //!                 "elapsed_ms":41,"server_kind":"samba","naming_context":"DC=photobulk,DC=test","users":null},
 //!  "cloud":{"configured":true,"ok":true,"detail":"Graph token ok, tenant has 12 users",
 //!           "elapsed_ms":18,"server_kind":null,"naming_context":null,"users":12}}
@@ -193,8 +193,11 @@ pub async fn probe_directory_with<E: std::fmt::Display>(
         .ok()
         .and_then(|v| v.as_str().map(str::to_string));
     let base = dir.base().ok().map(str::to_string);
+    // The URL actually used (a DC found in DNS has its own), and who we are bound as.
     let detail = format!(
-        "LDAP bind ok to {url} ({}, {})",
+        "LDAP bind ok to {} as {} ({}, {})",
+        dir.url(),
+        dir.signed_in(),
         kind.as_deref().unwrap_or("unknown server"),
         base.as_deref().unwrap_or("no naming context")
     );

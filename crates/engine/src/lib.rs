@@ -28,6 +28,7 @@ pub mod import;
 pub mod inputs;
 pub mod journal;
 pub mod ldif;
+pub mod locations;
 pub mod manifest;
 pub mod naming;
 pub mod offline;

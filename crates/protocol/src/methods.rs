@@ -9,7 +9,7 @@
 //! |---|---|---|---|
 //! | `initialize` | [`InitializeParams`] | [`InitializeResult`] | first request; others before it get `not_initialized` |
 //! | `image.prepare` | [`PrepareParams`] | [`PrepareResult`] | files → AD/HD JPEG files (or bytes, under 2 MB in all) |
-//! | `directory.connect` | [`ConnectParams`] | [`ConnectResult`] | the password travels only here |
+//! | `directory.connect` | [`ConnectParams`] | [`ConnectResult`] | the password travels only here; none for Kerberos |
 //! | `graph.connect` | [`GraphConnectParams`] | [`GraphConnectResult`] | secret, certificate or token travel only here |
 //! | `photo.get` | [`PhotoGetParams`] | [`PhotoInfo`] | |
 //! | `photo.set` | [`PhotoSetParams`] | [`PhotoWriteResult`] | old photo backed up first |
@@ -284,13 +284,29 @@ pub struct PreparedOutput {
 
 /// `directory.connect` params. `password` is a secret: it comes only over the pipe, is
 /// never logged, never echoed, and `Debug` prints it redacted.
+///
+/// Signing in as the current user (what `Set-PhotoBulk` without `-Credential` sends) is just
+/// `{}` — or `{"server":"dc1.corp.example"}` / `{"domain":"corp.example"}`: no `bind`, no
+/// `password`, `auth` left at `auto`, so the sidecar binds with Kerberos (the logon session
+/// through SSPI on Windows, the ticket cache on Unix) and, with no `server`, finds a DC in DNS.
+/// `-Credential` sends `bind` and `password` as before.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct ConnectParams {
-    /// `ldaps://host[:636]`, or `ldap://host[:389]` with `starttls`.
+    /// `ldaps://host[:636]`, `ldap://host[:389]` (with `starttls`, or Kerberos, whose SASL
+    /// layer signs and seals), or a bare host name (`ldap://` for Kerberos, `ldaps://` for a
+    /// simple bind). Empty or absent: find a DC of `domain` in DNS.
     pub server: String,
+    /// `auto` (default: Kerberos without `bind`, simple bind with it), `kerberos`, `simple`,
+    /// `anonymous`.
+    pub auth: Option<String>,
+    /// The AD domain whose DCs to look up (SRV `_ldap._tcp.dc._msdcs.<domain>`) when there is
+    /// no `server`; default: `USERDNSDOMAIN`, the Kerberos ticket's realm, the DNS search domain.
+    pub domain: Option<String>,
+    /// Ask this DNS server (`IP` or `IP:PORT`) instead of the system's for the DC lookup.
+    pub dns_server: Option<String>,
     pub base: Option<String>,
-    /// Bind name (DN, `user@domain`, `DOMAIN\user`); anonymous without it.
+    /// Bind name (DN, `user@domain`, `DOMAIN\user`) for a simple bind, with `password`.
     pub bind: Option<String>,
     pub password: Option<String>,
     pub ca_file: Option<String>,
@@ -306,6 +322,9 @@ impl std::fmt::Debug for ConnectParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConnectParams")
             .field("server", &self.server)
+            .field("auth", &self.auth)
+            .field("domain", &self.domain)
+            .field("dns_server", &self.dns_server)
             .field("base", &self.base)
             .field("bind", &self.bind)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
@@ -320,6 +339,22 @@ impl std::fmt::Debug for ConnectParams {
 pub struct ConnectResult {
     /// `"active_directory"`, `"samba"`, `"open_ldap"`, `"generic"`.
     pub server_kind: String,
+    /// The URL connected to (the DC found in DNS when no `server` was given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    /// How the connection signed in: `kerberos`, `simple` or `anonymous`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// Who: the Kerberos principal (Unix; the server's "who am I" answer otherwise, e.g.
+    /// `u:CORP\\jsmith`) or the bind name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_as: Option<String>,
+    /// `tls`, `sasl_sealing` (Kerberos over plain LDAP: signed and encrypted) or `none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protection: Option<String>,
+    /// The DC's host name when it was found in DNS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dc: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -863,7 +898,7 @@ pub struct SyncHdParams {
     /// Convert and compare even when the journal says this cloud photo was already synced.
     pub force: bool,
     pub no_backup: bool,
-    /// The sync journal (`BACKUP/sync-hd-journal.jsonl` when absent).
+    /// The sync journal (`BACKUP/sync-hd.jsonl` when absent, the name the CLI uses too).
     pub journal: Option<String>,
 }
 

@@ -65,7 +65,7 @@ async fn each_target(p: &BulkParams, ctx: &Ctx, dry_run: bool) -> Result<Outcome
         .journal
         .as_ref()
         .map(PathBuf::from)
-        .unwrap_or_else(|| out_dir.join("journal.jsonl"));
+        .unwrap_or_else(|| out_dir.join(photobulk_engine::locations::IMPORT_JOURNAL));
     let mut out = Outcome {
         items: Vec::new(),
         summary: BulkSummary::default(),

@@ -117,8 +117,9 @@ pub(crate) async fn connect(
     let journal_dir = backup_dir
         .clone()
         .unwrap_or_else(|| ctx.server.config.work_dir.join("photobulk-graph"));
-    let journal = UploadJournal::open(journal_dir.join("upload-journal.jsonl"))
-        .map_err(|e| map::graph(&e))?;
+    let journal =
+        UploadJournal::open(journal_dir.join(photobulk_engine::locations::UPLOAD_JOURNAL))
+            .map_err(|e| map::graph(&e))?;
     ctx.server
         .log(format_args!("signed in to Graph at {graph_url} ({auth})"));
     let result = m::GraphConnectResult {

@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use photobulk_directory::{
-    check_photo_size, sha256_hex, BackupStore, ConnectOptions, Credentials, Directory, Lookup,
-    Password, RestoreFrom, WriteOptions,
+    check_photo_size, sha256_hex, AuthMethod, BackupStore, ConnectOptions, Credentials, Directory,
+    Locator, Lookup, Password, RestoreFrom, WriteOptions,
 };
 use photobulk_imaging::{Crop as ImgCrop, Options, Target};
 use photobulk_protocol::methods::{self as m, Method};
@@ -356,13 +356,33 @@ async fn prepare(p: m::PrepareParams, ctx: &Ctx) -> Outcome {
 }
 
 async fn connect(p: m::ConnectParams, ctx: &Ctx) -> Outcome {
-    if p.server.is_empty() {
-        return Err(ResponseError::new(
-            ErrorCode::InvalidParams,
-            "server is required (ldaps://host)",
-        ));
-    }
-    let mut opts = ConnectOptions::new(p.server.clone());
+    let invalid = |msg: &str| ResponseError::new(ErrorCode::InvalidParams, msg.to_string());
+    let asked = match p.auth.as_deref() {
+        None => AuthMethod::Auto,
+        Some(a) => AuthMethod::parse(a)
+            .ok_or_else(|| invalid("auth must be auto, kerberos, simple or anonymous"))?,
+    };
+    let method = asked.resolve(p.bind.is_some());
+    let creds = match method {
+        AuthMethod::Simple => match (&p.bind, &p.password) {
+            (Some(bind), Some(pw)) => Credentials::Simple {
+                bind: bind.clone(),
+                password: Password::new(pw.clone()),
+            },
+            (Some(_), None) => return Err(invalid("bind given without password")),
+            (None, _) => return Err(invalid("auth simple needs bind and password")),
+        },
+        AuthMethod::Kerberos => {
+            if p.bind.is_some() {
+                return Err(invalid(
+                    "bind is for a simple bind: Kerberos signs in as the current user (leave bind and password out)",
+                ));
+            }
+            Credentials::Kerberos { spn_host: None }
+        }
+        _ => Credentials::Anonymous,
+    };
+    let mut opts = ConnectOptions::new(photobulk_directory::server_url(&p.server, method));
     opts.starttls = p.starttls;
     opts.ca_file = p.ca_file.as_ref().map(PathBuf::from);
     opts.insecure_skip_verify = p.insecure_skip_verify;
@@ -370,20 +390,8 @@ async fn connect(p: m::ConnectParams, ctx: &Ctx) -> Outcome {
     opts.base_dn = p.base.clone();
     if let Some(t) = p.timeout_seconds {
         opts.timeout = Duration::from_secs(t.max(1));
+        opts.connect_timeout = opts.connect_timeout.min(opts.timeout);
     }
-    let creds = match (&p.bind, &p.password) {
-        (Some(bind), Some(pw)) => Credentials::Simple {
-            bind: bind.clone(),
-            password: Password::new(pw.clone()),
-        },
-        (Some(_), None) => {
-            return Err(ResponseError::new(
-                ErrorCode::InvalidParams,
-                "bind given without password",
-            ))
-        }
-        (None, _) => Credentials::Anonymous,
-    };
     let backup_dir = p
         .backup_dir
         .as_ref()
@@ -394,14 +402,52 @@ async fn connect(p: m::ConnectParams, ctx: &Ctx) -> Outcome {
         None => None,
     };
     photobulk_directory::install_crypto_provider();
-    let dir = Directory::connect(&opts, &creds)
-        .await
-        .map_err(|e| map::directory(&e))?;
+    let dir = if p.server.trim().is_empty() {
+        let locator = Locator {
+            dns_server: match p.dns_server.as_deref().filter(|s| !s.is_empty()) {
+                Some(s) => Some(
+                    photobulk_directory::locate::parse_dns_server(s)
+                        .ok_or_else(|| invalid("dnsServer must be IP or IP:PORT"))?,
+                ),
+                None => None,
+            },
+            timeout: Some(opts.connect_timeout.min(Duration::from_secs(5))),
+        };
+        let domain = match p.domain.as_deref().filter(|d| !d.is_empty()) {
+            Some(d) => d.to_string(),
+            None => {
+                let ticket = match creds {
+                    Credentials::Kerberos { .. } => photobulk_directory::kerberos::current_ticket()
+                        .map_err(|e| map::directory(&e))?,
+                    _ => photobulk_directory::kerberos::current_ticket()
+                        .ok()
+                        .flatten(),
+                };
+                photobulk_directory::locate::default_domain(ticket.as_ref().and_then(|t| t.realm()))
+                    .map(|(d, _)| d)
+                    .ok_or_else(|| map::directory(&photobulk_directory::DirectoryError::NoDomain))?
+            }
+        };
+        Directory::connect_located(&domain, &locator, &opts, &creds).await
+    } else {
+        Directory::connect(&opts, &creds).await
+    }
+    .map_err(|e| map::directory(&e))?;
+    // The method and the DC, never the ticket or the password.
     ctx.server.log(format_args!(
-        "connected to {} ({:?})",
-        p.server,
-        dir.server().kind
+        "connected to {} ({:?}), signed in with {}",
+        dir.url(),
+        dir.server().kind,
+        dir.signed_in().method
     ));
+    // environment.detect probes this very DC again.
+    opts.url = dir.url().to_string();
+    opts.address = dir.located().and_then(|l| l.address);
+    let sign_in = dir.signed_in().clone();
+    let bound_as = match &sign_in.principal {
+        Some(p) => Some(p.clone()),
+        None => dir.whoami().await.ok().flatten(),
+    };
     let settings = std::sync::Arc::new(photobulk_engine::environment::DirectorySettings {
         connect: opts,
         credentials: creds,
@@ -411,6 +457,13 @@ async fn connect(p: m::ConnectParams, ctx: &Ctx) -> Outcome {
             .ok()
             .and_then(|v| v.as_str().map(str::to_string))
             .unwrap_or_else(|| "generic".into()),
+        server: Some(dir.url().to_string()),
+        auth: Some(sign_in.method.to_string()),
+        bound_as,
+        protection: serde_json::to_value(sign_in.protection)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string)),
+        dc: dir.located().map(|l| l.dc.host.clone()),
         vendor_name: dir.server().vendor_name.clone(),
         base: dir.base().ok().map(str::to_string),
         backup_dir: backup_dir.as_ref().map(|d| d.display().to_string()),

@@ -7,7 +7,15 @@ use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 pub(crate) fn directory(e: &DirectoryError) -> ResponseError {
     use DirectoryError as D;
     let code = match e {
-        D::InvalidCredentials { .. } => ErrorCode::InvalidCredentials,
+        D::InvalidCredentials { .. }
+        | D::NoKerberosTicket { .. }
+        | D::KerberosTicketExpired { .. }
+        | D::KerberosWrongRealm { .. }
+        | D::KerberosSpnUnknown { .. }
+        | D::Kerberos { .. } => ErrorCode::InvalidCredentials,
+        D::NoDomain | D::NoDcRecord { .. } | D::Dns { .. } | D::AllDcsFailed { .. } => {
+            ErrorCode::ConnectionFailed
+        }
         D::InvalidUrl { .. }
         | D::PlaintextBindRefused { .. }
         | D::TlsConfig(_)

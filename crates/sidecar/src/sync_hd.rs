@@ -70,10 +70,9 @@ pub(crate) async fn run(p: m::SyncHdParams, ctx: &Ctx) -> Result<m::SyncHdResult
     let write = handlers::write_options(&bound, p.no_backup || p.dry_run)?;
     let journal_path = match (&p.journal, &bound.backup_dir) {
         (Some(j), _) => PathBuf::from(j),
-        (None, Some(d)) => d.join("sync-hd-journal.jsonl"),
-        (None, None) => {
-            handlers::fresh_dir(ctx, "photobulk-sync-hd")?.join("sync-hd-journal.jsonl")
-        }
+        (None, Some(d)) => d.join(photobulk_engine::locations::SYNC_HD_JOURNAL),
+        (None, None) => handlers::fresh_dir(ctx, "photobulk-sync-hd")?
+            .join(photobulk_engine::locations::SYNC_HD_JOURNAL),
     };
     let journal = SyncJournal::open(&journal_path).map_err(|e| {
         ResponseError::new(

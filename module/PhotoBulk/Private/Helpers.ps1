@@ -1,15 +1,18 @@
 function Connect-PhotoBulkDirectory {
     # directory.connect from the cmdlets' connection parameters; the password goes only into the pipe.
-    param($Cmdlet, [string]$Server, [string]$SearchBase, [pscredential]$Credential, [string]$CaFile, [string]$BackupPath)
-    if (-not $Server) { throw 'give -Server (a domain controller host name or an ldaps:// URL)' }
-    $url = $Server
-    if ($url -notmatch '://') { $url = "ldaps://$Server" }
-    $connect = [ordered]@{ server = $url }
+    # No -Credential: the sidecar signs in as the current user (Kerberos: the Windows logon, or a kinit ticket).
+    # No -Server: it finds a DC of -Domain (else the user's domain) in DNS.
+    param($Cmdlet, [string]$Server, [string]$Domain, [string]$DnsServer, [string]$SearchBase, [pscredential]$Credential, [string]$CaFile, [string]$BackupPath)
+    $connect = [ordered]@{}
+    if ($Server) { $connect.server = $Server }
+    if ($Domain) { $connect.domain = $Domain }
+    if ($DnsServer) { $connect.dnsServer = $DnsServer }
     if ($SearchBase) { $connect.base = $SearchBase }
     if ($Credential -and $Credential -ne [pscredential]::Empty) { $connect.bind = $Credential.UserName; $connect.password = $Credential.GetNetworkCredential().Password }
     if ($CaFile) { $connect.caFile = (Resolve-Path -LiteralPath $CaFile).ProviderPath }
     if ($BackupPath) { $connect.backupDir = $Cmdlet.GetUnresolvedProviderPathFromPSPath($BackupPath) }
-    $null = Invoke-PhotoBulkRpc -Method 'directory.connect' -Params $connect
+    $connected = Invoke-PhotoBulkRpc -Method 'directory.connect' -Params $connect
+    if ($connected) { Write-Verbose ('Connected to {0} as {1} ({2})' -f $connected.server, $connected.boundAs, $connected.auth) }
 }
 
 function Connect-PhotoBulkGraph {

@@ -13,9 +13,13 @@ function Get-PhotoReport {
     .PARAMETER MatchBy
     Which AD attribute -Identity names: SamAccountName (default), UserPrincipalName, Mail or EmployeeId.
     .PARAMETER Server
-    A domain controller (host name, or an ldaps:// / ldap:// URL; a host name means LDAPS on 636).
+    A domain controller (host name, or an ldaps:// / ldap:// URL). With none, one is found in DNS (SRV _ldap._tcp.dc._msdcs of -Domain).
+    .PARAMETER Domain
+    The AD DNS domain whose domain controllers are looked up when -Server is absent (default: USERDNSDOMAIN, the Kerberos ticket's realm).
+    .PARAMETER DnsServer
+    Ask this DNS server (IP or IP:PORT) for the domain controllers instead of the system's resolver.
     .PARAMETER Credential
-    The account that reads the directory. Its password goes only through the sidecar's pipe.
+    The account that reads the directory. Its password goes only through the sidecar's pipe. With none, the sidecar signs in as you (Kerberos: your Windows logon, or a kinit ticket on Linux/macOS), as Set-ADUser does.
     .PARAMETER CaFile
     A PEM file with the CA that issued the domain controller's certificate, when the system store does not have it.
     .PARAMETER SearchBase
@@ -25,7 +29,7 @@ function Get-PhotoReport {
     .PARAMETER AsCsv
     Write CSV text (one line per user, flags joined by ';') instead of objects.
     .EXAMPLE
-    Get-PhotoReport -Server dc1.corp.example -Credential $cred | Where-Object Over10KB
+    Get-PhotoReport | Where-Object Over10KB
     .EXAMPLE
     Get-ADUser -Filter * -SearchBase 'OU=Sales,DC=corp,DC=example' | Get-PhotoReport -Server dc1 -Credential $cred -AsCsv | Set-Content sales-photos.csv
     .EXAMPLE
@@ -40,8 +44,7 @@ function Get-PhotoReport {
         [Alias('SamAccountName', 'UserPrincipalName')]
         [string[]]$Identity,
         [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
-        [Parameter(Mandatory = $true)]
-        [string]$Server, [string]$SearchBase,
+        [string]$Server, [string]$Domain, [string]$DnsServer, [string]$SearchBase,
         [System.Management.Automation.PSCredential][System.Management.Automation.Credential()]$Credential = [System.Management.Automation.PSCredential]::Empty,
         [string]$CaFile,
         [switch]$OnlyWithPhoto, [string]$HtmlPath, [switch]$AsCsv
@@ -49,7 +52,7 @@ function Get-PhotoReport {
     begin { $identities = New-Object System.Collections.Generic.List[string] }
     process { foreach ($i in $Identity) { if ($i) { $identities.Add($i) } } }
     end {
-        Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile
+        Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -Domain $Domain -DnsServer $DnsServer -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile
         $cmdlet = $PSCmdlet
         $params = [ordered]@{ identities = $identities.ToArray(); matchBy = $MatchBy.ToLowerInvariant(); onlyWithPhoto = [bool]$OnlyWithPhoto }
         if ($SearchBase) { $params.searchBase = $SearchBase }

@@ -12,9 +12,13 @@ function Remove-PhotoBulk {
     .PARAMETER MatchBy
     Which AD attribute -Identity names: SamAccountName (default), UserPrincipalName, Mail or EmployeeId.
     .PARAMETER Server
-    A domain controller (host name, or an ldaps:// / ldap:// URL).
+    A domain controller (host name, or an ldaps:// / ldap:// URL). With none, one is found in DNS (SRV _ldap._tcp.dc._msdcs of -Domain).
+    .PARAMETER Domain
+    The AD DNS domain whose domain controllers are looked up when -Server is absent (default: USERDNSDOMAIN, the Kerberos ticket's realm).
+    .PARAMETER DnsServer
+    Ask this DNS server (IP or IP:PORT) for the domain controllers instead of the system's resolver.
     .PARAMETER Credential
-    The account that writes thumbnailPhoto. Its password goes only through the sidecar's pipe.
+    The account that writes thumbnailPhoto. Its password goes only through the sidecar's pipe. With none, the sidecar signs in as you (Kerberos: your Windows logon, or a kinit ticket on Linux/macOS), as Set-ADUser does.
     .PARAMETER CaFile
     A PEM file with the CA of the domain controller's certificate, when the system store does not have it.
     .PARAMETER SearchBase
@@ -22,7 +26,7 @@ function Remove-PhotoBulk {
     .PARAMETER BackupPath
     Where the removed photos are kept (required: nothing is removed without a backup).
     .EXAMPLE
-    Remove-PhotoBulk -Identity john.smith -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups
+    Remove-PhotoBulk -Identity john.smith -BackupPath D:\PhotoBackups
     .EXAMPLE
     Get-ADUser -Filter 'Enabled -eq $false' | Remove-PhotoBulk -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups -Confirm:$false
 
@@ -34,7 +38,7 @@ function Remove-PhotoBulk {
         [Parameter(Mandatory = $true, Position = 0, ValueFromPipeline = $true, ValueFromPipelineByPropertyName = $true)]
         [Alias('SamAccountName', 'UserPrincipalName')][string[]]$Identity,
         [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
-        [Parameter(Mandatory = $true)][string]$Server, [string]$SearchBase,
+        [string]$Server, [string]$Domain, [string]$DnsServer, [string]$SearchBase,
         [System.Management.Automation.PSCredential][System.Management.Automation.Credential()]$Credential = [System.Management.Automation.PSCredential]::Empty,
         [string]$CaFile,
         [Parameter(Mandatory = $true)][string]$BackupPath
@@ -44,7 +48,7 @@ function Remove-PhotoBulk {
         foreach ($id in $Identity) {
             if (-not $PSCmdlet.ShouldProcess($id, 'Remove the AD thumbnailPhoto (backed up first)')) { continue }
             if (-not $connected) {
-                Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
+                Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -Domain $Domain -DnsServer $DnsServer -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
                 $connected = $true
             }
             Invoke-PhotoBulkPhotoWrite -Cmdlet $PSCmdlet -Method 'photo.remove' -Status 'Removed' -Params ([ordered]@{ identity = $id; matchBy = $MatchBy.ToLowerInvariant() })

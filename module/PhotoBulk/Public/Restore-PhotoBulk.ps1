@@ -14,9 +14,13 @@ function Restore-PhotoBulk {
     .PARAMETER MatchBy
     Which AD attribute -Identity names: SamAccountName (default), UserPrincipalName, Mail or EmployeeId.
     .PARAMETER Server
-    A domain controller (host name, or an ldaps:// / ldap:// URL).
+    A domain controller (host name, or an ldaps:// / ldap:// URL). With none, one is found in DNS (SRV _ldap._tcp.dc._msdcs of -Domain).
+    .PARAMETER Domain
+    The AD DNS domain whose domain controllers are looked up when -Server is absent (default: USERDNSDOMAIN, the Kerberos ticket's realm).
+    .PARAMETER DnsServer
+    Ask this DNS server (IP or IP:PORT) for the domain controllers instead of the system's resolver.
     .PARAMETER Credential
-    The account that writes thumbnailPhoto.
+    The account that writes thumbnailPhoto. With none, the sidecar signs in as you (Kerberos: your Windows logon, or a kinit ticket on Linux/macOS), as Set-ADUser does.
     .PARAMETER CaFile
     A PEM file with the CA of the domain controller's certificate.
     .PARAMETER SearchBase
@@ -24,7 +28,7 @@ function Restore-PhotoBulk {
     .PARAMETER BackupPath
     The backup folder that Set-PhotoBulk / Remove-PhotoBulk wrote to.
     .EXAMPLE
-    Restore-PhotoBulk -Identity john.smith -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups
+    Restore-PhotoBulk -Identity john.smith -BackupPath D:\PhotoBackups
     .EXAMPLE
     $results = Get-ChildItem P:\photos | Set-PhotoBulk -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups
     $results | Where-Object Status -eq 'Written' | Restore-PhotoBulk -Server dc1 -Credential $cred -BackupPath D:\PhotoBackups
@@ -38,7 +42,7 @@ function Restore-PhotoBulk {
         [Alias('SamAccountName', 'UserPrincipalName')][string]$Identity,
         [Parameter(ValueFromPipelineByPropertyName = $true)][string]$BackupId,
         [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
-        [Parameter(Mandatory = $true)][string]$Server, [string]$SearchBase,
+        [string]$Server, [string]$Domain, [string]$DnsServer, [string]$SearchBase,
         [System.Management.Automation.PSCredential][System.Management.Automation.Credential()]$Credential = [System.Management.Automation.PSCredential]::Empty,
         [string]$CaFile,
         [Parameter(Mandatory = $true)][string]$BackupPath
@@ -48,7 +52,7 @@ function Restore-PhotoBulk {
         $from = $(if ($BackupId) { "backup $BackupId" } else { 'the latest backup' })
         if (-not $PSCmdlet.ShouldProcess($Identity, "Restore the AD thumbnailPhoto from $from")) { return }
         if (-not $connected) {
-            Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
+            Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -Domain $Domain -DnsServer $DnsServer -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
             $connected = $true
         }
         $params = [ordered]@{ identity = $Identity; matchBy = $MatchBy.ToLowerInvariant() }

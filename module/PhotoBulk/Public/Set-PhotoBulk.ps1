@@ -27,9 +27,13 @@ function Set-PhotoBulk {
     .PARAMETER MatchBy
     Which AD attribute -Identity or the file name names: SamAccountName (default), UserPrincipalName, Mail or EmployeeId.
     .PARAMETER Server
-    A domain controller (host name, or an ldaps:// / ldap:// URL; a host name means LDAPS on 636).
+    A domain controller (host name, or an ldaps:// / ldap:// URL). With none, one is found in DNS (SRV _ldap._tcp.dc._msdcs of -Domain).
+    .PARAMETER Domain
+    The AD DNS domain whose domain controllers are looked up when -Server is absent (default: USERDNSDOMAIN, the Kerberos ticket's realm).
+    .PARAMETER DnsServer
+    Ask this DNS server (IP or IP:PORT) for the domain controllers instead of the system's resolver.
     .PARAMETER Credential
-    The account that writes thumbnailPhoto. Its password goes only through the sidecar's pipe.
+    The account that writes thumbnailPhoto. Its password goes only through the sidecar's pipe. With none, the sidecar signs in as you (Kerberos: your Windows logon, or a kinit ticket on Linux/macOS), as Set-ADUser does.
     .PARAMETER CaFile
     A PEM file with the CA that issued the domain controller's certificate, when the system store does not have it.
     .PARAMETER SearchBase
@@ -53,7 +57,13 @@ function Set-PhotoBulk {
     .PARAMETER ThrottleLimit
     Photos converted at once (0: one per core).
     .EXAMPLE
+    Get-ChildItem \\files\hr\photos -Filter *.jpg | Set-PhotoBulk -BackupPath D:\PhotoBackups
+
+    As Set-ADUser does: signed in as you (Kerberos), a domain controller of your domain found in DNS.
+    .EXAMPLE
     Get-ChildItem \\files\hr\photos -Filter *.jpg | Set-PhotoBulk -Server dc1.corp.example -Credential (Get-Credential) -BackupPath D:\PhotoBackups
+
+    A named DC and a simple bind with a password (over LDAPS).
     .EXAMPLE
     Import-Csv photos.csv | Set-PhotoBulk -Server dc1 -Credential $cred -WhatIf
 
@@ -86,7 +96,7 @@ function Set-PhotoBulk {
         [Alias('SamAccountName', 'UserPrincipalName')][string]$Identity,
         [ValidateSet('SamAccountName', 'UserPrincipalName', 'Mail', 'EmployeeId')][string]$MatchBy = 'SamAccountName',
         [ValidateSet('ActiveDirectory', 'ExchangeOnPrem', 'ExchangeOnline')][string[]]$Target = @('ActiveDirectory'),
-        [string]$Server, [string]$SearchBase,
+        [string]$Server, [string]$Domain, [string]$DnsServer, [string]$SearchBase,
         [System.Management.Automation.PSCredential][System.Management.Automation.Credential()]$Credential = [System.Management.Automation.PSCredential]::Empty,
         [string]$CaFile,
         [string]$TenantId, [pscredential]$ClientCredential, [string]$CertificatePath, [securestring]$AccessToken,
@@ -111,7 +121,7 @@ function Set-PhotoBulk {
             throw 'Target ExchangeOnPrem needs Set-UserPhoto in this session (Exchange Management Shell or an imported Exchange session)'
         }
         if ($UseExistingHd -or $Target -contains 'ActiveDirectory') {
-            Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
+            Connect-PhotoBulkDirectory -Cmdlet $PSCmdlet -Server $Server -Domain $Domain -DnsServer $DnsServer -SearchBase $SearchBase -Credential $Credential -CaFile $CaFile -BackupPath $BackupPath
         }
         if ($UseExistingHd -or $Target -contains 'ExchangeOnline') {
             Connect-PhotoBulkGraph -Cmdlet $PSCmdlet -TenantId $TenantId -ClientCredential $ClientCredential -CertificatePath $CertificatePath -AccessToken $AccessToken -Environment $GraphEnvironment -GraphUrl $GraphUrl -AuthorityUrl $GraphAuthorityUrl -BackupPath $BackupPath

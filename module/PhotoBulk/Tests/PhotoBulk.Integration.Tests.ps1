@@ -8,7 +8,7 @@ BeforeAll {
     $script:RepoRoot = Split-Path -Parent (Split-Path -Parent $script:ModuleDir)
     $script:Fixtures = Join-Path $script:RepoRoot 'tests/fixtures'
     $script:ModuleFixtures = Join-Path $script:RepoRoot 'tests/sidecar/fixtures/module'
-    foreach ($name in 'PHOTOBULK_EXE', 'PB_SAMBA_URL', 'PB_SAMBA_BIND', 'PB_SAMBA_PASSWORD', 'PB_SAMBA_CA', 'PB_SAMBA_BASE', 'PB_GRAPH_URL', 'PB_GRAPH_AUTHORITY', 'PB_GRAPH_CLIENT_SECRET') {
+    foreach ($name in 'PHOTOBULK_EXE', 'PB_SAMBA_URL', 'PB_SAMBA_BIND', 'PB_SAMBA_PASSWORD', 'PB_SAMBA_CA', 'PB_SAMBA_BASE', 'PB_GRAPH_URL', 'PB_GRAPH_AUTHORITY', 'PB_GRAPH_CLIENT_SECRET', 'PB_SAMBA_REALM', 'PB_SAMBA_DOMAIN', 'PB_SAMBA_DNS', 'PB_SAMBA_KRB5_CONFIG') {
         if (-not [Environment]::GetEnvironmentVariable($name)) { throw "$name is not set: run the tests with scripts/pester" }
     }
     Import-Module $script:ModulePath -Force
@@ -330,6 +330,78 @@ Describe 'Set-PhotoBulk against the Samba AD DC' {
     }
 }
 
+Describe 'Signed in as the current user: a Kerberos ticket, the DC found in DNS, no -Server and no -Credential' {
+    # What Set-ADUser users expect. kinit (Debian krb5-user) puts a ticket for the test admin into a private cache;
+    # KRB5_CONFIG points at the test KDC only. The sidecar is restarted so that it starts with this environment,
+    # the way an admin's session has its logon ticket. -Domain/-DnsServer point the SRV lookup at the DC's own DNS.
+    BeforeAll {
+        $script:Saved = @{ KRB5CCNAME = $env:KRB5CCNAME; KRB5_CONFIG = $env:KRB5_CONFIG }
+        $script:Ccache = Join-Path $script:Work 'krb5cc'
+        $env:KRB5_CONFIG = $env:PB_SAMBA_KRB5_CONFIG
+        $env:KRB5CCNAME = "FILE:$script:Ccache"
+        $out = $env:PB_SAMBA_PASSWORD | & kinit -c "FILE:$script:Ccache" "Administrator@$env:PB_SAMBA_REALM" 2>&1
+        if ($LASTEXITCODE -ne 0) { throw "kinit failed: $out" }
+        & (Get-Module PhotoBulk) { Stop-PhotoBulkSidecar }
+        $script:Dns = @{ Domain = $env:PB_SAMBA_DOMAIN; DnsServer = $env:PB_SAMBA_DNS }
+        $script:Backups = Join-Path $script:Work 'krb-backups'
+        $script:KrbUsers = @('pester.00060', 'pester.00061')
+        foreach ($u in $script:KrbUsers + 'pester.00062') { Set-AdPhoto $u $null }
+    }
+    AfterAll {
+        & (Get-Module PhotoBulk) { Stop-PhotoBulkSidecar }
+        foreach ($k in 'KRB5CCNAME', 'KRB5_CONFIG') { [Environment]::SetEnvironmentVariable($k, $script:Saved[$k]) }
+    }
+    It 'Set-PhotoBulk with only -Domain writes as the ticket''s user; Samba holds the bytes of each result' {
+        $dir = New-PhotoFolder 'krb' $script:KrbUsers
+        $all = @(Get-ChildItem $dir | Set-PhotoBulk @script:Dns -BackupPath $script:Backups -Confirm:$false -Verbose 4>&1)
+        $verbose = @($all | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] })
+        $r = @($all | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] })
+        $r.Status | Should -Be @('Written', 'Written')
+        foreach ($x in $r) { Get-Sha256 (Get-AdPhoto $x.Identity) | Should -Be $x.Sha256 }
+        $line = @($verbose | Where-Object { $_.Message -like 'Connected to *' })[0].Message
+        $line | Should -Match '^Connected to ldap://\S+ as \S*Administrator\S* \(kerberos\)$'
+        $line | Should -Match ([regex]::Escape($env:PB_SAMBA_DC_HOST))
+        $script:AllResults.AddRange($r)
+    }
+    It 'Remove-PhotoBulk and Restore-PhotoBulk without -Credential: the photo comes back byte for byte' {
+        $before = Get-AdPhoto 'pester.00060'
+        $before | Should -Not -BeNullOrEmpty
+        (Remove-PhotoBulk -Identity 'pester.00060' @script:Dns -BackupPath $script:Backups -Confirm:$false).Status | Should -Be 'Removed'
+        Get-AdPhoto 'pester.00060' | Should -BeNullOrEmpty
+        (Restore-PhotoBulk -Identity 'pester.00060' @script:Dns -BackupPath $script:Backups -Confirm:$false).Status | Should -Be 'Restored'
+        [Convert]::ToBase64String((Get-AdPhoto 'pester.00060')) | Should -Be ([Convert]::ToBase64String($before))
+    }
+    It 'Get-PhotoReport with no connection parameters but the domain reads through the same sign-in' {
+        $rows = @('pester.00060', 'pester.00062' | Get-PhotoReport @script:Dns)
+        $rows.Count | Should -Be 2
+        ($rows | Where-Object Identity -eq 'pester.00060').Bytes | Should -Be (Get-AdPhoto 'pester.00060').Length
+    }
+    It 'what an admin types in a new pwsh: the first Set-PhotoBulk example, with the ticket and nothing else' {
+        $dir = New-PhotoFolder 'krb-child' @('pester.00062')
+        $example = [string]@((Get-Help Set-PhotoBulk -Full).Examples.Example)[0].Code
+        $example | Should -Not -Match '-Server|-Credential'
+        $code = $example.Replace('\\files\hr\photos', $dir).Replace('D:\PhotoBackups', $script:Backups) + " -Domain '$env:PB_SAMBA_DOMAIN' -DnsServer '$env:PB_SAMBA_DNS' -Confirm:`$false | Format-Table -AutoSize Identity, Status"
+        $child = Invoke-ChildPwsh -Script $code
+        $child.ExitCode | Should -Be 0 -Because $child.Errors
+        ($child.Lines -join "`n") | Should -Match 'pester\.00062\s+Written'
+        Get-AdPhoto 'pester.00062' | Should -Not -BeNullOrEmpty
+    }
+    It 'with no ticket and no -Credential: a clear error naming kinit and -Credential, and nothing written' {
+        $env:KRB5CCNAME = "FILE:$(Join-Path $script:Work 'no-such-krb5cc')"
+        & (Get-Module PhotoBulk) { Stop-PhotoBulkSidecar }
+        try {
+            Set-AdPhoto 'pester.00063' $null
+            $dir = New-PhotoFolder 'krb-none' @('pester.00063')
+            { Get-ChildItem $dir | Set-PhotoBulk @script:Dns -BackupPath $script:Backups -Confirm:$false } | Should -Throw '*kinit*-Credential*'
+            Get-AdPhoto 'pester.00063' | Should -BeNullOrEmpty
+        }
+        finally {
+            $env:KRB5CCNAME = "FILE:$script:Ccache"
+            & (Get-Module PhotoBulk) { Stop-PhotoBulkSidecar }
+        }
+    }
+}
+
 Describe 'Remove-PhotoBulk and Restore-PhotoBulk' {
     BeforeAll {
         $script:Backups = Join-Path $script:Work 'rr-backups'
@@ -481,6 +553,8 @@ Describe 'Get-PhotoReport' {
             foreach ($ex in @((Get-Help Get-PhotoReport -Full).Examples.Example)) {
                 $code = ([string]$ex.Code).Replace('dc1.corp.example', 'dc1') -replace '-Server dc1\b', "-Server '$env:PB_SAMBA_URL' -CaFile '$env:PB_SAMBA_CA'"
                 if ($code -match 'Get-ADUser|OU=') { continue }
+                # The password-less examples sign in as the current user; this process has no ticket (see the Kerberos tests).
+                if ($code -notmatch '-Server') { $code = $code -replace '\bGet-PhotoReport\b', "Get-PhotoReport -Server '$env:PB_SAMBA_URL' -Credential `$cred -CaFile '$env:PB_SAMBA_CA'" }
                 $cred = $script:Cred
                 { $null = & ([scriptblock]::Create($code)) } | Should -Not -Throw -Because $code
                 $ran++
