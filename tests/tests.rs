@@ -4,5 +4,6 @@ mod graph;
 mod imaging;
 mod import;
 mod kerberos;
+mod report;
 mod sidecar;
 mod util;

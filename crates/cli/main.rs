@@ -6,6 +6,7 @@ mod alloc;
 mod env;
 mod graph;
 mod import;
+mod report;
 mod serve;
 mod sync_hd;
 
@@ -56,6 +57,8 @@ enum Command {
     SyncHdToAd(sync_hd::SyncHdArgs),
     /// Detect on-premises, cloud or hybrid: probe LDAP and Graph and say why per side
     Env(env::EnvArgs),
+    /// Every user's AD photo next to the cloud photo, with what is wrong: text, JSON, CSV, HTML
+    Report(report::ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -150,6 +153,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(env::run(args))),
+        Command::Report(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(report::run(args))),
     };
     match result {
         Ok(code) => code,

@@ -55,7 +55,7 @@ pub struct SyncHdArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum MatchArg {
+pub(crate) enum MatchArg {
     /// AD userPrincipalName = cloud UPN
     Upn,
     /// AD mail = cloud mail

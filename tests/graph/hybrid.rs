@@ -35,7 +35,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 impl Samba {
     /// The DNS domain of the base (`DC=photobulk,DC=test` → `photobulk.test`): the UPN suffix of
     /// seeded users.
-    fn domain(&self) -> String {
+    pub(crate) fn domain(&self) -> String {
         self.base
             .split(',')
             .filter_map(|p| p.trim().strip_prefix("DC="))
@@ -44,7 +44,7 @@ impl Samba {
     }
 
     /// Seed `n` users into OU=`ou` (prefix = the OU name in lower case) and remove their photos.
-    async fn fresh_ou(&self, ou: &str, n: usize) -> Directory {
+    pub(crate) async fn fresh_ou(&self, ou: &str, n: usize) -> Directory {
         let out = Command::new(Path::new(ROOT).join("scripts/samba-dc"))
             .args(["seed", &n.to_string(), "--ou", ou, "--dir", &self.dir])
             .output()
@@ -77,7 +77,7 @@ impl Samba {
 }
 
 /// A cloud user for seeded AD user `prefix.NNNNN`.
-fn cloud_user(prefix: &str, i: usize, domain: &str, mailbox: bool) -> UserSpec {
+pub(crate) fn cloud_user(prefix: &str, i: usize, domain: &str, mailbox: bool) -> UserSpec {
     UserSpec {
         id: format!("00000000-0000-4000-a000-{i:012}"),
         upn: format!("{prefix}.{i:05}@{domain}"),

@@ -4,7 +4,7 @@
 //! unscaled value it was asked for — so Retry-After is checked against what the client asked
 //! for and against the emulator's own log (`early` retries), never against the wall clock.
 
-mod hybrid;
+pub(crate) mod hybrid;
 
 use std::io::Cursor;
 use std::process::{Command, Stdio};

@@ -350,6 +350,45 @@ fn user_attrs(with_photo: bool) -> Vec<&'static str> {
     a
 }
 
+/// Users as a paged search returns them ([`Directory::stream_users`]).
+pub struct UserStream {
+    inner: Option<ldap3::SearchStream<'static, &'static str, Vec<&'static str>>>,
+    base: String,
+    timeout: Duration,
+}
+
+impl fmt::Debug for UserStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UserStream")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UserStream {
+    /// The next user; `None` once the search is complete. An error ends the stream.
+    pub async fn next(&mut self) -> Result<Option<User>, DirectoryError> {
+        let Some(mut s) = self.inner.take() else {
+            return Ok(None);
+        };
+        let (base, timeout) = (self.base.as_str(), self.timeout);
+        match s.next().await {
+            Ok(Some(re)) => {
+                self.inner = Some(s);
+                Ok(Some(User::from_entry(&SearchEntry::construct(re))))
+            }
+            Ok(None) => {
+                let res = s.finish().await;
+                if res.rc != 0 && res.rc != 10 {
+                    return Err(map_rc("list users", base, res.rc, res.text));
+                }
+                Ok(None)
+            }
+            Err(e) => Err(map_ldap("list users", base, e, timeout)),
+        }
+    }
+}
+
 /// What to list.
 #[derive(Debug, Clone, Default)]
 pub struct ListOptions {
@@ -1029,6 +1068,42 @@ impl Directory {
             .search_paged("list users", &base, &filter, user_attrs(opts.fetch_photo))
             .await?;
         Ok(entries.iter().map(User::from_entry).collect())
+    }
+
+    /// Every user under the base (or `opts.base`), paged, handed out one at a time as the
+    /// server sends them: at most one page (the connection's page size) is held in memory
+    /// however many users there are, photos included. Use this instead of [`Self::list_users`]
+    /// for reports over a whole directory.
+    pub async fn stream_users(&self, opts: &ListOptions) -> Result<UserStream, DirectoryError> {
+        let base = match &opts.base {
+            Some(b) => b.clone(),
+            None => self.base()?.to_string(),
+        };
+        let filter = if opts.only_with_photo {
+            format!("(&{}({PHOTO_ATTR}=*))", self.user_filter())
+        } else {
+            self.user_filter().to_string()
+        };
+        let mut l = self.handle();
+        let adapters: Vec<Box<dyn Adapter<'static, &'static str, Vec<&'static str>>>> = vec![
+            Box::new(EntriesOnly::new()),
+            Box::new(PagedResults::new(self.page_size)),
+        ];
+        let inner = l
+            .streaming_search_with(
+                adapters,
+                &base,
+                Scope::Subtree,
+                &filter,
+                user_attrs(opts.fetch_photo),
+            )
+            .await
+            .map_err(|e| map_ldap("list users", &base, e, self.timeout))?;
+        Ok(UserStream {
+            inner: Some(inner),
+            base,
+            timeout: self.timeout,
+        })
     }
 
     /// The user's thumbnailPhoto bytes, or `None`.

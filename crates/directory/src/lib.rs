@@ -89,7 +89,7 @@ pub use backup::{sha256_hex, BackupReason, BackupRecord, BackupStore, Subject};
 pub use client::{
     check_photo_size, install_crypto_provider, server_url, AuthMethod, ConnectOptions, Credentials,
     Directory, ListOptions, Located, Password, PhotoItem, Protection, RestoreFrom, RestoreOutcome,
-    ServerInfo, ServerKind, SignIn, User, WriteOptions, WriteOutcome,
+    ServerInfo, ServerKind, SignIn, User, UserStream, WriteOptions, WriteOutcome,
 };
 pub use error::DirectoryError;
 pub use filter::{

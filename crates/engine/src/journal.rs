@@ -139,6 +139,8 @@ pub struct Intent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastWrite {
     pub run: String,
+    /// When the server accepted the write (the `done` record's time).
+    pub time: Option<String>,
     pub sha256: Option<String>,
     pub source_sha256: Option<String>,
     pub options: Option<String>,
@@ -408,6 +410,7 @@ fn load_state(path: &Path) -> Result<State, EngineError> {
             }
             Record::Done {
                 run,
+                time,
                 target,
                 dn,
                 sha256,
@@ -419,6 +422,7 @@ fn load_state(path: &Path) -> Result<State, EngineError> {
                     key,
                     LastWrite {
                         run,
+                        time: Some(time),
                         sha256,
                         source_sha256: intent.and_then(|i| i.source_sha256.clone()),
                         options: intent.and_then(|i| i.options.clone()),

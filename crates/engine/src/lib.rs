@@ -22,6 +22,7 @@
 //! `photobulk_directory`'s job and HTTP `photobulk_graph`'s; this crate knows nothing of
 //! JSON-RPC.
 
+pub mod audit;
 pub mod convert;
 pub mod environment;
 pub mod import;

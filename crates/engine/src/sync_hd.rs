@@ -404,6 +404,63 @@ fn outcome(status: SyncStatus, kind: &str, message: String) -> Outcome {
     )
 }
 
+/// Why an AD user has no cloud key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CloudKeyError {
+    /// Nothing in the tenant to find it by, or no such cloud user.
+    NotInCloud(String),
+    /// Two cloud users answer to the name.
+    Ambiguous(String),
+}
+
+impl std::fmt::Display for CloudKeyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CloudKeyError::NotInCloud(m) | CloudKeyError::Ambiguous(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The cloud key for an AD user (a UPN, or an object id found in `index`) and its UPN: the
+/// one matching rule of `sync-hd-to-ad` and the photo report. `index` is needed for every
+/// rule but [`CloudMatch::Upn`].
+pub(crate) fn cloud_key(
+    match_by: CloudMatch,
+    index: Option<&UserIndex>,
+    user: &AdUser,
+) -> Result<(String, String), CloudKeyError> {
+    let (ad_value, what) = match match_by {
+        CloudMatch::Upn => (user.user_principal_name.as_deref(), "userPrincipalName"),
+        CloudMatch::Mail => (user.mail.as_deref(), "mail"),
+        CloudMatch::Alias => (user.sam_account_name.as_deref(), "sAMAccountName"),
+    };
+    let value = ad_value.ok_or_else(|| {
+        CloudKeyError::NotInCloud(format!(
+            "the AD user has no {what} to find it in the tenant by"
+        ))
+    })?;
+    match index {
+        None => Ok((value.to_string(), value.to_string())),
+        Some(index) => {
+            let found = match match_by {
+                // The index knows ids, UPNs, mails and aliases; a mail must match a mail
+                // and an alias must not contain '@'.
+                CloudMatch::Alias if value.contains('@') => {
+                    Err(GraphError::UserNotFound(value.into()))
+                }
+                _ => index.find(value),
+            };
+            match found {
+                Ok(u) => Ok((u.id.clone(), u.user_principal_name.clone())),
+                Err(e @ GraphError::Ambiguous { .. }) => {
+                    Err(CloudKeyError::Ambiguous(e.to_string()))
+                }
+                Err(e) => Err(CloudKeyError::NotInCloud(e.to_string())),
+            }
+        }
+    }
+}
+
 struct Ctx<'a> {
     dir: &'a Directory,
     graph: &'a GraphClient,
@@ -415,43 +472,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// The cloud key for `user` (a UPN, or an object id found in the index).
     fn cloud_key(&self, user: &AdUser) -> Result<(String, String), Outcome> {
-        let not_in_cloud = |what: &str| {
-            outcome(
-                SyncStatus::NotInCloud,
-                "not_in_cloud",
-                format!("the AD user has no {what} to find it in the tenant by"),
-            )
-        };
-        let (ad_value, what) = match self.opts.match_by {
-            CloudMatch::Upn => (user.user_principal_name.as_deref(), "userPrincipalName"),
-            CloudMatch::Mail => (user.mail.as_deref(), "mail"),
-            CloudMatch::Alias => (user.sam_account_name.as_deref(), "sAMAccountName"),
-        };
-        let value = ad_value.ok_or_else(|| not_in_cloud(what))?;
-        match self.index {
-            None => Ok((value.to_string(), value.to_string())),
-            Some(index) => {
-                let found = match self.opts.match_by {
-                    // The index knows ids, UPNs, mails and aliases; a mail must match a mail
-                    // and an alias must not contain '@'.
-                    CloudMatch::Alias if value.contains('@') => {
-                        Err(GraphError::UserNotFound(value.into()))
-                    }
-                    _ => index.find(value),
-                };
-                match found {
-                    Ok(u) => Ok((u.id.clone(), u.user_principal_name.clone())),
-                    Err(e @ GraphError::Ambiguous { .. }) => {
-                        Err(outcome(SyncStatus::Failed, "ambiguous", e.to_string()))
-                    }
-                    Err(e) => Err(outcome(
-                        SyncStatus::NotInCloud,
-                        "not_in_cloud",
-                        e.to_string(),
-                    )),
-                }
-            }
-        }
+        cloud_key(self.opts.match_by, self.index, user).map_err(|e| match e {
+            CloudKeyError::NotInCloud(m) => outcome(SyncStatus::NotInCloud, "not_in_cloud", m),
+            CloudKeyError::Ambiguous(m) => outcome(SyncStatus::Failed, "ambiguous", m),
+        })
     }
 
     async fn one(&self, user: AdUser) -> SyncItem {

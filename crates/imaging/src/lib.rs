@@ -351,7 +351,9 @@ mod simd;
 #[cfg(test)]
 mod window_tests;
 
+mod fingerprint;
 pub use crop::CropStrategy;
+pub use fingerprint::{fingerprint, Fingerprint, SAME_PHOTO_MAX_DISTANCE};
 pub use huffman::{huffman_decoder, set_huffman_decoder, HuffmanDecoder};
 
 // libjpeg reports fatal errors (and the corrupt-data warnings we treat as errors) by

@@ -731,24 +731,74 @@ pub struct ReportParams {
     pub only_with_photo: bool,
     /// Also write the rows as CSV to this file.
     pub csv_path: Option<String>,
-    /// Also write a self-contained HTML contact sheet (photos inline, flags highlighted,
-    /// counts at the top) to this file.
+    /// Also write an HTML contact sheet (no network; counts and a flag chart on top, the AD
+    /// and cloud photos side by side, filter and search) to this file. Photos are inline for
+    /// up to 1,000 named users, else in `STEM_photos/` beside the file.
     pub html_path: Option<String>,
+    /// Compare with the cloud photo through this session's `graph.connect` (an error when
+    /// Graph is not connected).
+    pub cloud: bool,
+    /// How an AD user is found in the tenant when `cloud` is set.
+    pub cloud_match: CloudMatch,
+    /// A photo folder (file name = account): flag the users whose photo a run would change.
+    pub photos_path: Option<String>,
+    /// The import journal that says which photos PhotoBulk wrote (default: the CLI's,
+    /// `STATE/journal.jsonl`).
+    pub journal_path: Option<String>,
 }
 
-/// Report flags, as sent in [`ReportRow::flags`].
+/// Report flags, as sent in [`ReportRow::flags`] (the engine's `audit::Flag` codes; a test
+/// keeps the two lists equal).
 pub mod flags {
+    /// No photo in AD, and none in the cloud (or the cloud was not asked).
+    pub const NO_PHOTO: &str = "no_photo";
+    /// A photo in AD, none in the cloud.
+    pub const AD_ONLY: &str = "ad_only";
+    /// A photo in the cloud, none in AD.
+    pub const CLOUD_ONLY: &str = "cloud_only";
     /// Over 10,240 bytes: Entra Connect will not carry it to Exchange Online.
     pub const OVER_10KB: &str = "over_10kb";
+    /// AD and cloud photos show different pictures (compared decoded at 16x16, not by bytes).
+    pub const DIFFERS: &str = "differs";
     pub const NOT_SQUARE: &str = "not_square";
     pub const UNDER_96PX: &str = "under_96px";
     pub const NOT_JPEG: &str = "not_jpeg";
     /// EXIF with a GPS block (location leaks into the directory).
     pub const GPS_EXIF: &str = "gps_exif";
+    /// EXIF or XMP without GPS (camera, dates, sometimes names).
+    pub const EXIF_DATA: &str = "exif_data";
     /// Bytes that are not a recognised image.
     pub const UNREADABLE: &str = "unreadable";
+    /// The cloud photo could not be read or decoded.
+    pub const CLOUD_UNREADABLE: &str = "cloud_unreadable";
+    /// The AD photo is what a PhotoBulk run wrote (`writtenByRun`, `writtenAt`).
+    pub const BY_PHOTOBULK: &str = "by_photobulk";
+    /// PhotoBulk wrote this user's photo, and something else has replaced it since.
+    pub const CHANGED_SINCE_PHOTOBULK: &str = "changed_since_photobulk";
+    /// The AD photo was not written by PhotoBulk (per the journal).
+    pub const NOT_BY_PHOTOBULK: &str = "not_by_photobulk";
+    /// With `photosPath`: the folder's photo for this user differs from AD (a run would write it).
+    pub const WOULD_CHANGE: &str = "would_change";
+    /// The user could not be looked up or read (`error` says why).
+    pub const ERROR: &str = "error";
     pub const ALL: &[&str] = &[
-        OVER_10KB, NOT_SQUARE, UNDER_96PX, NOT_JPEG, GPS_EXIF, UNREADABLE,
+        ERROR,
+        NO_PHOTO,
+        AD_ONLY,
+        CLOUD_ONLY,
+        OVER_10KB,
+        DIFFERS,
+        NOT_SQUARE,
+        UNDER_96PX,
+        NOT_JPEG,
+        GPS_EXIF,
+        EXIF_DATA,
+        UNREADABLE,
+        CLOUD_UNREADABLE,
+        CHANGED_SINCE_PHOTOBULK,
+        WOULD_CHANGE,
+        BY_PHOTOBULK,
+        NOT_BY_PHOTOBULK,
     ];
 }
 
@@ -760,6 +810,11 @@ pub struct ReportRow {
     pub dn: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_principal_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mail: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// An AD thumbnailPhoto is present.
     pub has_photo: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<usize>,
@@ -769,6 +824,26 @@ pub struct ReportRow {
     pub height: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
+    /// The cloud side: `notChecked` (no `cloud`), `notInCloud`, `noPhoto`, `photo`, `failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_state: Option<String>,
+    /// The cloud user compared with (UPN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_bytes: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_height: Option<u32>,
+    /// With `photosPath`: this user's file in the folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// The PhotoBulk run that wrote the AD photo (flag `by_photobulk`), and when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_by_run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub written_at: Option<String>,
     /// See [`flags`].
     #[serde(default)]
     pub flags: Vec<String>,
@@ -788,6 +863,9 @@ pub struct ReportRowParams {
 pub struct ReportResult {
     pub total: usize,
     pub with_photo: usize,
+    /// Users with a cloud photo (0 without `cloud`).
+    #[serde(default)]
+    pub with_cloud_photo: usize,
     pub flagged: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv_path: Option<String>,

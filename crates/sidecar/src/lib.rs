@@ -39,7 +39,6 @@ mod handlers;
 mod map;
 mod report;
 pub mod serve;
-mod sheet;
 mod sync_hd;
 #[cfg(unix)]
 mod unix;
