@@ -456,10 +456,10 @@ h1{font-size:20px;margin:0 0 8px}
 .tools{margin:0 0 12px;font-size:13px}
 .tools select,.tools input{font-size:13px}
 .note{color:#6a4300}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(230px,1fr));gap:10px}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:10px}
 .card{background:#fff;border:2px solid #cfd8cf;border-radius:6px;padding:8px;font-size:12px;overflow-wrap:anywhere}
 .card.flagged{border-color:#e0a030}
-.pics{display:flex;gap:6px;justify-content:center;margin-bottom:6px}
+.pics{display:flex;flex-wrap:wrap;gap:6px;justify-content:center;margin-bottom:6px}
 figure{margin:0;text-align:center;color:#777;font-size:11px}
 figure img,figure .none{display:block;width:96px;height:96px;object-fit:contain;background:#f0f0f0}
 figure .none{line-height:96px;text-align:center;color:#999}
@@ -515,6 +515,13 @@ mod tests {
         d
     }
 
+    fn tiny_jpeg() -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(8, 8, image::Rgb([200, 100, 50]));
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, image::ImageFormat::Jpeg).unwrap();
+        out.into_inner()
+    }
+
     fn item(id: &str, flags: Vec<Flag>, photo: Option<&[u8]>) -> Item {
         Item {
             row: Row {
@@ -534,8 +541,10 @@ mod tests {
         let path = d.join("r.html");
         let mut s = Sheet::create(&path, true).unwrap();
         let mut sum = ReportSummary::default();
+        let jpeg = tiny_jpeg();
         for it in [
-            item("<script>x</script>", vec![Flag::NotSquare], Some(b"abc")),
+            item("<script>x</script>", vec![Flag::NotSquare], Some(&jpeg)),
+            item("garbage", vec![Flag::Unreadable], Some(b"abc")),
             item("n", vec![Flag::NoPhoto], None),
         ] {
             sum.add(&it.row);
@@ -545,10 +554,11 @@ mod tests {
         let html = std::fs::read_to_string(&path).unwrap();
         assert!(!html.contains("<script>x"));
         assert!(html.contains("&lt;script&gt;"));
-        assert!(html.contains("data:image/jpeg;base64,YWJj"));
+        assert_eq!(html.matches("src=\"data:image/jpeg;base64,").count(), 1, "unreadable bytes get no <img>");
+        assert!(html.contains("<div class=\"none\">unreadable</div>"));
         assert!(html.contains("<option value=\"not_square\">not square (1)</option>"));
         assert!(html.contains("href=\"#flag=no_photo\""));
-        assert_eq!(html.matches("<div class=\"card ").count(), 2);
+        assert_eq!(html.matches("<div class=\"card ").count(), 3);
         assert!(!part(&path, ".cards.part").exists() && !part(&path, ".rows.part").exists());
         assert!(!d.join("r_photos").exists());
         let _ = std::fs::remove_dir_all(d);
@@ -560,8 +570,9 @@ mod tests {
         let path = d.join("big report.html");
         let mut s = Sheet::create(&path, false).unwrap();
         let mut sum = ReportSummary::default();
+        let jpeg = tiny_jpeg();
         for n in 0..STATIC_CARDS + 3 {
-            let it = item(&format!("u{n}</script>"), vec![Flag::AdOnly], Some(b"jpg"));
+            let it = item(&format!("u{n}</script>"), vec![Flag::AdOnly], Some(&jpeg));
             sum.add(&it.row);
             s.card(&it).unwrap();
         }
