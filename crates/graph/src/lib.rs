@@ -55,16 +55,22 @@ mod client;
 mod error;
 pub mod journal;
 pub mod retry;
+pub mod undo;
 mod write;
 
 pub use auth::{CertificateCredential, Credentials, Secret};
 pub use backup::{sha256_hex, BackupReason, CloudBackupRecord, CloudBackupStore};
-pub use bulk::{upload_all, BulkOptions, UploadItem, UploadResult, UploadStatus, UserIndex};
+pub use bulk::{
+    upload_all, BulkOptions, ShortMatch, UploadItem, UploadResult, UploadStatus, UserIndex,
+};
 pub use client::{
     check_photo, install_crypto_provider, user_segment, Cloud, GraphClient, GraphConfig, Lookup,
     PhotoMeta, Stats, User, DEFAULT_PHOTO_CONCURRENCY, MAX_PHOTO_BYTES, USER_SELECT,
 };
 pub use error::GraphError;
-pub use journal::{JournalEntry, UploadJournal};
+pub use journal::{
+    new_run_id, CloudRecord, JournalEntry, RunEnd, RunInfo, RunStart, UploadIntent, UploadJournal,
+};
 pub use retry::{parse_retry_after, RetryPolicy, Sleeper, TokioSleeper};
+pub use undo::{restore_run, RestoredUser, RunRestore};
 pub use write::{RestoreFrom, WriteOptions, WriteOutcome};

@@ -297,10 +297,39 @@ pub(crate) async fn bulk(
             .collect();
         return Ok((items, summary, false, journal));
     }
+    // One job = the same inputs, crop and tenant: a re-run after a kill, a cancel or a lost
+    // connection continues the same run, so one restore undoes every attempt.
+    let job = {
+        let mut inputs: Vec<(String, Option<String>)> = p
+            .items
+            .iter()
+            .map(|i| (i.path.clone(), i.identity.clone()))
+            .collect();
+        inputs.sort();
+        let text = serde_json::json!({
+            "command": "bulk ExchangeOnline",
+            "graph": g.client.config_graph_url(),
+            "inputs": inputs,
+            "crop": format!("{:?}", p.crop),
+            "force": p.force,
+        })
+        .to_string();
+        photobulk_graph::sha256_hex(text.as_bytes())
+    };
+    let (run, resumed) = g
+        .journal
+        .begin_run(&job, "upload", None)
+        .map_err(|e| map::graph(&e))?;
+    ctx.server.log(format_args!(
+        "bulk.run {} ExchangeOnline: run {run}{}",
+        ctx.id,
+        if resumed { " (continued)" } else { "" }
+    ));
     let mut opts = BulkOptions::new(write);
     opts.journal = Some(g.journal.clone());
     opts.force = p.force;
     opts.workers = 8;
+    opts.run = Some(run.clone());
     let crop = handlers::crop(p.crop);
     let mut chunks: Vec<Vec<Planned>> = Vec::new();
     let mut rest = planned.into_iter().peekable();
@@ -363,6 +392,13 @@ pub(crate) async fn bulk(
             items.push(item);
         }
     }
+    let _ = g.journal.end(
+        &run,
+        cancelled,
+        summary.written,
+        summary.unchanged,
+        summary.failed + summary.cancelled,
+    );
     let s = g.client.stats();
     ctx.server.log(format_args!(
         "bulk.run {} ExchangeOnline: {} written, {} unchanged, {} failed; {} requests, {} throttled, {} retries",
