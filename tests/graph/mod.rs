@@ -1023,3 +1023,99 @@ async fn killed_in_the_reply_window_resumed_and_restored_leaves_everyone_as_befo
     assert!(!plan.stdout.is_empty());
     assert_eq!(listing(&state), snapshot, "--plan changed the state folder");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Frictions of issue 19.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_broken_files_carry_their_file_and_control_characters_are_escaped() {
+    let emu = start(Config::with_users(3)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state");
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    std::fs::write(photos.join("seed.00001 empty.jpg"), b"").expect("w");
+    std::fs::write(photos.join("seed.00002 text.jpg"), b"not a photo").expect("w");
+    // ESC and a newline in a file name (Linux allows both; NUL it does not).
+    let hostile = "seed.00003 \u{1b}[2Jwiped\nforged line.jpg";
+    std::fs::write(photos.join(hostile), b"").expect("w");
+
+    // Without --raw: converted, so the imaging errors are what is reported.
+    let json_upload = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_photobulk"));
+        c.args(["graph", "upload", "--json"])
+            .arg(&photos)
+            .arg("--backup-dir")
+            .arg(state.join("graph-backups"))
+            .args(graph_conn_args(&emu))
+            .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET);
+        c
+    };
+    let out = json_upload().output().expect("upload");
+    assert_eq!(out.status.code(), Some(1));
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(items.len(), 3, "{items:?}");
+    for i in &items {
+        assert!(i["file"].is_string(), "every failure names its file: {i}");
+        assert_eq!(i["ok"], false, "{i}");
+    }
+    let by = |u: &str| items.iter().find(|i| i["user"] == u).expect(u).clone();
+    let empty = by("seed.00001");
+    assert_eq!(empty["error"]["kind"], "empty", "{empty}");
+    assert!(
+        empty["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("empty"),
+        "{empty}"
+    );
+    assert_eq!(by("seed.00002")["error"]["kind"], "conversion");
+
+    // Plain output (plan table and stderr) never carries a raw control character.
+    let plan = json_upload();
+    let plan = Command::new(plan.get_program())
+        .args(plan.get_args().filter(|a| *a != "--json"))
+        .arg("--plan")
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+        .output()
+        .expect("plan");
+    let run = json_upload();
+    let run = Command::new(run.get_program())
+        .args(run.get_args().filter(|a| *a != "--json"))
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+        .output()
+        .expect("run");
+    for (what, bytes) in [
+        ("plan stdout", &plan.stdout),
+        ("plan stderr", &plan.stderr),
+        ("run stdout", &run.stdout),
+        ("run stderr", &run.stderr),
+    ] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\0') && !text.contains("\nforged"),
+            "{what} carries a raw control character: {text:?}"
+        );
+    }
+    let table = String::from_utf8_lossy(&plan.stdout);
+    assert!(table.contains("\\e[2Jwiped\\nforged line.jpg"), "{table}");
+}
+
+#[test]
+fn plaintext_refusal_names_the_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .args([
+            "ad",
+            "whoami",
+            "--server",
+            "ldap://127.0.0.1:9",
+            "--bind",
+            "admin@photobulk.test",
+        ])
+        .env("PHOTOBULK_LDAP_PASSWORD", "x")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--allow-plaintext-bind"), "{err}");
+}
