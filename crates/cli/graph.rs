@@ -20,20 +20,28 @@
 //! STATE is `PHOTOBULK_STATE_DIR`, else `%LOCALAPPDATA%\PhotoBulk` on Windows,
 //! `~/Library/Application Support/PhotoBulk` on macOS, `~/.local/state/photobulk` elsewhere;
 //! see [`photobulk_engine::locations`]),
-//! unless `--no-backup`. `photo restore` puts the latest (or `--id`) backup back.
+//! unless `--no-backup`. `photo restore` puts the latest backup back, or the photo the user had
+//! before run `--run RUN`, or backup `--id`.
 //!
 //! # Bulk uploads and the journal
 //! `upload FILES-OR-FOLDERS…` maps each file to a user by the file-name rule (the account is the
-//! name up to the first space; in the cloud it is matched as alias = UPN prefix, or a full UPN,
-//! mail or object id), converts, and uploads with at most `--concurrency` (4) photo requests in
-//! flight. Each upload is recorded in `--journal` (default `BACKUP_DIR/upload-journal.jsonl`)
-//! after Graph confirmed it, so running the same command again uploads only what is left or
-//! changed ("unchanged" means the journal holds the same bytes for that user).
+//! name up to the first space; in the cloud a full UPN, mail or object id, else the alias
+//! `mailNickname`, the UPN prefix or the mail prefix — [`photobulk_graph::UserIndex`]; a name two
+//! users answer to is refused), converts, and uploads with at most `--concurrency` (4) photo
+//! requests in flight. Each upload is a step of a **run** in `--journal` (default
+//! `BACKUP_DIR/upload-journal.jsonl`): an intent naming the pre-run backup before it, a done
+//! line after Graph confirmed it. Running the same command again uploads only what is left or
+//! changed ("unchanged" means the journal holds the same bytes for that user) and, until the
+//! run has ended complete, continues the same run without backing anyone up twice; `graph
+//! restore --run RUN` puts every user of the run back as it was before. `--plan` shows who each
+//! file matches and whether it would be set, replaced or left unchanged, and writes nothing.
 //!
 //! # JSON output (`--json`)
 //! One array, one object per item: `{"user":…,"ok":true,"status":"uploaded","upn":…,"id":…,
-//! "bytes":…,"sha256":…,"backup_id":…,"file":…}` or `{"user":…,"ok":false,"error":{"kind":…,
-//! "retryable":…,"message":…}}`.
+//! "bytes":…,"sha256":…,"backup_id":…,"file":…,"run":…}` or `{"user":…,"ok":false,"file":…,
+//! "error":{"kind":…,"retryable":…,"message":…}}` (`file` on every upload item, failed or not;
+//! `kind` `empty` for a zero-byte file). With `--plan`, `status` is `set`, `replace`,
+//! `unchanged` or `failed`.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};

@@ -1280,6 +1280,14 @@ fn lost_connection_then_rerun_is_one_run_and_one_restore_undoes_both_attempts() 
             .enumerate()
             .map(|(k, u)| (format!("{u}.jpg"), k as u32)),
     );
+    // A plan leaves the state folder (journal, backups) exactly as it was: here, absent.
+    let (code, _, plan) = job.import(&samba, &["--plan"]);
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        !job.state().exists(),
+        "import --plan created {:?}",
+        tree(&job.state())
+    );
     let mut child = job.spawn(
         &samba,
         &[
@@ -1326,6 +1334,39 @@ fn lost_connection_then_rerun_is_one_run_and_one_restore_undoes_both_attempts() 
         "{listed}"
     );
 
+    // With a journal and backups in place, a plan still changes nothing in them.
+    let snapshot = tree(&job.state());
+    let (_, _, plan) = job.import(&samba, &["--plan"]);
+    assert_eq!(n(&plan["summary"]["unchanged"]), u64::from(count), "{plan}");
+    assert_eq!(
+        tree(&job.state()),
+        snapshot,
+        "import --plan changed the state folder"
+    );
+
+    // One user, "before run RUN" (not the latest backup).
+    let one = &names[0];
+    let out = Command::new(BIN)
+        .env("PHOTOBULK_LDAP_PASSWORD", &samba.password)
+        .env_remove("PHOTOBULK_BACKUP_DIR")
+        .args(["ad", "restore", "--user", one, "--run", &run])
+        .args(samba.conn_args())
+        .arg("--backup-dir")
+        .arg(job.state().join("ad-backups"))
+        .arg("--state-dir")
+        .arg(job.state())
+        .output()
+        .expect("ad restore --run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        samba.photos("OU=Undo")[one].1,
+        before[one],
+        "{one} as before the run"
+    );
+    // ...and back to the run's photo, so the whole-run restore below has work for everyone.
+    let (code, _, _) = job.import(&samba, &[]);
+    assert_eq!(code, 0);
+
     let out = Command::new(BIN)
         .env("PHOTOBULK_LDAP_PASSWORD", &samba.password)
         .env_remove("PHOTOBULK_BACKUP_DIR")
@@ -1346,4 +1387,28 @@ fn lost_connection_then_rerun_is_one_run_and_one_restore_undoes_both_attempts() 
             "{u}: as before the run, byte for byte"
         );
     }
+}
+
+/// Every path under `dir` with its size and SHA-256 (a `find` listing with contents).
+fn tree(dir: &Path) -> Vec<(String, u64, String)> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, u64, String)>) {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+            if p.is_dir() {
+                out.push((rel + "/", 0, String::new()));
+                walk(base, &p, out);
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.push((rel, bytes.len() as u64, sha(&bytes)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
 }
