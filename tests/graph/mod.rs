@@ -988,6 +988,35 @@ async fn killed_in_the_reply_window_resumed_and_restored_leaves_everyone_as_befo
         "{listed}"
     );
 
+    // One user, "before run RUN": the pre-run backup, not the latest.
+    let out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .args([
+            "graph",
+            "photo",
+            "restore",
+            "seed.00001",
+            "--run",
+            &run,
+            "--json",
+        ])
+        .arg("--backup-dir")
+        .arg(state.join("graph-backups"))
+        .args(graph_conn_args(&emu))
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+        .output()
+        .expect("photo restore --run");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        body_sha_of_last_put(&emu, &ids[0]).as_deref(),
+        Some(photobulk_graph::sha256_hex(before[0].as_deref().expect("had one")).as_str()),
+        "seed.00001 got its pre-run photo back"
+    );
+
     // Undo the run: one restore.
     let out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
         .args(["graph", "restore", "--run", &run, "--json", "--backup-dir"])

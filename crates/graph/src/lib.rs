@@ -28,6 +28,11 @@
 //! - **Backups before writes** ([`CloudBackupStore`], the AD backup format keyed by object id).
 //! - **"Unchanged" comes from our own journal** ([`UploadJournal`]): Graph re-encodes photos, so
 //!   neither its bytes nor its ETag ever equal what was uploaded.
+//! - **Runs own their backups** ([`UploadJournal::begin_run`], [`restore_run`]): an intent naming
+//!   the pre-run backup is recorded before each upload; a resumed attempt of the run never backs
+//!   a user up again, so undoing the run gives back what each user had before it.
+//! - **One matching rule** ([`UserIndex`]): id, UPN or mail; else alias (`mailNickname`), UPN
+//!   prefix, mail prefix; a short name two users answer to is refused, never guessed.
 //! - **One TLS stack**: rustls with the *ring* provider, the same as the LDAP side, configured
 //!   explicitly on the HTTP client (no aws-lc-rs in the binary).
 //!
