@@ -1,13 +1,17 @@
 //! `graph.connect` and the `ExchangeOnline` bulk target, over `photobulk_graph`.
 //!
-//! A bulk run lists the tenant's users once ([`UserIndex`]: id, UPN, mail, alias = the cloud
-//! form of the file-name rule), refuses two inputs that land on one user (neither is
+//! A bulk run lists the tenant's users once ([`UserIndex`]: id, UPN or mail, else alias
+//! (`mailNickname`), UPN prefix or mail prefix — the one rule `photobulk graph upload` uses; a
+//! name two users answer to is refused), refuses two inputs that land on one user (neither is
 //! uploaded), then converts and uploads in chunks: the 648x648 JPEGs of chunk n+1 are made on
 //! the blocking pool while chunk n uploads through [`upload_all`] (backups of the cloud photo,
 //! Graph's throttling and retries, at most 4 photo requests in flight). The upload journal
 //! (`upload-journal.jsonl` beside the backups) decides "unchanged" — Graph re-encodes what it
-//! stores, so its bytes never match — and makes a re-run skip users already uploaded.
-//! Cancellation is checked between chunks: uploads in flight finish and are journaled.
+//! stores, so its bytes never match — and makes a re-run skip users already uploaded. Each
+//! bulk run is a run of that journal: a re-run of the same inputs after a cancel, a kill or
+//! failures continues it, and a user is backed up once per run (its first intent), never again
+//! on a resumed attempt. Cancellation is checked between chunks: uploads in flight finish and
+//! are journaled.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
