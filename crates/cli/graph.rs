@@ -708,7 +708,11 @@ async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Resul
         count(UploadStatus::Unchanged),
     );
     let failed = out.iter().filter(|i| !i.ok).count();
-    journal.end(&run, false, up, same, failed)?;
+    let retryable = out
+        .iter()
+        .filter(|i| i.error.as_ref().is_some_and(|e| e.retryable))
+        .count();
+    journal.end(&run, false, up, same, failed, retryable)?;
     if json {
         print_items(&out, true)?;
     } else {

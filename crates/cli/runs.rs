@@ -86,7 +86,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
                 restores: r.restores,
                 counts: r.last_end.map(|e| {
                     serde_json::json!({"uploaded": e.uploaded, "unchanged": e.unchanged,
-                        "failed": e.failed, "cancelled": e.cancelled})
+                        "failed": e.failed, "retryable": e.retryable, "cancelled": e.cancelled})
                 }),
             });
         }

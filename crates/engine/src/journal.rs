@@ -156,8 +156,9 @@ pub struct RunInfo {
     pub started: String,
     /// Attempts: 1 + the times the run was continued (after a kill, Ctrl+C, a lost server).
     pub attempts: usize,
-    /// `complete` (the last attempt ended with nothing failed or cancelled), `interrupted`
-    /// (killed: no end record) or `incomplete` (ended cancelled or with failures). A re-run of
+    /// `complete` (the last attempt ended, not cancelled, with no retryable failure),
+    /// `interrupted` (killed: no end record) or `incomplete` (ended cancelled or with failures
+    /// that may pass on a re-run). A re-run of
     /// the same job continues any run that is not complete.
     pub state: &'static str,
     /// Distinct users the run wrote to (from its intents).
@@ -266,7 +267,7 @@ impl Journal {
     }
 
     /// The newest run of job `job` if it did not end complete: killed or machine stopped (no
-    /// `end` record), stopped with Ctrl+C, or ended with failures (a lost server). Running the
+    /// `end` record), stopped with Ctrl+C, or ended with retryable failures (a lost server). Running the
     /// same command again continues it, so one `restore --run` undoes every attempt.
     pub fn unfinished_run(&self, job: &str) -> Option<String> {
         self.inner
@@ -452,12 +453,12 @@ fn load_state(path: &Path) -> Result<State, EngineError> {
                 summary,
                 ..
             } => {
-                let failed = summary
-                    .get("failed")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0);
+                // Interrupted = stopped, or failures that may pass on a re-run (a lost
+                // server, timeouts); a user not found or a broken file does not keep a run open.
+                let count = |k: &str| summary.get(k).and_then(serde_json::Value::as_u64);
+                let retryable = count("retryable").or_else(|| count("failed")).unwrap_or(0);
                 for r in state.runs.iter_mut().filter(|r| r.run == run) {
-                    r.state = if cancelled || failed > 0 {
+                    r.state = if cancelled || retryable > 0 {
                         "incomplete"
                     } else {
                         "complete"

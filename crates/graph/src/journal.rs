@@ -103,6 +103,9 @@ pub struct RunEnd {
     pub uploaded: usize,
     pub unchanged: usize,
     pub failed: usize,
+    /// Of `failed`: how many may pass on a re-run (network, throttling, Graph unavailable).
+    #[serde(default)]
+    pub retryable: usize,
 }
 
 /// One line of the journal.
@@ -134,8 +137,8 @@ pub struct RunInfo {
     pub started: String,
     /// Attempts (1 + resumes).
     pub attempts: usize,
-    /// `complete`, `interrupted` (no end: killed) , `incomplete` (ended with failures or
-    /// cancelled) — `resumed` is `attempts > 1`.
+    /// `complete`, `interrupted` (no end: killed), `incomplete` (cancelled, or ended with
+    /// failures that may pass on a re-run) — `resumed` is `attempts > 1`.
     pub state: &'static str,
     /// Users the run wrote (distinct, from its intents).
     pub users: usize,
@@ -203,7 +206,7 @@ impl State {
             }
             CloudRecord::End(e) => {
                 if let Some(info) = self.runs.iter_mut().find(|r| r.run == e.run) {
-                    info.state = if !e.cancelled && e.failed == 0 {
+                    info.state = if !e.cancelled && e.retryable == 0 {
                         "complete"
                     } else {
                         "incomplete"
@@ -302,7 +305,8 @@ impl UploadJournal {
         self.len() == 0
     }
 
-    /// Start an attempt of `job`: the newest run of that job that did not end complete is
+    /// Start an attempt of `job`: the newest run of that job that did not end complete (killed,
+    /// cancelled, or with retryable failures; a user not found does not keep it open) is
     /// continued (same id, `resumed` true), else a new run begins. Returns (run id, resumed).
     pub fn begin_run(
         &self,
@@ -381,7 +385,7 @@ impl UploadJournal {
         self.append(CloudRecord::Done(entry))
     }
 
-    /// Record the end of an attempt.
+    /// Record the end of an attempt (`retryable` of `failed` may pass on a re-run).
     pub fn end(
         &self,
         run: &str,
@@ -389,6 +393,7 @@ impl UploadJournal {
         uploaded: usize,
         unchanged: usize,
         failed: usize,
+        retryable: usize,
     ) -> Result<(), GraphError> {
         self.append(CloudRecord::End(RunEnd {
             run: run.to_string(),
@@ -397,6 +402,7 @@ impl UploadJournal {
             uploaded,
             unchanged,
             failed,
+            retryable,
         }))
     }
 
@@ -528,10 +534,11 @@ mod tests {
                 .as_deref(),
             Some("b1")
         );
-        // Ended with a failure (a lost connection): the same job continues the same run.
-        j.end(&run, false, 1, 0, 1).expect("end");
+        // Ended with a failure that may pass (a lost connection): the same job continues it.
+        j.end(&run, false, 1, 0, 1, 1).expect("end");
         assert_eq!(j.begin_run("job", "upload", None).expect("r").0, run);
-        j.end(&run, false, 2, 0, 0).expect("end");
+        // Failures that a re-run cannot fix (user not found) do not keep it open.
+        j.end(&run, false, 2, 0, 1, 0).expect("end");
         let info = &j.runs()[0];
         assert_eq!((info.state, info.attempts, info.users), ("complete", 3, 2));
         let users: Vec<String> = j.run_intents(&run).into_iter().map(|i| i.user_id).collect();

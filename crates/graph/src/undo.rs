@@ -72,7 +72,7 @@ pub async fn restore_run(
         on_user(&u);
         users.push(u);
     }
-    journal.end(&run, false, restored, 0, failed)?;
+    journal.end(&run, false, restored, 0, failed, failed)?;
     Ok(RunRestore {
         run,
         restores: run_id.to_string(),

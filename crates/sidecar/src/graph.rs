@@ -396,12 +396,17 @@ pub(crate) async fn bulk(
             items.push(item);
         }
     }
+    let retryable = items
+        .iter()
+        .filter(|i: &&BulkItem| i.error.as_ref().is_some_and(|e| e.retryable))
+        .count();
     let _ = g.journal.end(
         &run,
         cancelled,
         summary.written,
         summary.unchanged,
         summary.failed + summary.cancelled,
+        retryable,
     );
     let s = g.client.stats();
     ctx.server.log(format_args!(
