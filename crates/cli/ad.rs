@@ -191,13 +191,20 @@ enum AdCommand {
         #[arg(long)]
         no_backup: bool,
     },
-    /// Put photos back from the backup folder: each user's latest backup, or one backup by id.
+    /// Put photos back from the backup folder: each user's latest backup, the photo from
+    /// before an import run (--run), or one backup by id.
     Restore {
         #[arg(long, value_name = "NAME", required_unless_present = "backup")]
         user: Vec<String>,
         /// Backup id (from the index or an earlier run's output).
-        #[arg(long, value_name = "ID")]
+        #[arg(long, value_name = "ID", conflicts_with = "run")]
         backup: Option<String>,
+        /// Put back what each --user had before this import run (`photobulk runs`)
+        #[arg(long, value_name = "RUN", requires = "user")]
+        run: Option<String>,
+        /// State folder holding the import journal, for --run (default as for `import`)
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
         /// Do not back up the photo being replaced by the restore.
         #[arg(long)]
         no_backup: bool,
@@ -347,6 +354,8 @@ pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
         AdCommand::Restore {
             user,
             backup,
+            run,
+            state_dir,
             no_backup,
         } => {
             let store = store.ok_or_else(|| anyhow!("restore needs a backup folder"))?;
@@ -365,8 +374,24 @@ pub async fn run(args: AdArgs) -> anyhow::Result<ExitCode> {
                 if backup.is_some() && user.len() > 1 {
                     bail!("--backup ID restores one user: give a single --user");
                 }
-                let from = backup.map(RestoreFrom::Id).unwrap_or(RestoreFrom::Latest);
+                let before_run = match &run {
+                    Some(run) => Some(run_intents(state_dir.as_deref(), run)?),
+                    None => None,
+                };
                 for u in user {
+                    let from = match (&backup, &before_run) {
+                        (Some(id), _) => RestoreFrom::Id(id.clone()),
+                        (None, Some(intents)) => {
+                            match before_run_backup(&dir, &lookup, &u, intents).await {
+                                Ok(id) => RestoreFrom::Id(id),
+                                Err(e) => {
+                                    items.push(Item::failed(&u, &e));
+                                    continue;
+                                }
+                            }
+                        }
+                        (None, None) => RestoreFrom::Latest,
+                    };
                     items.push(
                         match restore(&dir, &lookup, &u, &store, &from, &opts).await {
                             Ok(item) => item,
@@ -737,6 +762,53 @@ async fn restore(
         item.note = Some("the backup had no photo: photo removed".into());
     }
     Ok(item)
+}
+
+/// The first intent per user (lower-case DN and GUID) of import run `run`: its backup holds
+/// what the user had before the run.
+fn run_intents(
+    state_dir: Option<&Path>,
+    run: &str,
+) -> anyhow::Result<Vec<photobulk_engine::journal::Intent>> {
+    let state = photobulk_engine::locations::state_dir(state_dir)
+        .ok_or_else(|| anyhow!("no state folder: give --state-dir DIR (or PHOTOBULK_STATE_DIR)"))?;
+    let path = state.join(photobulk_engine::locations::IMPORT_JOURNAL);
+    let journal = photobulk_engine::Journal::read_only(&path)?;
+    if !journal.has_run(run) {
+        bail!("no run {run:?} in {}", path.display());
+    }
+    let mut seen = std::collections::HashSet::new();
+    Ok(journal
+        .records()?
+        .into_iter()
+        .filter_map(|r| match r {
+            photobulk_engine::journal::Record::Intent(i) if i.run == run => Some(i),
+            _ => None,
+        })
+        .filter(|i| seen.insert(i.dn.to_lowercase()))
+        .collect())
+}
+
+async fn before_run_backup(
+    dir: &Directory,
+    by: &Lookup,
+    user: &str,
+    intents: &[photobulk_engine::journal::Intent],
+) -> Result<String, DirectoryError> {
+    let found = dir.find_user(by, user, false).await?;
+    let first = intents
+        .iter()
+        .find(|i| match (&i.guid, &found.object_guid) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => i.dn.eq_ignore_ascii_case(&found.dn),
+        });
+    match first.and_then(|i| i.backup_id.clone()) {
+        Some(id) => Ok(id),
+        None => Err(DirectoryError::BackupNotFound(format!(
+            "{}: the run did not write this user (or wrote it without a backup)",
+            found.dn
+        ))),
+    }
 }
 
 async fn restore_by_id(

@@ -20,20 +20,28 @@
 //! STATE is `PHOTOBULK_STATE_DIR`, else `%LOCALAPPDATA%\PhotoBulk` on Windows,
 //! `~/Library/Application Support/PhotoBulk` on macOS, `~/.local/state/photobulk` elsewhere;
 //! see [`photobulk_engine::locations`]),
-//! unless `--no-backup`. `photo restore` puts the latest (or `--id`) backup back.
+//! unless `--no-backup`. `photo restore` puts the latest backup back, or the photo the user had
+//! before run `--run RUN`, or backup `--id`.
 //!
 //! # Bulk uploads and the journal
 //! `upload FILES-OR-FOLDERS…` maps each file to a user by the file-name rule (the account is the
-//! name up to the first space; in the cloud it is matched as alias = UPN prefix, or a full UPN,
-//! mail or object id), converts, and uploads with at most `--concurrency` (4) photo requests in
-//! flight. Each upload is recorded in `--journal` (default `BACKUP_DIR/upload-journal.jsonl`)
-//! after Graph confirmed it, so running the same command again uploads only what is left or
-//! changed ("unchanged" means the journal holds the same bytes for that user).
+//! name up to the first space; in the cloud a full UPN, mail or object id, else the alias
+//! `mailNickname`, the UPN prefix or the mail prefix — [`photobulk_graph::UserIndex`]; a name two
+//! users answer to is refused), converts, and uploads with at most `--concurrency` (4) photo
+//! requests in flight. Each upload is a step of a **run** in `--journal` (default
+//! `BACKUP_DIR/upload-journal.jsonl`): an intent naming the pre-run backup before it, a done
+//! line after Graph confirmed it. Running the same command again uploads only what is left or
+//! changed ("unchanged" means the journal holds the same bytes for that user) and, until the
+//! run has ended complete, continues the same run without backing anyone up twice; `graph
+//! restore --run RUN` puts every user of the run back as it was before. `--plan` shows who each
+//! file matches and whether it would be set, replaced or left unchanged, and writes nothing.
 //!
 //! # JSON output (`--json`)
 //! One array, one object per item: `{"user":…,"ok":true,"status":"uploaded","upn":…,"id":…,
-//! "bytes":…,"sha256":…,"backup_id":…,"file":…}` or `{"user":…,"ok":false,"error":{"kind":…,
-//! "retryable":…,"message":…}}`.
+//! "bytes":…,"sha256":…,"backup_id":…,"file":…,"run":…}` or `{"user":…,"ok":false,"file":…,
+//! "error":{"kind":…,"retryable":…,"message":…}}` (`file` on every upload item, failed or not;
+//! `kind` `empty` for a zero-byte file). With `--plan`, `status` is `set`, `replace`,
+//! `unchanged` or `failed`.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -126,6 +134,17 @@ enum GraphCommand {
     Photo(PhotoCommand),
     /// Upload a folder of photos (file name = alias up to the first space), resumable
     Upload(UploadArgs),
+    /// Undo a bulk upload: every user of run RUN back to its photo from before the run (or none)
+    Restore {
+        /// The run id (`photobulk runs`, or the `run:` line of `graph upload`)
+        #[arg(long, value_name = "RUN")]
+        run: String,
+        #[arg(long, value_name = "DIR")]
+        backup_dir: Option<PathBuf>,
+        /// The upload journal (default BACKUP_DIR/upload-journal.jsonl)
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -163,13 +182,20 @@ enum PhotoCommand {
         #[command(flatten)]
         backup: BackupArgs,
     },
-    /// Put a backup back (the latest before a replace/remove, or --id)
+    /// Put a backup back: the latest before a replace/remove, the photo from before run --run,
+    /// or backup --id
     Restore {
         user: String,
-        #[arg(long)]
+        #[arg(long, conflicts_with = "run")]
         id: Option<String>,
+        /// Put back the photo (or no photo) the user had before this run
+        #[arg(long, value_name = "RUN")]
+        run: Option<String>,
         #[arg(long, value_name = "DIR")]
         backup_dir: Option<PathBuf>,
+        /// The upload journal, for --run (default BACKUP_DIR/upload-journal.jsonl)
+        #[arg(long, value_name = "FILE")]
+        journal: Option<PathBuf>,
     },
 }
 
@@ -190,6 +216,10 @@ struct UploadArgs {
     /// Upload even users the journal records with the same photo
     #[arg(long)]
     force: bool,
+    /// Show who each file matches and whether it would be set, replaced or left unchanged;
+    /// write nothing (no backup, no journal)
+    #[arg(long, alias = "dry-run")]
+    plan: bool,
     #[command(flatten)]
     backup: BackupArgs,
 }
@@ -224,6 +254,9 @@ struct Item {
     restored_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<String>,
+    /// The run (bulk uploads and restores): `graph restore --run` undoes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ItemError>,
 }
@@ -288,6 +321,11 @@ pub async fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
         }],
         GraphCommand::Photo(cmd) => vec![photo(&graph, cmd).await],
         GraphCommand::Upload(a) => return upload(&graph, a, json).await,
+        GraphCommand::Restore {
+            run,
+            backup_dir: d,
+            journal,
+        } => return restore_run(&graph, &run, d.as_deref(), journal.as_deref(), json).await,
     };
     print_items(&items, json)?;
     Ok(if items.iter().all(|i| i.ok) {
@@ -419,6 +457,9 @@ fn write_options(b: &BackupArgs) -> anyhow::Result<WriteOptions> {
 /// The HD JPEG for `file`: converted to 648x648 (≤ 240 KB), or the bytes as they are.
 fn prepare(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
     let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    if data.is_empty() {
+        bail!("{}: the file is empty (0 bytes)", file.display());
+    }
     if raw {
         return Ok(data);
     }
@@ -486,10 +527,33 @@ async fn photo(graph: &GraphClient, cmd: PhotoCommand) -> Item {
                 item.status = Some("removed");
             }
             PhotoCommand::Restore {
-                id, backup_dir: d, ..
+                id,
+                run,
+                backup_dir: d,
+                journal,
+                ..
             } => {
-                let store = CloudBackupStore::open(backup_dir(d.as_deref())?)?;
-                let from = id.map_or(RestoreFrom::Latest, RestoreFrom::Id);
+                let dir = backup_dir(d.as_deref())?;
+                let store = CloudBackupStore::open(&dir)?;
+                let from = match (id, run) {
+                    (Some(id), _) => RestoreFrom::Id(id),
+                    (None, Some(run)) => {
+                        let jpath = journal.unwrap_or_else(|| {
+                            dir.join(photobulk_engine::locations::UPLOAD_JOURNAL)
+                        });
+                        let j = UploadJournal::read_only(&jpath)?;
+                        if !j.has_run(&run) {
+                            bail!("no run {run} in {}", jpath.display());
+                        }
+                        let first = j.first_intent(&run, &user.id).with_context(|| {
+                            format!("run {run} did not write to {}", user.user_principal_name)
+                        })?;
+                        RestoreFrom::Id(first.backup_id.with_context(|| {
+                            format!("run {run} wrote this user without a backup (--no-backup)")
+                        })?)
+                    }
+                    (None, None) => RestoreFrom::Latest,
+                };
                 let opts = WriteOptions::backup_to(store.clone());
                 let (rec, out) = graph.restore_photo(&user, &store, &from, &opts).await?;
                 item.restored_id = Some(rec.id);
@@ -509,14 +573,49 @@ async fn photo(graph: &GraphClient, cmd: PhotoCommand) -> Item {
     }
 }
 
+/// The fingerprint of an upload job: a re-run of the same command (same tenant, inputs and
+/// options) continues the same run until it has ended complete.
+fn job_key(graph_url: &str, a: &UploadArgs) -> String {
+    let mut inputs: Vec<String> = a
+        .inputs
+        .iter()
+        .map(|p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string()
+        })
+        .collect();
+    inputs.sort();
+    let text = serde_json::json!({
+        "command": "graph upload",
+        "graph": graph_url,
+        "inputs": inputs,
+        "recurse": a.recurse,
+        "raw": a.raw,
+        "force": a.force,
+    })
+    .to_string();
+    sha256_hex(text.as_bytes())
+}
+
 async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let write = write_options(&a.backup)?;
     let journal_path = match &a.journal {
         Some(p) => p.clone(),
         None => backup_dir(a.backup.backup_dir.as_deref())?
             .join(photobulk_engine::locations::UPLOAD_JOURNAL),
     };
-    let journal = Arc::new(UploadJournal::open(&journal_path)?);
+    // A plan opens nothing for writing: no backup folder, no journal file.
+    let write = if a.plan {
+        WriteOptions::no_backup()
+    } else {
+        write_options(&a.backup)?
+    };
+    let journal = Arc::new(if a.plan {
+        UploadJournal::read_only(&journal_path)?
+    } else {
+        UploadJournal::open(&journal_path)?
+    });
     let plan = photobulk_engine::plan(
         &a.inputs,
         photobulk_engine::PlanOptions { recurse: a.recurse },
@@ -526,26 +625,31 @@ async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Resul
     for p in &plan.items {
         let name = p.path.display().to_string();
         let key = p.account.clone().unwrap_or_else(|| name.clone());
+        let with_file = |mut i: Item| {
+            i.file = Some(name.clone());
+            i.status = Some("failed");
+            i
+        };
         match &p.verdict {
             photobulk_engine::Verdict::Convert => {}
             photobulk_engine::Verdict::NoAccount => {
-                local.push(Item::other(
+                local.push(with_file(Item::other(
                     &name,
                     "no_account",
                     "the file name names no account".into(),
-                ));
+                )));
                 continue;
             }
             photobulk_engine::Verdict::Duplicate { others } => {
-                local.push(Item::other(
+                local.push(with_file(Item::other(
                     &key,
                     "duplicate",
                     format!("{name}: other photos name the same account: {others:?}"),
-                ));
+                )));
                 continue;
             }
             photobulk_engine::Verdict::Unreadable { reason } => {
-                local.push(Item::other(&name, "unreadable", reason.clone()));
+                local.push(with_file(Item::other(&name, "unreadable", reason.clone())));
                 continue;
             }
         }
@@ -555,19 +659,39 @@ async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Resul
                 jpeg: jpeg.into(),
                 source: Some(name),
             }),
-            Err(e) => local.push(Item::other(&key, "conversion", format!("{e:#}"))),
+            Err(e) => local.push(with_file(Item::other(
+                &key,
+                conversion_kind(&e),
+                format!("{e:#}"),
+            ))),
         }
     }
     let index = UserIndex::new(graph.list_users().await?);
+    if a.plan {
+        return upload_plan(graph, &index, items, local, &journal, a.force, json).await;
+    }
+    let (run, resumed) =
+        journal.begin_run(&job_key(&graph.config_graph_url(), &a), "upload", None)?;
     let mut opts = BulkOptions::new(write);
     opts.journal = Some(journal.clone());
     opts.force = a.force;
+    opts.run = Some(run.clone());
     let started = std::time::Instant::now();
     let quiet = json || !std::io::stderr().is_terminal();
+    if !json {
+        eprintln!(
+            "run {run}{}",
+            if resumed {
+                " (continuing the unfinished run of this job)"
+            } else {
+                ""
+            }
+        );
+    }
     let on_result = |r: &UploadResult| {
         if !quiet {
             if let Some(e) = &r.error {
-                eprintln!("error: {}: {e}", r.key);
+                eprintln!("error: {}: {e}", shown(&r.key));
             }
         }
     };
@@ -575,19 +699,27 @@ async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Resul
     let elapsed = started.elapsed();
     let mut out: Vec<Item> = results.iter().map(result_item).collect();
     out.extend(local);
+    for i in &mut out {
+        i.run = Some(run.clone());
+    }
     let count = |s: UploadStatus| results.iter().filter(|r| r.status == s).count();
     let (up, same) = (
         count(UploadStatus::Uploaded),
         count(UploadStatus::Unchanged),
     );
     let failed = out.iter().filter(|i| !i.ok).count();
+    let retryable = out
+        .iter()
+        .filter(|i| i.error.as_ref().is_some_and(|e| e.retryable))
+        .count();
+    journal.end(&run, false, up, same, failed, retryable)?;
     if json {
         print_items(&out, true)?;
     } else {
         if quiet {
             for i in out.iter().filter(|i| !i.ok) {
                 if let Some(e) = &i.error {
-                    eprintln!("error: {}: {}", i.user, e.message);
+                    eprintln!("error: {}: {}", shown(&i.user), shown(&e.message));
                 }
             }
         }
@@ -604,8 +736,186 @@ async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Resul
             s.token_fetches
         );
         println!("journal: {}", journal.path().display());
+        println!(
+            "run: {run}{}  (undo with: photobulk graph restore --run {run})",
+            if resumed { ", resumed" } else { "" }
+        );
     }
     Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `empty` for a zero-byte file, else `conversion`.
+fn conversion_kind(e: &anyhow::Error) -> &'static str {
+    if format!("{e:#}").contains("the file is empty") {
+        "empty"
+    } else {
+        "conversion"
+    }
+}
+
+/// A file name or message for the terminal: control characters (NUL, ESC, newlines…) escaped,
+/// so a hostile name cannot hide, reorder or forge output lines.
+pub(crate) fn shown(s: &str) -> String {
+    photobulk_engine::naming::escape_control(s)
+}
+
+/// `graph upload --plan`: who each file matches and what would happen, nothing written.
+async fn upload_plan(
+    graph: &GraphClient,
+    index: &UserIndex,
+    items: Vec<UploadItem>,
+    mut local: Vec<Item>,
+    journal: &UploadJournal,
+    force: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut out = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for it in &items {
+        let file = it.source.clone();
+        let mut item = match index.find(&it.key) {
+            Ok(u) => Item::of_user(&it.key, u),
+            Err(e) => Item::failed(&it.key, &e),
+        };
+        item.file = file;
+        if let Some(id) = item.id.clone() {
+            if let Some(&first) = seen.get(&id) {
+                let e = GraphError::Duplicate {
+                    user: item.upn.clone().unwrap_or_default(),
+                    first: items[first].key.clone(),
+                    second: it.key.clone(),
+                };
+                let f = item.file.clone();
+                item = Item::failed(&it.key, &e);
+                item.file = f;
+            } else {
+                seen.insert(id.clone(), out.len());
+                let sha = sha256_hex(&it.jpeg);
+                item.sha256 = Some(sha.clone());
+                item.bytes = Some(it.jpeg.len());
+                item.status = Some(
+                    if !force && journal.uploaded(&id).as_deref() == Some(&sha) {
+                        "unchanged"
+                    } else {
+                        match graph.photo_meta(&id).await {
+                            Ok(Some(_)) => "replace",
+                            Ok(None) => "set",
+                            Err(e) => {
+                                let f = item.file.clone();
+                                item = Item::failed(&it.key, &e);
+                                item.file = f;
+                                "failed"
+                            }
+                        }
+                    },
+                );
+            }
+        }
+        if item.error.is_some() {
+            item.status = Some("failed");
+        }
+        out.push(item);
+    }
+    out.append(&mut local);
+    let failed = out.iter().filter(|i| !i.ok).count();
+    if json {
+        print_items(&out, true)?;
+    } else {
+        for i in &out {
+            let file = i.file.as_deref().map(shown).unwrap_or_default();
+            match &i.error {
+                Some(e) => println!(
+                    "{file}\t{}\tFAILED ({}): {}",
+                    shown(&i.user),
+                    e.kind,
+                    shown(&e.message)
+                ),
+                None => println!(
+                    "{file}\t{}\t{}",
+                    i.upn.as_deref().unwrap_or(""),
+                    i.status.unwrap_or("")
+                ),
+            }
+        }
+        let n = |s: &str| out.iter().filter(|i| i.status == Some(s)).count();
+        println!(
+            "plan: {} set, {} replace, {} unchanged, {failed} failed; nothing was written",
+            n("set"),
+            n("replace"),
+            n("unchanged")
+        );
+    }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// `graph restore --run RUN`.
+async fn restore_run(
+    graph: &GraphClient,
+    run: &str,
+    dir: Option<&Path>,
+    journal: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let dir = backup_dir(dir)?;
+    let jpath = journal
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| dir.join(photobulk_engine::locations::UPLOAD_JOURNAL));
+    if !jpath.exists() {
+        bail!("no upload journal at {}", jpath.display());
+    }
+    let journal = UploadJournal::open(&jpath)?;
+    if !journal.has_run(run) {
+        bail!("no run {run} in {}", jpath.display());
+    }
+    let store = CloudBackupStore::open(&dir)?;
+    let report = photobulk_graph::restore_run(graph, &journal, &store, run, &|_| {}).await?;
+    let items: Vec<Item> = report
+        .users
+        .iter()
+        .map(|u| {
+            let mut i = Item {
+                user: u.upn.clone(),
+                ok: u.error.is_none(),
+                id: Some(u.user_id.clone()),
+                upn: Some(u.upn.clone()),
+                status: Some(match (&u.error, u.had_photo) {
+                    (Some(_), _) => "failed",
+                    (None, Some(false)) => "removed",
+                    (None, _) => "restored",
+                }),
+                restored_id: u.restored_id.clone(),
+                backup_id: u.backup_id.clone(),
+                has_photo: u.had_photo,
+                run: Some(report.run.clone()),
+                ..Item::default()
+            };
+            if let Some(e) = &u.error {
+                i.error = Some(ItemError {
+                    kind: u.error_kind.unwrap_or("restore"),
+                    retryable: false,
+                    message: e.clone(),
+                });
+            }
+            i
+        })
+        .collect();
+    print_items(&items, json)?;
+    if !json {
+        println!(
+            "restore of run {run}: {} restored, {} failed (restore run {}; undo it with \
+             photobulk graph restore --run {})",
+            report.restored, report.failed, report.run, report.run
+        );
+    }
+    Ok(if report.failed == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -24,6 +24,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::graph::shown;
 use anyhow::{anyhow, bail, Context};
 use photobulk_directory::{BackupStore, Lookup};
 use photobulk_engine::{
@@ -352,13 +353,15 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
         let line = match (&it.action, &it.error) {
             (Action::Failed, Some(e)) => Some(format!(
                 "error: {} ({}): {}",
-                it.file.display(),
-                it.account.as_deref().unwrap_or("?"),
-                e.message
+                shown(&it.file.display().to_string()),
+                shown(it.account.as_deref().unwrap_or("?")),
+                shown(&e.message)
             )),
-            (Action::Skipped, Some(e)) if e.kind == "superseded" => {
-                Some(format!("note: {}: {}", it.file.display(), e.message))
-            }
+            (Action::Skipped, Some(e)) if e.kind == "superseded" => Some(format!(
+                "note: {}: {}",
+                shown(&it.file.display().to_string()),
+                shown(&e.message)
+            )),
             _ => None,
         };
         match &bar2 {
@@ -418,9 +421,12 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
             if !it.warnings.is_empty() {
                 tail.push_str(&format!("  [{}]", it.warnings.join("; ")));
             }
+            // File names and accounts come from the file system and CSVs: no raw NUL or
+            // escape sequence reaches the terminal.
+            let (who, tail) = (shown(&who), shown(&tail));
             println!(
                 "{action:<10} {:<24} {who:<50} {tail}",
-                it.account.as_deref().unwrap_or("-")
+                shown(it.account.as_deref().unwrap_or("-"))
             );
         }
         println!(

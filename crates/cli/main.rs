@@ -7,6 +7,7 @@ mod env;
 mod graph;
 mod import;
 mod report;
+mod runs;
 mod serve;
 mod sync_hd;
 
@@ -44,6 +45,8 @@ enum Command {
     Import(import::ImportArgs),
     /// Put back every photo an import run replaced, byte for byte
     Restore(import::RestoreArgs),
+    /// List import and upload runs: state (complete, interrupted, incomplete, resumed), counts
+    Runs(runs::RunsArgs),
     /// Run the main job (offline import) on built-in sample photos (no servers needed)
     Demo {
         /// Folder for the sample inputs, outputs, manifest and report
@@ -141,6 +144,7 @@ fn main() -> ExitCode {
             .and_then(|rt| rt.block_on(graph::run(args))),
         Command::Import(args) => import::run(args),
         Command::Restore(args) => import::restore(args),
+        Command::Runs(args) => runs::run(args),
         Command::Demo { out } => demo(out),
         Command::Serve(args) => return serve::run(args),
         Command::SyncHdToAd(args) => tokio::runtime::Builder::new_multi_thread()

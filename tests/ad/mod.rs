@@ -718,6 +718,10 @@ async fn plaintext_simple_bind_needs_an_explicit_opt_in() {
         .await
         .expect_err("refused client-side");
     assert_eq!(err.kind(), "plaintext_bind_refused", "{err}");
+    assert!(
+        err.to_string().contains("--allow-plaintext-bind"),
+        "the refusal names the flag: {err}"
+    );
     // Opting in sends it; Samba itself then demands a protected connection (rc 8).
     let o = ConnectOptions {
         allow_plaintext_bind: true,

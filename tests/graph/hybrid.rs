@@ -84,6 +84,7 @@ pub(crate) fn cloud_user(prefix: &str, i: usize, domain: &str, mailbox: bool) ->
         mail: Some(format!("{prefix}.{i:05}@{domain}")),
         display_name: format!("{prefix} {i}"),
         mailbox,
+        mail_nickname: None,
     }
 }
 

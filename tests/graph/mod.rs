@@ -721,3 +721,430 @@ async fn cli_upload_killed_mid_run_resumes_without_reuploading() {
         "{stdout}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Cloud matching: alias (mailNickname), then UPN prefix, then mail prefix (issue 19).
+
+/// The CLI upload of a folder to `emu`, with backups and journal under `state`.
+fn cli_upload(emu: &Emulator, state: &std::path::Path, photos: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_photobulk"));
+    c.args(["graph", "upload", "--raw", "--json"])
+        .arg(photos)
+        .arg("--backup-dir")
+        .arg(state.join("graph-backups"))
+        .args(graph_conn_args(emu))
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+        .env("PHOTOBULK_STATE_DIR", state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn graph_conn_args(emu: &Emulator) -> Vec<String> {
+    vec![
+        "--authority-url".into(),
+        emu.base_url(),
+        "--graph-url".into(),
+        emu.graph_url(),
+        "--tenant".into(),
+        TEST_TENANT.into(),
+        "--client-id".into(),
+        TEST_CLIENT_ID.into(),
+    ]
+}
+
+fn alias_tenant() -> Config {
+    let mut cfg = Config::with_users(3);
+    let mut anna = UserSpec::numbered(101);
+    anna.upn = "anna.berg@photobulk.test".into();
+    anna.mail = Some("anna.berg@photobulk.test".into());
+    anna.mail_nickname = Some("aberg".into());
+    cfg.users.push(anna);
+    for (n, upn) in [(102, "p.one@photobulk.test"), (103, "p.two@photobulk.test")] {
+        let mut u = UserSpec::numbered(n);
+        u.upn = upn.into();
+        u.mail = None;
+        u.mail_nickname = Some("shared".into());
+        cfg.users.push(u);
+    }
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_users_are_matched_by_alias_then_upn_prefix_and_shared_aliases_are_refused() {
+    let emu = start(alias_tenant()).await;
+    let (graph, _) = client_for(&emu, secret_creds());
+    let anna = graph
+        .find_user(Lookup::Auto, "aberg")
+        .await
+        .expect("alias lookup");
+    assert_eq!(anna.user_principal_name, "anna.berg@photobulk.test");
+    assert_eq!(
+        graph
+            .find_user(Lookup::Alias, "anna.berg")
+            .await
+            .expect("UPN prefix")
+            .id,
+        anna.id
+    );
+    match graph.find_user(Lookup::Alias, "shared").await {
+        Err(GraphError::Ambiguous { matches, .. }) => {
+            assert_eq!(matches.len(), 2, "{matches:?}");
+            assert!(
+                matches.iter().any(|m| m.starts_with("p.one@")),
+                "{matches:?}"
+            );
+            assert!(
+                matches.iter().any(|m| m.starts_with("p.two@")),
+                "{matches:?}"
+            );
+        }
+        other => panic!("expected Ambiguous, got {other:?}"),
+    }
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    std::fs::write(photos.join("aberg portrait.jpg"), jpeg(96, 96, 1)).expect("w");
+    std::fs::write(photos.join("shared team.jpg"), jpeg(96, 96, 2)).expect("w");
+    std::fs::write(photos.join("seed.00002 hd.jpg"), jpeg(96, 96, 3)).expect("w");
+    let out = cli_upload(&emu, tmp.path(), &photos)
+        .output()
+        .expect("upload");
+    assert_eq!(out.status.code(), Some(1), "the ambiguous file fails");
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let by_user = |k: &str| {
+        items
+            .iter()
+            .find(|i| i["user"] == k)
+            .unwrap_or_else(|| panic!("no item {k}: {items:?}"))
+            .clone()
+    };
+    let a = by_user("aberg");
+    assert_eq!(a["status"], "uploaded", "{a}");
+    assert_eq!(a["upn"], "anna.berg@photobulk.test");
+    let s = by_user("seed.00002");
+    assert_eq!(s["status"], "uploaded", "{s}");
+    let sh = by_user("shared");
+    assert_eq!(sh["error"]["kind"], "ambiguous", "{sh}");
+    let msg = sh["error"]["message"].as_str().expect("message");
+    assert!(
+        msg.contains("p.one@photobulk.test") && msg.contains("p.two@photobulk.test"),
+        "{msg}"
+    );
+    assert!(emu.photo(&anna.id).is_some());
+    for n in [102usize, 103] {
+        let id = UserSpec::numbered(n).id;
+        assert!(
+            emu.photo(&id).is_none(),
+            "nothing uploaded for a shared alias"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Undo means undo (issue 19): kill -9 after Graph stored photos but before they were journaled,
+// resume, restore the run: everyone back to the state before the run.
+
+/// Every file and folder under `dir` with its size and SHA-256 (a `find` listing with contents).
+fn listing(dir: &std::path::Path) -> Vec<(String, u64, String)> {
+    fn walk(base: &std::path::Path, d: &std::path::Path, out: &mut Vec<(String, u64, String)>) {
+        let Ok(rd) = std::fs::read_dir(d) else { return };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+            if p.is_dir() {
+                out.push((rel + "/", 0, String::new()));
+                walk(base, &p, out);
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.push((rel, bytes.len() as u64, photobulk_graph::sha256_hex(&bytes)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn body_sha_of_last_put(emu: &Emulator, user_id: &str) -> Option<String> {
+    emu.log()
+        .iter()
+        .rev()
+        .find(|e| e.method == "PUT" && e.applied && e.user.as_deref() == Some(user_id))
+        .and_then(|e| e.body_sha256.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_in_the_reply_window_resumed_and_restored_leaves_everyone_as_before() {
+    let n = 8;
+    let emu = start(Config::with_users(n)).await;
+    let ids: Vec<String> = (1..=n).map(|i| UserSpec::numbered(i).id).collect();
+    // Users 1-4 have a photo before the run (stored as is); 5-8 have none.
+    let mut before: Vec<Option<Vec<u8>>> = Vec::new();
+    for (k, id) in ids.iter().enumerate() {
+        if k < 4 {
+            let orig = jpeg(120, 120, 100 + k as u8).to_vec();
+            emu.seed_photo(id, &orig, 120, 120);
+            before.push(Some(orig));
+        } else {
+            before.push(None);
+        }
+    }
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state");
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    for i in 1..=n {
+        std::fs::write(
+            photos.join(format!("seed.{i:05} new.jpg")),
+            jpeg(96, 96, i as u8),
+        )
+        .expect("write");
+    }
+
+    // A plan writes nothing, not even the state folder.
+    let plan = cli_upload(&emu, &state, &photos)
+        .arg("--plan")
+        .output()
+        .expect("plan");
+    let planned: Vec<serde_json::Value> = serde_json::from_slice(&plan.stdout).expect("plan json");
+    assert_eq!(planned.len(), n, "{planned:?}");
+    assert_eq!(
+        planned.iter().filter(|p| p["status"] == "replace").count(),
+        4
+    );
+    assert_eq!(planned.iter().filter(|p| p["status"] == "set").count(), 4);
+    assert!(!state.exists(), "--plan created {:?}", listing(&state));
+
+    // Every answer to an upload waits 20 s after the photo was stored: kill -9 in that window.
+    emu.configure(|c| c.delay_after_store = 2_000.0);
+    let mut child = cli_upload(&emu, &state, &photos)
+        .args(["--concurrency", "4"])
+        .spawn()
+        .expect("spawn");
+    let changed = |emu: &Emulator| {
+        ids.iter()
+            .zip(&before)
+            .filter(|(id, b)| emu.photo(id) != **b)
+            .count()
+    };
+    let t0 = std::time::Instant::now();
+    while changed(&emu) < 4 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "uploads too slow");
+        assert!(child.try_wait().expect("wait").is_none(), "finished early");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().expect("kill -9");
+    let _ = child.wait();
+    let in_window = changed(&emu);
+    assert!(in_window >= 4, "{in_window}");
+    let journal_path = state.join("graph-backups/upload-journal.jsonl");
+    let j = UploadJournal::open(&journal_path).expect("journal");
+    assert_eq!(
+        j.len(),
+        0,
+        "killed before any reply: nothing journaled as done"
+    );
+    let runs = j.runs();
+    assert_eq!(runs.len(), 1);
+    let run = runs[0].run.clone();
+    assert_eq!(runs[0].state, "interrupted");
+    drop(j);
+
+    // Resume: same command, same run; nobody backed up twice.
+    emu.configure(|c| c.delay_after_store = 0.0);
+    let out = cli_upload(&emu, &state, &photos).output().expect("resume");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(items.iter().all(|i| i["run"] == run.as_str()), "{items:?}");
+    assert!(items.iter().all(|i| i["status"] == "uploaded"), "{items:?}");
+    let store = CloudBackupStore::open(state.join("graph-backups")).expect("store");
+    let records = store.records().expect("records");
+    for id in &ids {
+        let mine: Vec<_> = records.iter().filter(|r| &r.user_id == id).collect();
+        assert_eq!(mine.len(), 1, "one pre-run backup of {id}: {mine:?}");
+    }
+    let j = UploadJournal::open(&journal_path).expect("journal");
+    let info = &j.runs()[0];
+    assert_eq!((info.attempts, info.state, info.users), (2, "complete", n));
+    drop(j);
+    let runs_out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .args(["runs", "--graph-backup-dir"])
+        .arg(state.join("graph-backups"))
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&runs_out.stdout);
+    assert!(
+        listed.contains(&run) && listed.contains("complete, resumed"),
+        "{listed}"
+    );
+
+    // One user, "before run RUN": the pre-run backup, not the latest.
+    let out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .args([
+            "graph",
+            "photo",
+            "restore",
+            "seed.00001",
+            "--run",
+            &run,
+            "--json",
+        ])
+        .arg("--backup-dir")
+        .arg(state.join("graph-backups"))
+        .args(graph_conn_args(&emu))
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+        .output()
+        .expect("photo restore --run");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        body_sha_of_last_put(&emu, &ids[0]).as_deref(),
+        Some(photobulk_graph::sha256_hex(before[0].as_deref().expect("had one")).as_str()),
+        "seed.00001 got its pre-run photo back"
+    );
+
+    // Undo the run: one restore.
+    let out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .args(["graph", "restore", "--run", &run, "--json", "--backup-dir"])
+        .arg(state.join("graph-backups"))
+        .args(graph_conn_args(&emu))
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+        .output()
+        .expect("restore");
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (id, b) in ids.iter().zip(&before) {
+        match b {
+            // Graph re-encodes whatever it is sent; what we sent back is the original.
+            Some(orig) => assert_eq!(
+                body_sha_of_last_put(&emu, id).as_deref(),
+                Some(photobulk_graph::sha256_hex(orig).as_str()),
+                "{id} got its pre-run photo back"
+            ),
+            None => assert!(emu.photo(id).is_none(), "{id} had no photo before the run"),
+        }
+    }
+
+    // A plan after all this changes nothing in state, backups or journal.
+    let snapshot = listing(&state);
+    let plan = cli_upload(&emu, &state, &photos)
+        .arg("--plan")
+        .output()
+        .expect("plan");
+    assert!(!plan.stdout.is_empty());
+    assert_eq!(listing(&state), snapshot, "--plan changed the state folder");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frictions of issue 19.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_and_broken_files_carry_their_file_and_control_characters_are_escaped() {
+    let emu = start(Config::with_users(3)).await;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let state = tmp.path().join("state");
+    let photos = tmp.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    std::fs::write(photos.join("seed.00001 empty.jpg"), b"").expect("w");
+    std::fs::write(photos.join("seed.00002 text.jpg"), b"not a photo").expect("w");
+    // ESC and a newline in a file name (Linux allows both; NUL it does not).
+    let hostile = "seed.00003 \u{1b}[2Jwiped\nforged line.jpg";
+    std::fs::write(photos.join(hostile), b"").expect("w");
+
+    // Without --raw: converted, so the imaging errors are what is reported.
+    let json_upload = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_photobulk"));
+        c.args(["graph", "upload", "--json"])
+            .arg(&photos)
+            .arg("--backup-dir")
+            .arg(state.join("graph-backups"))
+            .args(graph_conn_args(&emu))
+            .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET);
+        c
+    };
+    let out = json_upload().output().expect("upload");
+    assert_eq!(out.status.code(), Some(1));
+    let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(items.len(), 3, "{items:?}");
+    for i in &items {
+        assert!(i["file"].is_string(), "every failure names its file: {i}");
+        assert_eq!(i["ok"], false, "{i}");
+    }
+    let by = |u: &str| items.iter().find(|i| i["user"] == u).expect(u).clone();
+    let empty = by("seed.00001");
+    assert_eq!(empty["error"]["kind"], "empty", "{empty}");
+    assert!(
+        empty["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("empty"),
+        "{empty}"
+    );
+    assert_eq!(by("seed.00002")["error"]["kind"], "conversion");
+
+    // Plain output (plan table and stderr) never carries a raw control character.
+    let plan = json_upload();
+    let plan = Command::new(plan.get_program())
+        .args(plan.get_args().filter(|a| *a != "--json"))
+        .arg("--plan")
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+        .output()
+        .expect("plan");
+    let run = json_upload();
+    let run = Command::new(run.get_program())
+        .args(run.get_args().filter(|a| *a != "--json"))
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", TEST_SECRET)
+        .output()
+        .expect("run");
+    for (what, bytes) in [
+        ("plan stdout", &plan.stdout),
+        ("plan stderr", &plan.stderr),
+        ("run stdout", &run.stdout),
+        ("run stderr", &run.stderr),
+    ] {
+        let text = String::from_utf8_lossy(bytes);
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\0') && !text.contains("\nforged"),
+            "{what} carries a raw control character: {text:?}"
+        );
+    }
+    let table = String::from_utf8_lossy(&plan.stdout);
+    assert!(table.contains("\\e[2Jwiped\\nforged line.jpg"), "{table}");
+}
+
+#[test]
+fn plaintext_refusal_names_the_flag() {
+    let out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .args([
+            "ad",
+            "whoami",
+            "--server",
+            "ldap://127.0.0.1:9",
+            "--bind",
+            "admin@photobulk.test",
+        ])
+        .env("PHOTOBULK_LDAP_PASSWORD", "x")
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("--allow-plaintext-bind"), "{err}");
+}

@@ -1229,3 +1229,186 @@ fn two_names_for_one_user_are_one_write_newest_wins() {
         );
     }
 }
+
+/// Issue 19: a run that lost its server, then the same command again after the server is
+/// back, is **one** run (continued, not a new id), and one `restore --run` puts every user of
+/// both attempts back byte for byte (or back to no photo). Its own Samba (stopped mid-run), on
+/// `PB_UNDO_SAMBA_IP` or 127.0.0.29.
+#[test]
+fn lost_connection_then_rerun_is_one_run_and_one_restore_undoes_both_attempts() {
+    let ip: &'static str = Box::leak(
+        std::env::var("PB_UNDO_SAMBA_IP")
+            .unwrap_or_else(|_| "127.0.0.29".into())
+            .into_boxed_str(),
+    );
+    let count = 120u32;
+    let (own, samba) = OwnSamba::start(ip, "undo", "Undo", count);
+    let nonce = nonce();
+    let names: Vec<String> = (1..=count).map(|i| format!("undo.{i:05}")).collect();
+    // Before: every third user has a photo of its own (not even a JPEG), the others none.
+    rt().block_on(async {
+        let d = samba.connect().await;
+        let mut set = Vec::new();
+        for (k, u) in names.iter().enumerate().filter(|(k, _)| k % 3 == 0) {
+            let _ = k;
+            let dn = d
+                .find_user(&photobulk_directory::Lookup::SamAccountName, u, false)
+                .await
+                .expect("user")
+                .dn;
+            set.push(PhotoItem {
+                dn,
+                photo: format!("before {u} {nonce}").into_bytes(),
+            });
+        }
+        for r in d.set_photos(set, &WriteOptions::without_backup()).await {
+            r.expect("set before");
+        }
+    });
+    let before: HashMap<String, Option<Vec<u8>>> = samba
+        .photos("OU=Undo")
+        .into_iter()
+        .map(|(k, (_, p))| (k, p))
+        .collect();
+    assert_eq!(before.len(), count as usize);
+
+    let job = Job::new();
+    job.photos(
+        nonce,
+        names
+            .iter()
+            .enumerate()
+            .map(|(k, u)| (format!("{u}.jpg"), k as u32)),
+    );
+    // A plan leaves the state folder (journal, backups) exactly as it was: here, absent.
+    let (code, _, plan) = job.import(&samba, &["--plan"]);
+    assert_eq!(code, 0, "{plan}");
+    assert!(
+        !job.state().exists(),
+        "import --plan created {:?}",
+        tree(&job.state())
+    );
+    let mut child = job.spawn(
+        &samba,
+        &[
+            "--window",
+            "2",
+            "--timeout",
+            "10",
+            "--reconnect-attempts",
+            "2",
+        ],
+    );
+    job.wait_for_done(20, 120, &mut child);
+    own.run("stop");
+    let (code, _, first) = parse_json_lines(&child.wait_with_output().expect("wait"));
+    assert_eq!(code, 1, "{first}");
+    assert!(n(&first["summary"]["retryable"]) > 0, "{first}");
+    let run = first["run"].as_str().expect("run id").to_string();
+
+    own.run("start");
+    let (code, _, second) = job.import(&samba, &["--window", "8"]);
+    assert_eq!(code, 0, "{second}");
+    assert_eq!(
+        second["run"],
+        run.as_str(),
+        "the re-run continues the run: {second}"
+    );
+    assert_eq!(second["resumed"], true, "{second}");
+    let after_run = samba.photos("OU=Undo");
+    assert!(
+        names.iter().all(|u| after_run[u].1 != before[u]),
+        "everyone written"
+    );
+
+    let runs = Command::new(BIN)
+        .args(["runs", "--state-dir"])
+        .arg(job.state())
+        .arg("--graph-backup-dir")
+        .arg(job.state().join("graph-backups"))
+        .output()
+        .expect("runs");
+    let listed = String::from_utf8_lossy(&runs.stdout);
+    assert!(
+        listed.contains(&run) && listed.contains("complete, resumed"),
+        "{listed}"
+    );
+
+    // With a journal and backups in place, a plan still changes nothing in them.
+    let snapshot = tree(&job.state());
+    let (_, _, plan) = job.import(&samba, &["--plan"]);
+    assert_eq!(n(&plan["summary"]["unchanged"]), u64::from(count), "{plan}");
+    assert_eq!(
+        tree(&job.state()),
+        snapshot,
+        "import --plan changed the state folder"
+    );
+
+    // One user, "before run RUN" (not the latest backup).
+    let one = &names[0];
+    let out = Command::new(BIN)
+        .env("PHOTOBULK_LDAP_PASSWORD", &samba.password)
+        .env_remove("PHOTOBULK_BACKUP_DIR")
+        .args(["ad", "restore", "--user", one, "--run", &run])
+        .args(samba.conn_args())
+        .arg("--backup-dir")
+        .arg(job.state().join("ad-backups"))
+        .arg("--state-dir")
+        .arg(job.state())
+        .output()
+        .expect("ad restore --run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        samba.photos("OU=Undo")[one].1,
+        before[one],
+        "{one} as before the run"
+    );
+    // ...and back to the run's photo, so the whole-run restore below has work for everyone.
+    let (code, _, _) = job.import(&samba, &[]);
+    assert_eq!(code, 0);
+
+    let out = Command::new(BIN)
+        .env("PHOTOBULK_LDAP_PASSWORD", &samba.password)
+        .env_remove("PHOTOBULK_BACKUP_DIR")
+        .args(["restore", "--run", &run])
+        .args(samba.conn_args())
+        .arg("--state-dir")
+        .arg(job.state())
+        .arg("--json")
+        .output()
+        .expect("restore");
+    let (code, _, summary) = parse_json_lines(&out);
+    assert_eq!(code, 0, "{summary}");
+    assert_eq!(n(&summary["restored"]), u64::from(count), "{summary}");
+    let after = samba.photos("OU=Undo");
+    for u in &names {
+        assert_eq!(
+            after[u].1, before[u],
+            "{u}: as before the run, byte for byte"
+        );
+    }
+}
+
+/// Every path under `dir` with its size and SHA-256 (a `find` listing with contents).
+fn tree(dir: &Path) -> Vec<(String, u64, String)> {
+    fn walk(base: &Path, d: &Path, out: &mut Vec<(String, u64, String)>) {
+        let Ok(rd) = std::fs::read_dir(d) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap_or(&p).display().to_string();
+            if p.is_dir() {
+                out.push((rel + "/", 0, String::new()));
+                walk(base, &p, out);
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.push((rel, bytes.len() as u64, sha(&bytes)));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

@@ -484,7 +484,21 @@ async fn exchange_online_bulk_run_uploads_backs_up_journals_and_skips_on_rerun()
     );
     assert_eq!(run["result"]["journal"], json!(journal));
     let lines = std::fs::read_to_string(&journal).expect("journal");
-    assert_eq!(lines.lines().count(), 5, "{lines}");
+    let kinds: Vec<String> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).expect("journal line")["t"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    let count = |k: &str| kinds.iter().filter(|t| *t == k).count();
+    assert_eq!(
+        (count("run"), count("intent"), count("done"), count("end")),
+        (1, 5, 5, 1),
+        "one run, an intent before and a done after each upload: {lines}"
+    );
     assert!(
         backups.join("index.jsonl").exists(),
         "cloud backups beside the journal"

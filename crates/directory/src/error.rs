@@ -18,7 +18,7 @@ pub enum DirectoryError {
 
     /// A simple bind would send the password in clear text (ldap:// without StartTLS) and the
     /// caller did not opt in. Refused before any connection is made.
-    #[error("refusing a simple bind over clear text to {url}: use ldaps://, --starttls, or opt in explicitly (allow_plaintext_bind)")]
+    #[error("refusing a simple bind over clear text to {url}: use ldaps://, --starttls, or opt in explicitly with --allow-plaintext-bind (allowPlaintextBind over JSON-RPC)")]
     PlaintextBindRefused { url: String },
 
     /// Reading the CA file or building the TLS configuration failed.

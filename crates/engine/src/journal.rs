@@ -146,13 +146,36 @@ pub struct LastWrite {
     pub options: Option<String>,
 }
 
+/// What `photobulk runs` shows of one run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunInfo {
+    pub run: String,
+    pub job: String,
+    pub command: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restores: Option<String>,
+    /// When the first attempt started.
+    pub started: String,
+    /// Attempts: 1 + the times the run was continued (after a kill, Ctrl+C, a lost server).
+    pub attempts: usize,
+    /// `complete` (the last attempt ended, not cancelled, with no retryable failure),
+    /// `interrupted` (killed: no end record) or `incomplete` (ended cancelled or with failures
+    /// that may pass on a re-run). A re-run of
+    /// the same job continues any run that is not complete.
+    pub state: &'static str,
+    /// Distinct users the run wrote to (from its intents).
+    pub users: usize,
+    /// The summary of the last attempt that ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub summary: Option<serde_json::Value>,
+}
+
 /// What the journal knew at open time.
 #[derive(Debug, Default)]
 struct State {
     /// (target, lower-case DN) → last successful write.
     last: HashMap<(String, String), LastWrite>,
-    /// run id → (job fingerprint, finished)
-    runs: Vec<(String, String, bool)>,
+    runs: Vec<RunInfo>,
 }
 
 /// An open journal file. Cheap to clone; all clones share the one writer thread.
@@ -245,21 +268,28 @@ impl Journal {
             .get(&(target.to_string(), dn.to_lowercase()))
     }
 
-    /// The newest run of job `job` that has no `end` record (killed or machine stopped).
+    /// The newest run of job `job` if it did not end complete: killed or machine stopped (no
+    /// `end` record), stopped with Ctrl+C, or ended with retryable failures (a lost server). Running the
+    /// same command again continues it, so one `restore --run` undoes every attempt.
     pub fn unfinished_run(&self, job: &str) -> Option<String> {
         self.inner
             .state
             .runs
             .iter()
             .rev()
-            .find(|(_, j, _)| j == job)
-            .filter(|(_, _, finished)| !finished)
-            .map(|(id, _, _)| id.clone())
+            .find(|r| r.job == job)
+            .filter(|r| r.state != "complete")
+            .map(|r| r.run.clone())
     }
 
     /// Whether a run with this id was ever started.
     pub fn has_run(&self, run: &str) -> bool {
-        self.inner.state.runs.iter().any(|(id, _, _)| id == run)
+        self.inner.state.runs.iter().any(|r| r.run == run)
+    }
+
+    /// Every run the journal held when it was opened, oldest first.
+    pub fn runs(&self) -> Vec<RunInfo> {
+        self.inner.state.runs.clone()
     }
 
     /// Append `record` and wait until it is on disk.
@@ -395,18 +425,58 @@ fn load_state(path: &Path) -> Result<State, EngineError> {
     let mut intents: HashMap<(String, String, String), Intent> = HashMap::new();
     for r in records {
         match r {
-            Record::Run { run, job, .. } => {
-                if !state.runs.iter().any(|(id, _, _)| *id == run) {
-                    state.runs.push((run, job, false));
+            Record::Run {
+                run,
+                job,
+                command,
+                time,
+                restores,
+                ..
+            } => match state.runs.iter_mut().find(|r| r.run == run) {
+                Some(info) => {
+                    info.attempts += 1;
+                    info.state = "interrupted";
                 }
-            }
-            Record::End { run, .. } => {
-                for r in state.runs.iter_mut().filter(|(id, _, _)| *id == run) {
-                    r.2 = true;
+                None => state.runs.push(RunInfo {
+                    run,
+                    job,
+                    command,
+                    restores,
+                    started: time,
+                    attempts: 1,
+                    state: "interrupted",
+                    users: 0,
+                    summary: None,
+                }),
+            },
+            Record::End {
+                run,
+                cancelled,
+                summary,
+                ..
+            } => {
+                // Interrupted = stopped, or failures that may pass on a re-run (a lost
+                // server, timeouts); a user not found or a broken file does not keep a run open.
+                let count = |k: &str| summary.get(k).and_then(serde_json::Value::as_u64);
+                let retryable = count("retryable").or_else(|| count("failed")).unwrap_or(0);
+                for r in state.runs.iter_mut().filter(|r| r.run == run) {
+                    r.state = if cancelled || retryable > 0 {
+                        "incomplete"
+                    } else {
+                        "complete"
+                    };
+                    r.summary = Some(summary.clone());
                 }
             }
             Record::Intent(i) => {
-                intents.insert((i.run.clone(), i.target.clone(), i.dn.to_lowercase()), i);
+                let key = (i.run.clone(), i.target.clone(), i.dn.to_lowercase());
+                if !intents.contains_key(&key) {
+                    if let Some(info) = state.runs.iter_mut().find(|r| r.run == i.run) {
+                        info.users += 1;
+                    }
+                }
+                // The newest intent joins its `done` (restore_run reads the first per user).
+                intents.insert(key, i);
             }
             Record::Done {
                 run,

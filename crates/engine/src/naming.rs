@@ -49,12 +49,43 @@ pub fn account_key(account: &str) -> String {
     account.to_lowercase()
 }
 
+/// `s` with control characters escaped (`\0`, `\t`, `\n`, `\r`, `\e`, else `\u{..}`), for
+/// printing file names and messages in tables and on stderr: a NUL or an escape sequence in a
+/// file name must not reach the terminal raw.
+pub fn escape_control(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\0' => out.push_str("\\0"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\u{1b}' => out.push_str("\\e"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn acc(name: &str) -> Option<String> {
         account_from_file_name(Path::new(name))
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(escape_control("a b.jpg"), "a b.jpg");
+        assert_eq!(
+            escape_control("a\0b\x1b[2J\n\u{7f}.jpg"),
+            "a\\0b\\e[2J\\n\\u{7f}.jpg"
+        );
     }
 
     #[test]

@@ -185,7 +185,8 @@ pub enum Lookup {
     Upn,
     /// Primary SMTP address (`mail`).
     Mail,
-    /// UPN prefix (`john.smith` matches `john.smith@any.domain`; two domains = ambiguous).
+    /// A short name: alias (`mailNickname`), else UPN prefix, else mail prefix (the rule of
+    /// [`crate::UserIndex`]; two users answering to it = ambiguous).
     Alias,
     /// Guess: a GUID is an id; with `@` a UPN, else a mail; otherwise an alias.
     Auto,
@@ -491,6 +492,11 @@ impl GraphClient {
         self.send_raw(method, url, Some(()), body, photo).await
     }
 
+    /// The Graph root this client talks to (with the version), e.g. for job fingerprints.
+    pub fn config_graph_url(&self) -> String {
+        self.inner.graph_url.clone()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.inner.graph_url)
     }
@@ -588,17 +594,22 @@ impl GraphClient {
                 one(key, users)
             }
             Lookup::Alias => {
-                let users = self
-                    .list_users_where(Some(&format!(
-                        "startswith(userPrincipalName,'{}@')",
-                        odata_quote(key)
-                    )))
-                    .await?;
-                let users = users
-                    .into_iter()
-                    .filter(|u| u.alias().eq_ignore_ascii_case(key))
-                    .collect();
-                one(key, users)
+                // The rule of [`UserIndex`]: alias, then UPN prefix, then mail prefix; two
+                // users answering to the name is ambiguous.
+                let q = odata_quote(key);
+                let mut found: Vec<User> = Vec::new();
+                for filter in [
+                    format!("mailNickname eq '{q}'"),
+                    format!("startswith(userPrincipalName,'{q}@')"),
+                    format!("startswith(mail,'{q}@')"),
+                ] {
+                    for u in self.list_users_where(Some(&filter)).await? {
+                        if !found.iter().any(|f| f.id == u.id) {
+                            found.push(u);
+                        }
+                    }
+                }
+                crate::bulk::UserIndex::new(found).find(key).cloned()
             }
         }
     }

@@ -28,6 +28,11 @@
 //! - **Backups before writes** ([`CloudBackupStore`], the AD backup format keyed by object id).
 //! - **"Unchanged" comes from our own journal** ([`UploadJournal`]): Graph re-encodes photos, so
 //!   neither its bytes nor its ETag ever equal what was uploaded.
+//! - **Runs own their backups** ([`UploadJournal::begin_run`], [`restore_run`]): an intent naming
+//!   the pre-run backup is recorded before each upload; a resumed attempt of the run never backs
+//!   a user up again, so undoing the run gives back what each user had before it.
+//! - **One matching rule** ([`UserIndex`]): id, UPN or mail; else alias (`mailNickname`), UPN
+//!   prefix, mail prefix; a short name two users answer to is refused, never guessed.
 //! - **One TLS stack**: rustls with the *ring* provider, the same as the LDAP side, configured
 //!   explicitly on the HTTP client (no aws-lc-rs in the binary).
 //!
@@ -55,16 +60,22 @@ mod client;
 mod error;
 pub mod journal;
 pub mod retry;
+pub mod undo;
 mod write;
 
 pub use auth::{CertificateCredential, Credentials, Secret};
 pub use backup::{sha256_hex, BackupReason, CloudBackupRecord, CloudBackupStore};
-pub use bulk::{upload_all, BulkOptions, UploadItem, UploadResult, UploadStatus, UserIndex};
+pub use bulk::{
+    upload_all, BulkOptions, ShortMatch, UploadItem, UploadResult, UploadStatus, UserIndex,
+};
 pub use client::{
     check_photo, install_crypto_provider, user_segment, Cloud, GraphClient, GraphConfig, Lookup,
     PhotoMeta, Stats, User, DEFAULT_PHOTO_CONCURRENCY, MAX_PHOTO_BYTES, USER_SELECT,
 };
 pub use error::GraphError;
-pub use journal::{JournalEntry, UploadJournal};
+pub use journal::{
+    new_run_id, CloudRecord, JournalEntry, RunEnd, RunInfo, RunStart, UploadIntent, UploadJournal,
+};
 pub use retry::{parse_retry_after, RetryPolicy, Sleeper, TokioSleeper};
+pub use undo::{restore_run, RestoredUser, RunRestore};
 pub use write::{RestoreFrom, WriteOptions, WriteOutcome};

@@ -46,7 +46,8 @@ pub enum RestoreFrom {
 }
 
 impl GraphClient {
-    async fn backup_current(
+    /// Save the user's current photo (or that there is none) to the backup folder, if any.
+    pub(crate) async fn backup_current(
         &self,
         user: &User,
         opts: &WriteOptions,

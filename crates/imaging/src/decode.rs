@@ -104,6 +104,9 @@ enum Kind {
 }
 
 fn sniff(input: &[u8]) -> Result<Kind, ImagingError> {
+    if input.is_empty() {
+        return Err(ImagingError::Empty);
+    }
     if input.starts_with(&[0xFF, 0xD8, 0xFF]) {
         return Ok(Kind::Jpeg);
     }

@@ -292,6 +292,9 @@ pub struct Conversion {
 pub enum ImagingError {
     #[error("not a supported image (recognised: JPEG, PNG, GIF, BMP, TIFF, WebP, HEIC)")]
     UnknownFormat,
+    /// A zero-byte file (an interrupted copy, a placeholder): not "an unknown format".
+    #[error("the file is empty (0 bytes)")]
+    Empty,
     #[error("input is {bytes} bytes, over the {limit}-byte limit")]
     InputTooLarge { bytes: usize, limit: usize },
     #[error("image is {width}x{height}, over the limits ({max_side} px a side, {max_pixels} pixels): refusing to decode")]

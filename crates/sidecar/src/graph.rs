@@ -1,13 +1,17 @@
 //! `graph.connect` and the `ExchangeOnline` bulk target, over `photobulk_graph`.
 //!
-//! A bulk run lists the tenant's users once ([`UserIndex`]: id, UPN, mail, alias = the cloud
-//! form of the file-name rule), refuses two inputs that land on one user (neither is
+//! A bulk run lists the tenant's users once ([`UserIndex`]: id, UPN or mail, else alias
+//! (`mailNickname`), UPN prefix or mail prefix — the one rule `photobulk graph upload` uses; a
+//! name two users answer to is refused), refuses two inputs that land on one user (neither is
 //! uploaded), then converts and uploads in chunks: the 648x648 JPEGs of chunk n+1 are made on
 //! the blocking pool while chunk n uploads through [`upload_all`] (backups of the cloud photo,
 //! Graph's throttling and retries, at most 4 photo requests in flight). The upload journal
 //! (`upload-journal.jsonl` beside the backups) decides "unchanged" — Graph re-encodes what it
-//! stores, so its bytes never match — and makes a re-run skip users already uploaded.
-//! Cancellation is checked between chunks: uploads in flight finish and are journaled.
+//! stores, so its bytes never match — and makes a re-run skip users already uploaded. Each
+//! bulk run is a run of that journal: a re-run of the same inputs after a cancel, a kill or
+//! failures continues it, and a user is backed up once per run (its first intent), never again
+//! on a resumed attempt. Cancellation is checked between chunks: uploads in flight finish and
+//! are journaled.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -297,10 +301,39 @@ pub(crate) async fn bulk(
             .collect();
         return Ok((items, summary, false, journal));
     }
+    // One job = the same inputs, crop and tenant: a re-run after a kill, a cancel or a lost
+    // connection continues the same run, so one restore undoes every attempt.
+    let job = {
+        let mut inputs: Vec<(String, Option<String>)> = p
+            .items
+            .iter()
+            .map(|i| (i.path.clone(), i.identity.clone()))
+            .collect();
+        inputs.sort();
+        let text = serde_json::json!({
+            "command": "bulk ExchangeOnline",
+            "graph": g.client.config_graph_url(),
+            "inputs": inputs,
+            "crop": format!("{:?}", p.crop),
+            "force": p.force,
+        })
+        .to_string();
+        photobulk_graph::sha256_hex(text.as_bytes())
+    };
+    let (run, resumed) = g
+        .journal
+        .begin_run(&job, "upload", None)
+        .map_err(|e| map::graph(&e))?;
+    ctx.server.log(format_args!(
+        "bulk.run {} ExchangeOnline: run {run}{}",
+        ctx.id,
+        if resumed { " (continued)" } else { "" }
+    ));
     let mut opts = BulkOptions::new(write);
     opts.journal = Some(g.journal.clone());
     opts.force = p.force;
     opts.workers = 8;
+    opts.run = Some(run.clone());
     let crop = handlers::crop(p.crop);
     let mut chunks: Vec<Vec<Planned>> = Vec::new();
     let mut rest = planned.into_iter().peekable();
@@ -363,6 +396,18 @@ pub(crate) async fn bulk(
             items.push(item);
         }
     }
+    let retryable = items
+        .iter()
+        .filter(|i: &&BulkItem| i.error.as_ref().is_some_and(|e| e.retryable))
+        .count();
+    let _ = g.journal.end(
+        &run,
+        cancelled,
+        summary.written,
+        summary.unchanged,
+        summary.failed + summary.cancelled,
+        retryable,
+    );
     let s = g.client.stats();
     ctx.server.log(format_args!(
         "bulk.run {} ExchangeOnline: {} written, {} unchanged, {} failed; {} requests, {} throttled, {} retries",

@@ -45,6 +45,7 @@ pub(crate) fn directory(e: &DirectoryError) -> ResponseError {
 pub(crate) fn imaging(e: &ImagingError) -> ResponseError {
     let detail = match e {
         ImagingError::UnknownFormat => "unknown_format",
+        ImagingError::Empty => "empty",
         ImagingError::InputTooLarge { .. } => "input_too_large",
         ImagingError::TooManyPixels { .. } => "too_many_pixels",
         ImagingError::TooSmall { .. } => "too_small",

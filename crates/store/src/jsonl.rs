@@ -120,6 +120,15 @@ impl JsonlLog {
         ))
     }
 
+    /// A handle on `path` that neither reads nor touches the file (readers that load the lines
+    /// themselves, read-only journals); it is created only by a first [`JsonlLog::append`].
+    pub fn detached(path: impl AsRef<Path>) -> Self {
+        JsonlLog {
+            path: path.as_ref().to_path_buf(),
+            file: Mutex::new(None),
+        }
+    }
+
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path

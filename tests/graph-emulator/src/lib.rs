@@ -7,7 +7,7 @@
 //! | endpoint | answers |
 //! |---|---|
 //! | `POST /{tenant}/oauth2/v2.0/token` | client credentials with a secret or an RS256 client assertion (signature, `x5t`, `aud`, `exp` checked); `invalid_client` AADSTS7000215 / 700027, `unauthorized_client` AADSTS700016 |
-//! | `GET /v1.0/users` | `$select`, `$top` (default 100, max 999, else 400), `@odata.nextLink` with `$skiptoken`, `$filter` for `mail eq`, `userPrincipalName eq`, `startswith(userPrincipalName,…)` |
+//! | `GET /v1.0/users` | `$select`, `$top` (default 100, max 999, else 400), `@odata.nextLink` with `$skiptoken`, `$filter` for `mail eq`, `userPrincipalName eq`, `mailNickname eq`, `startswith(userPrincipalName,…)`, `startswith(mail,…)` |
 //! | `GET /v1.0/users/{id or UPN}` | the user, or 404 `Request_ResourceNotFound` |
 //! | `GET /v1.0/users/{u}/photo` | metadata JSON, or 404 `ImageNotFound` |
 //! | `GET /v1.0/users/{u}/photo/$value` | the stored JPEG, or 404 `ImageNotFound` |
@@ -65,9 +65,18 @@ pub struct UserSpec {
     pub display_name: String,
     /// `false`: an Entra-only user; photo calls answer 404 `ErrorEntityNotFound`.
     pub mailbox: bool,
+    /// `mailNickname` (the Exchange alias); `None`: the UPN prefix, as for most users.
+    pub mail_nickname: Option<String>,
 }
 
 impl UserSpec {
+    /// `mailNickname` as served.
+    pub fn alias(&self) -> &str {
+        self.mail_nickname
+            .as_deref()
+            .unwrap_or_else(|| self.upn.split('@').next().unwrap_or(""))
+    }
+
     /// `seed.NNNNN@photobulk.test` with a deterministic GUID-shaped id.
     pub fn numbered(n: usize) -> Self {
         let alias = format!("seed.{n:05}");
@@ -77,6 +86,7 @@ impl UserSpec {
             mail: Some(format!("{alias}@mail.photobulk.test")),
             display_name: format!("Seed {n:05}"),
             mailbox: true,
+            mail_nickname: None,
         }
     }
 }
@@ -157,6 +167,9 @@ pub struct Config {
     /// store the JPEG with a comment segment added — bytes still differ from the upload, but
     /// the emulator's CPU does not compete with the client under test (the benchmark).
     pub reencode: bool,
+    /// Emulated seconds to wait **after** an upload is stored before answering: the window in
+    /// which a killed client has uploaded but cannot have recorded it.
+    pub delay_after_store: f64,
 }
 
 impl Config {
@@ -179,6 +192,7 @@ impl Config {
             seed: 6,
             tls: None,
             reencode: true,
+            delay_after_store: 0.0,
         }
     }
 }
@@ -857,6 +871,12 @@ async fn route(
         ctx.entry.fault = Some("reset-after-apply");
         return Err(DropConnection);
     }
+    if ctx.entry.applied {
+        let wait = lock(&st.cfg).delay_after_store;
+        if wait > 0.0 {
+            tokio::time::sleep(Duration::from_secs_f64(wait * scale)).await;
+        }
+    }
     Ok(reply)
 }
 
@@ -911,7 +931,7 @@ fn take_token(st: &State, client: &str, t: Throttle, scale: f64) -> Option<u64> 
 fn user_json(u: &UserSpec, select: Option<&str>) -> serde_json::Value {
     let full = json!({
         "id": u.id, "userPrincipalName": u.upn, "mail": u.mail, "displayName": u.display_name,
-        "mailNickname": u.upn.split('@').next().unwrap_or(""),
+        "mailNickname": u.alias(),
     });
     match select {
         None => full,
@@ -959,12 +979,24 @@ fn list_users(st: &State, query: &str, origin: &str, rid: Option<&str>) -> Reply
                 Box::new(move |u| u.mail.as_deref().map(str::to_lowercase) == Some(v.clone()))
             } else if let Some(v) = f.strip_prefix("userPrincipalName eq ").and_then(lit) {
                 Box::new(move |u| u.upn.to_lowercase() == v)
+            } else if let Some(v) = f.strip_prefix("mailNickname eq ").and_then(lit) {
+                Box::new(move |u| u.alias().to_lowercase() == v)
             } else if let Some(v) = f
                 .strip_prefix("startswith(userPrincipalName,")
                 .and_then(|r| r.strip_suffix(')'))
                 .and_then(lit)
             {
                 Box::new(move |u| u.upn.to_lowercase().starts_with(&v))
+            } else if let Some(v) = f
+                .strip_prefix("startswith(mail,")
+                .and_then(|r| r.strip_suffix(')'))
+                .and_then(lit)
+            {
+                Box::new(move |u| {
+                    u.mail
+                        .as_deref()
+                        .is_some_and(|m| m.to_lowercase().starts_with(&v))
+                })
             } else {
                 return Reply::error(
                     400,
