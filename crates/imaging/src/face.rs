@@ -7,11 +7,12 @@
 //! thread's next photos: no file is read at run time, and one conversion still uses
 //! one thread (callers own parallelism).
 //!
-//! Detection runs on a preview whose longer side is at most [`PREVIEW_SIDE`] pixels,
-//! made from pixels the pipeline decoded anyway (see `render` in `lib.rs`), turned
-//! upright and converted to luma. The detector's smallest face is 20 preview pixels, so
-//! a face must be at least ~1/11 of the picture's longer side to be found; faces under
-//! [`TRUSTED_FACE`] preview pixels are reported with [`Warning::SmallFace`].
+//! Detection runs on a preview whose shorter side is [`PREVIEW_SIDE`] pixels (the longer
+//! at most twice that), made from pixels the pipeline decoded anyway (see `render` in
+//! `lib.rs`), turned upright and converted to luma. The detector's smallest face is 40
+//! preview pixels in effect (its window is 40 px and it never enlarges the preview), so a
+//! face must be at least ~1/7 of the picture's shorter side to be found; faces under [`TRUSTED_FACE`] preview pixels are reported with
+//! [`Warning::SmallFace`](crate::Warning::SmallFace).
 
 use crate::decode::Decoded;
 use crate::{orient, FaceBox, ImagingError};
@@ -19,15 +20,16 @@ use fast_image_resize as fr;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-/// Longer side of the detection preview, in pixels.
-pub const PREVIEW_SIDE: u32 = 224;
+/// Shorter side of the detection preview, in pixels (the longer one is at most twice it).
+pub const PREVIEW_SIDE: u32 = 288;
 
-/// Smallest face (in preview pixels) the cascade finds at all: its window is 20 px.
-pub const MIN_FACE: u32 = 20;
+/// Smallest face (in preview pixels) the cascade finds: its window is 40 px, and the
+/// pyramid never enlarges the preview (a smaller `min_face` buys nothing but time).
+pub const MIN_FACE: u32 = 40;
 
 /// Faces smaller than this in the preview (pixels) are used, with a warning: the
 /// cascade's false positives are mostly this small.
-pub const TRUSTED_FACE: u32 = 28;
+pub const TRUSTED_FACE: u32 = 48;
 
 /// Cascade score threshold (SeetaFace suggests 0.95, 2.8 or 4.5); measured on
 /// `../shared/faces` and the bench sources, see the crate docs.
@@ -63,8 +65,8 @@ impl Default for Settings {
             preview_side: PREVIEW_SIDE,
             min_face: MIN_FACE,
             score_threshold: SCORE_THRESHOLD,
-            pyramid_scale: 0.8,
-            step: 4,
+            pyramid_scale: 0.75,
+            step: 6,
         }
     }
 }
@@ -76,7 +78,8 @@ thread_local! {
     static RUNS: Cell<u64> = const { Cell::new(0) };
 }
 
-/// An upright picture of the whole source, at most [`PREVIEW_SIDE`] a side: RGB (the
+/// An upright picture of the whole source, [`PREVIEW_SIDE`] on its shorter side (at most
+/// twice that on the longer; never enlarged): RGB (the
 /// contact sheet's thumbnail) and luma (what the detector sees).
 #[derive(Debug, Clone)]
 pub struct Preview {
@@ -106,7 +109,9 @@ pub(crate) fn preview_sized(d: &Decoded, side: u32) -> Result<Preview, ImagingEr
     let (uw, uh) = orient::upright_dims(g.width, g.height, g.orientation);
     // Stored (decoded) size of the preview, before it is turned upright.
     let (bw, bh) = (d.buf_width, d.rows);
-    let k = (f64::from(side.max(MIN_FACE)) / f64::from(bw.max(bh))).min(1.0);
+    let side = f64::from(side.max(20));
+    let (short, long) = (f64::from(bw.min(bh)), f64::from(bw.max(bh)));
+    let k = (side / short).min(2.0 * side / long).min(1.0);
     let pw = ((f64::from(bw) * k).round() as u32).max(1);
     let ph = ((f64::from(bh) * k).round() as u32).max(1);
     let rgb = if (pw, ph) == (bw, bh) {
@@ -155,7 +160,7 @@ fn new_detector(s: &Settings) -> Result<Box<dyn rustface::Detector>, ImagingErro
     let model = rustface::read_model(std::io::Cursor::new(MODEL))
         .map_err(|e| ImagingError::Internal(format!("face model: {e}")))?;
     let mut d = rustface::create_detector_with_model(model);
-    d.set_min_face_size(s.min_face.max(MIN_FACE));
+    d.set_min_face_size(s.min_face.max(20));
     d.set_score_thresh(if s.score_threshold > 0.0 {
         s.score_threshold
     } else {
@@ -175,7 +180,7 @@ pub(crate) fn detect(p: &Preview) -> Result<Vec<Found>, ImagingError> {
 
 /// [`detect`] with other settings.
 pub(crate) fn detect_with(p: &Preview, settings: &Settings) -> Result<Vec<Found>, ImagingError> {
-    if p.width < MIN_FACE || p.height < MIN_FACE || p.gray.len() != (p.width * p.height) as usize
+    if p.width < 20 || p.height < 20 || p.gray.len() != (p.width * p.height) as usize
     {
         return Ok(Vec::new());
     }

@@ -829,7 +829,7 @@ pub fn find_faces(
     settings: &face::Settings,
 ) -> Result<Vec<FaceBox>, ImagingError> {
     check_input_len(input, limits)?;
-    let side = settings.preview_side.max(face::MIN_FACE);
+    let side = settings.preview_side.max(20);
     let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
         Ok(decode::Plan {
             denom: draft_denominator(g.width.max(g.height), side),
