@@ -23,9 +23,9 @@
 //!   one `fast_image_resize` pass straight out of the *stored* (un-rotated) pixels,
 //!   and only the small result is rotated upright; smaller targets are resized from
 //!   the largest target's output (96 from 648), not from the source.
-//! - **The crop is a strategy.** [`Crop`] values map to a [`CropStrategy`] that sees
-//!   only the upright size; a face-aware strategy slots in behind the same trait
-//!   without touching callers, which pass [`Crop`] through.
+//! - **The crop is a strategy.** [`Crop`] values map to a [`CropStrategy`]; geometric
+//!   ones see only the upright size, [`FaceCrop`] (the default, [`Crop::Face`]) also a
+//!   small upright grey preview. Callers pass [`Crop`] through. See *Face crop* below.
 //! - **One JPEG encoder, chosen by measurement** (see below); the quality search is a
 //!   bracketed search that starts where a q100 sample of every 8th block row says the
 //!   budget lies and follows the typical shape of JPEG size against quality (a phone
@@ -60,6 +60,54 @@
 //! taken as sRGB), never a failure; [`SourceInfo::icc_profile`] names the profile that was
 //! applied. HEIC `nclx` colour (no ICC) is taken as sRGB. Profiles are never copied to
 //! the output. [`metadata::scan`] reports EXIF/GPS/XMP/ICC from headers only, for reports.
+//!
+//! # Face crop
+//! The default crop frames head and shoulders like an ID photo: the main face (largest;
+//! among faces at least 90 % as large, the one nearest the centre) is [`crop::FACE_SHARE`]
+//! (45 %) of the square's side, its centre [`crop::FACE_CENTRE_DOWN`] (40 %) of the side
+//! from the top, centred across; the square is clamped inside the image (it shrinks rather
+//! than pads) and, as for every crop, a square smaller than a target is reported as
+//! [`Warning::Upscaled`]. No face: [`Crop::Top`]'s square exactly (landscapes centred),
+//! with [`Warning::NoFace`]; several: [`Warning::SeveralFaces`]; a face under
+//! [`face::TRUSTED_FACE`] preview pixels: [`Warning::SmallFace`].
+//!
+//! **Pipeline.** The strategy says it wants a preview; `render` then decodes the whole
+//! picture once at the DCT scale the short side affords (as for `top`), makes the
+//! preview from those pixels (box filter to [`face::PREVIEW_SIDE`] px on the short side,
+//! the long side at most twice that, EXIF orientation applied, BT.601 luma), detects and
+//! frames. A JPEG is decoded a second time (finer scale, only the window) only when the
+//! chosen square is too small for the first scale to keep [`DRAFT_SAFETY`] x the largest
+//! target. A separate 1/8-scale preview decode was not used: Huffman decoding is most of
+//! a decode's cost and cannot be scaled away, so a second pass would cost ~2/3 of the
+//! conversion again; the pixels the crop needs anyway give the preview for a box filter.
+//! Hostile input fails in the header checks before any pixel (or detector) work.
+//!
+//! **Detector (measured).** Candidates in the offline crate mirror: `rustface` 0.1.7
+//! (SeetaFace's funnel-structured frontal cascade, pure Rust, 1.2 MB model in the crate)
+//! and `tract-onnx`/`tract-tflite` 0.23.9 (an inference engine; it needs a model file
+//! from elsewhere, e.g. an npm package, and pulls in a large dependency tree). Only
+//! rustface was measured: it needs nothing but the mirror, and the time left went into
+//! tuning it. `examples/faces.rs` on `../shared/faces` (7 annotated faces in 4 photos:
+//! obama, biden, Tom_Hanks, the 4 of t1; 3 unannotated photos: two masked faces, a half
+//! face), dev profile with dependencies at opt-level 3, on a 2-core machine shared with
+//! two other builds (load 5-6: the times are relative, about 2-3x an idle machine's):
+//!
+//! | preview short side, window step, pyramid | found | missed | false | ms/photo (decode incl.) |
+//! |---|---|---|---|---|
+//! | 176 px, step 4, 0.8 | 3 | 4 | 0 | 32-39 |
+//! | 256 px, step 4, 0.8 | 5 | 2 | 3 | 63 |
+//! | **288 px, step 6, 0.75** (chosen) | see `FACE_TABLE` below | | | |
+//! | 288 px, step 5, 0.75 | 6 | 1 | 3 | 59 |
+//! | 320 px, step 4, 0.8 | 6 | 1 | 3 | 160 (a load spike; 104-110 at thresholds 0.95/4.5) |
+//! | 320 px, step 6, 0.75 | 6 | 1 | 3 | 63 |
+//!
+//! "False" counts detections matching no annotated box: in t1 these are real faces the
+//! README's Haar boxes do not list (the group has more than four people), not
+//! background; no detection was made in the flat, gradient and landscape test pictures
+//! or the masked faces. The cascade's window is 40 px and its pyramid never enlarges the
+//! preview, so the smallest face found is 40 / (preview short side): 176 px missed every
+//! face under 23 % of the short side (the group photo, the tall compositions). The score
+//! threshold (0.95, 2.0, 4.5) changed nothing on this set; 2.0 is kept.
 //!
 //! # Encoder choice (measured)
 //! `examples/encoder_compare.rs`: 7 sources (3 synthetic photos, 4 real photos),
