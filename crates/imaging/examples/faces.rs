@@ -69,13 +69,28 @@ fn main() {
     };
     let variants = [
         ("default", base),
-        ("176 px, min 20 (2x upsampled), 0.8, step 4", v(176, 20, 0.8, 4)),
+        (
+            "176 px, min 20 (2x upsampled), 0.8, step 4",
+            v(176, 20, 0.8, 4),
+        ),
         ("256 px, min 40, 0.8, step 4", v(256, 40, 0.8, 4)),
         ("288 px, min 40, 0.75, step 5", v(288, 40, 0.75, 5)),
         ("320 px, min 40, 0.8, step 4", v(320, 40, 0.8, 4)),
         ("320 px, min 40, 0.75, step 6", v(320, 40, 0.75, 6)),
-        ("320 px, min 40, 0.8, step 4, threshold 0.95", Settings { score_threshold: 0.95, ..v(320, 40, 0.8, 4) }),
-        ("320 px, min 40, 0.8, step 4, threshold 4.5", Settings { score_threshold: 4.5, ..v(320, 40, 0.8, 4) }),
+        (
+            "320 px, min 40, 0.8, step 4, threshold 0.95",
+            Settings {
+                score_threshold: 0.95,
+                ..v(320, 40, 0.8, 4)
+            },
+        ),
+        (
+            "320 px, min 40, 0.8, step 4, threshold 4.5",
+            Settings {
+                score_threshold: 4.5,
+                ..v(320, 40, 0.8, 4)
+            },
+        ),
     ];
     let limits = Limits::default();
     println!("| setting | found | missed | false | unannotated detections | ms/photo |");
@@ -121,7 +136,12 @@ fn main() {
             for ((name, _), faces) in files.iter().zip(&results) {
                 let list: Vec<String> = faces
                     .iter()
-                    .map(|f| format!("({}, {}, {}, {}; {:.2})", f.x, f.y, f.width, f.height, f.score))
+                    .map(|f| {
+                        format!(
+                            "({}, {}, {}, {}; {:.2})",
+                            f.x, f.y, f.width, f.height, f.score
+                        )
+                    })
                     .collect();
                 eprintln!("  {name}: {}", list.join(" "));
             }

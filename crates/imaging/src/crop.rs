@@ -145,10 +145,7 @@ impl CropStrategy for FaceCrop {
         if found.is_empty() {
             return Ok(no_face());
         }
-        let boxes: Vec<FaceBox> = found
-            .iter()
-            .map(|f| face::to_source(f, p, w, h))
-            .collect();
+        let boxes: Vec<FaceBox> = found.iter().map(|f| face::to_source(f, p, w, h)).collect();
         let i = main_face(&boxes, w, h);
         let mut warnings = Vec::new();
         if boxes.len() > 1 {

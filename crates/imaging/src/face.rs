@@ -120,8 +120,8 @@ pub(crate) fn preview_sized(d: &Decoded, side: u32) -> Result<Preview, ImagingEr
         let src =
             fr::images::ImageRef::new(bw, bh, &d.rgb, fr::PixelType::U8x3).map_err(internal)?;
         let mut dst = fr::images::Image::new(pw, ph, fr::PixelType::U8x3);
-        let opts = fr::ResizeOptions::new()
-            .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Box));
+        let opts =
+            fr::ResizeOptions::new().resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Box));
         fr::Resizer::new()
             .resize(&src, &mut dst, &opts)
             .map_err(internal)?;
@@ -132,8 +132,7 @@ pub(crate) fn preview_sized(d: &Decoded, side: u32) -> Result<Preview, ImagingEr
     let gray = rgb
         .chunks_exact(3)
         .map(|p| {
-            ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8)
-                as u8
+            ((77 * u32::from(p[0]) + 150 * u32::from(p[1]) + 29 * u32::from(p[2]) + 128) >> 8) as u8
         })
         .collect();
     Ok(Preview {
@@ -180,8 +179,7 @@ pub(crate) fn detect(p: &Preview) -> Result<Vec<Found>, ImagingError> {
 
 /// [`detect`] with other settings.
 pub(crate) fn detect_with(p: &Preview, settings: &Settings) -> Result<Vec<Found>, ImagingError> {
-    if p.width < 20 || p.height < 20 || p.gray.len() != (p.width * p.height) as usize
-    {
+    if p.width < 20 || p.height < 20 || p.gray.len() != (p.width * p.height) as usize {
         return Ok(Vec::new());
     }
     RUNS.with(|r| r.set(r.get() + 1));

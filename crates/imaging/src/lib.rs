@@ -94,7 +94,7 @@
 //!
 //! | preview short side, window step, pyramid | found | missed | false | ms/photo (decode incl.) |
 //! |---|---|---|---|---|
-//! Two runs (08:09 and earlier, 07:09 UTC) on the same set; the load differed, so compare
+//! Two runs on the same set (run 1 at 07:09 UTC, run 2 at 08:09); the load differed, so compare
 //! rows within a run:
 //!
 //! | preview short side, window step, pyramid | found | missed | false | ms/photo, run 1 | ms/photo, run 2 |

@@ -127,7 +127,15 @@ fn decode(bytes: &[u8]) -> DynamicImage {
 
 /// `photo` scaled by `k` on a `cw` x `ch` canvas (a soft grey-blue gradient, like a
 /// wall) at (`ox`, `oy`); returns the JPEG and the face box moved with it.
-fn composition(photo: &[u8], f: Face, k: f64, cw: u32, ch: u32, ox: u32, oy: u32) -> (Vec<u8>, Face) {
+fn composition(
+    photo: &[u8],
+    f: Face,
+    k: f64,
+    cw: u32,
+    ch: u32,
+    ox: u32,
+    oy: u32,
+) -> (Vec<u8>, Face) {
     let src = decode(photo);
     let (w, h) = src.dimensions();
     let (sw, sh) = ((f64::from(w) * k) as u32, (f64::from(h) * k) as u32);
@@ -136,7 +144,11 @@ fn composition(photo: &[u8], f: Face, k: f64, cw: u32, ch: u32, ox: u32, oy: u32
         .to_rgb8();
     let mut canvas: RgbImage = ImageBuffer::from_fn(cw, ch, |x, y| {
         let t = (x + y) as f32 / (cw + ch) as f32;
-        Rgb([(150.0 + 40.0 * t) as u8, (160.0 + 30.0 * t) as u8, (175.0 + 20.0 * t) as u8])
+        Rgb([
+            (150.0 + 40.0 * t) as u8,
+            (160.0 + 30.0 * t) as u8,
+            (175.0 + 20.0 * t) as u8,
+        ])
     });
     image::imageops::overlay(&mut canvas, &small, i64::from(ox), i64::from(oy));
     let moved = Face {
@@ -179,12 +191,66 @@ fn face_is_the_default() {
 #[test]
 fn off_centre_on_tall_and_wide_canvases() {
     let cases = [
-        ("obama 9:16 right low", OBAMA, OBAMA_FACE, 0.6, 1080, 1920, 480, 1000),
-        ("obama 9:16 left high", OBAMA, OBAMA_FACE, 0.6, 1080, 1920, 20, 80),
-        ("obama 16:9 right", OBAMA, OBAMA_FACE, 0.7, 1920, 1080, 1200, 150),
-        ("obama 16:9 left", OBAMA, OBAMA_FACE, 0.7, 1920, 1080, 60, 200),
-        ("biden 16:9 left", BIDEN, BIDEN_FACE, 0.48, 1920, 1080, 150, 10),
-        ("biden 9:16 right", BIDEN, BIDEN_FACE, 0.5, 1080, 1920, 560, 700),
+        (
+            "obama 9:16 right low",
+            OBAMA,
+            OBAMA_FACE,
+            0.6,
+            1080,
+            1920,
+            480,
+            1000,
+        ),
+        (
+            "obama 9:16 left high",
+            OBAMA,
+            OBAMA_FACE,
+            0.6,
+            1080,
+            1920,
+            20,
+            80,
+        ),
+        (
+            "obama 16:9 right",
+            OBAMA,
+            OBAMA_FACE,
+            0.7,
+            1920,
+            1080,
+            1200,
+            150,
+        ),
+        (
+            "obama 16:9 left",
+            OBAMA,
+            OBAMA_FACE,
+            0.7,
+            1920,
+            1080,
+            60,
+            200,
+        ),
+        (
+            "biden 16:9 left",
+            BIDEN,
+            BIDEN_FACE,
+            0.48,
+            1920,
+            1080,
+            150,
+            10,
+        ),
+        (
+            "biden 9:16 right",
+            BIDEN,
+            BIDEN_FACE,
+            0.5,
+            1080,
+            1920,
+            560,
+            700,
+        ),
     ];
     for (what, photo, face, k, cw, ch, ox, oy) in cases {
         let (input, f) = composition(photo, face, k, cw, ch, ox, oy);
@@ -211,21 +277,40 @@ fn exif_orientation_6_and_8_are_applied_before_detection() {
 #[test]
 fn no_face_keeps_todays_top_and_center_exactly() {
     // A flat portrait and a landscape-like gradient: nothing for the detector.
-    let flat = jpeg(&ImageBuffer::from_pixel(600, 900, Rgb([120u8, 140, 160])), 90);
+    let flat = jpeg(
+        &ImageBuffer::from_pixel(600, 900, Rgb([120u8, 140, 160])),
+        90,
+    );
     let land = jpeg(
         &ImageBuffer::from_fn(1200, 700, |x, y| {
             Rgb([(x / 5) as u8, (100 + y / 7) as u8, (200 - y / 4) as u8])
         }),
         90,
     );
-    for (what, input, old) in [("flat portrait", &flat, Crop::Top), ("landscape", &land, Crop::Center)] {
+    for (what, input, old) in [
+        ("flat portrait", &flat, Crop::Top),
+        ("landscape", &land, Crop::Center),
+    ] {
         let face = run(input, Crop::Face);
         let today = run(input, old);
         assert_eq!(face.face, None, "{what}");
-        assert!(face.warnings.contains(&Warning::NoFace), "{what}: {:?}", face.warnings);
+        assert!(
+            face.warnings.contains(&Warning::NoFace),
+            "{what}: {:?}",
+            face.warnings
+        );
         assert_eq!(crop_of(&face), crop_of(&today), "{what}");
-        let hashes = |c: &Conversion| c.outputs.iter().map(|o| o.sha256.clone()).collect::<Vec<_>>();
-        assert_eq!(hashes(&face), hashes(&today), "{what}: same pixels as today");
+        let hashes = |c: &Conversion| {
+            c.outputs
+                .iter()
+                .map(|o| o.sha256.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            hashes(&face),
+            hashes(&today),
+            "{what}: same pixels as today"
+        );
     }
 }
 
@@ -281,7 +366,14 @@ fn thumbnail_is_the_whole_source_upright() {
         ..Options::default()
     };
     for crop in [Crop::Face, Crop::Center] {
-        let c = convert(BIDEN, &Options { crop, ..opts.clone() }).expect("converts");
+        let c = convert(
+            BIDEN,
+            &Options {
+                crop,
+                ..opts.clone()
+            },
+        )
+        .expect("converts");
         let t = c.thumbnail.expect("a thumbnail");
         // The preview's size: the long side at most twice the short one's target.
         let long = 2 * photobulk_imaging::face::PREVIEW_SIDE;
@@ -312,7 +404,9 @@ fn shared_group_photo_frames_the_largest_face() {
     let c = run(&input, Crop::Face);
     assert_inside("t1", crop_of(&c), 1280, 886);
     assert!(
-        c.warnings.iter().any(|w| matches!(w, Warning::SeveralFaces { count } if *count >= 2)),
+        c.warnings
+            .iter()
+            .any(|w| matches!(w, Warning::SeveralFaces { count } if *count >= 2)),
         "{:?}",
         c.warnings
     );
