@@ -70,6 +70,9 @@ pub struct GraphArgs {
     /// Print results as JSON
     #[arg(long, global = true)]
     json: bool,
+    /// How converted photos become square (`photo set`, `upload`; not with --raw)
+    #[arg(long, global = true, value_enum, default_value_t = crate::CropArg::Face)]
+    crop: crate::CropArg,
 }
 
 /// How to reach and sign in to Graph; shared by `photobulk graph`, `sync-hd-to-ad` and `env`
@@ -307,6 +310,7 @@ impl Item {
 pub async fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
     let graph = connect(&args.conn, args.ca_file.as_deref())?;
     let json = args.json;
+    let crop = args.crop.to_crop();
     let items = match args.command {
         GraphCommand::Users => {
             let users = graph.list_users().await?;
@@ -319,8 +323,8 @@ pub async fn run(args: GraphArgs) -> anyhow::Result<ExitCode> {
             Ok(u) => Item::of_user(&user, &u),
             Err(e) => Item::failed(&user, &e),
         }],
-        GraphCommand::Photo(cmd) => vec![photo(&graph, cmd).await],
-        GraphCommand::Upload(a) => return upload(&graph, a, json).await,
+        GraphCommand::Photo(cmd) => vec![photo(&graph, cmd, crop).await],
+        GraphCommand::Upload(a) => return upload(&graph, a, json, crop).await,
         GraphCommand::Restore {
             run,
             backup_dir: d,
@@ -455,7 +459,7 @@ fn write_options(b: &BackupArgs) -> anyhow::Result<WriteOptions> {
 }
 
 /// The HD JPEG for `file`: converted to 648x648 (≤ 240 KB), or the bytes as they are.
-fn prepare(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
+fn prepare(file: &Path, raw: bool, crop: photobulk_imaging::Crop) -> anyhow::Result<Vec<u8>> {
     let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
     if data.is_empty() {
         bail!("{}: the file is empty (0 bytes)", file.display());
@@ -464,6 +468,7 @@ fn prepare(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
         return Ok(data);
     }
     let opts = photobulk_imaging::Options {
+        crop,
         targets: vec![photobulk_imaging::Target::hd()],
         ..photobulk_imaging::Options::default()
     };
@@ -476,7 +481,7 @@ fn prepare(file: &Path, raw: bool) -> anyhow::Result<Vec<u8>> {
         .context("the conversion produced no HD photo")
 }
 
-async fn photo(graph: &GraphClient, cmd: PhotoCommand) -> Item {
+async fn photo(graph: &GraphClient, cmd: PhotoCommand, crop: photobulk_imaging::Crop) -> Item {
     let key = match &cmd {
         PhotoCommand::Get { user, .. }
         | PhotoCommand::Set { user, .. }
@@ -511,7 +516,7 @@ async fn photo(graph: &GraphClient, cmd: PhotoCommand) -> Item {
                 file, raw, backup, ..
             } => {
                 let opts = write_options(&backup)?;
-                let jpeg = prepare(&file, raw)?;
+                let jpeg = prepare(&file, raw, crop)?;
                 item.bytes = Some(jpeg.len());
                 item.sha256 = Some(sha256_hex(&jpeg));
                 item.file = Some(file.display().to_string());
@@ -599,7 +604,12 @@ fn job_key(graph_url: &str, a: &UploadArgs) -> String {
     sha256_hex(text.as_bytes())
 }
 
-async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Result<ExitCode> {
+async fn upload(
+    graph: &GraphClient,
+    a: UploadArgs,
+    json: bool,
+    crop: photobulk_imaging::Crop,
+) -> anyhow::Result<ExitCode> {
     let journal_path = match &a.journal {
         Some(p) => p.clone(),
         None => backup_dir(a.backup.backup_dir.as_deref())?
@@ -653,7 +663,7 @@ async fn upload(graph: &GraphClient, a: UploadArgs, json: bool) -> anyhow::Resul
                 continue;
             }
         }
-        match prepare(&p.path, a.raw) {
+        match prepare(&p.path, a.raw, crop) {
             Ok(jpeg) => items.push(UploadItem {
                 key,
                 jpeg: jpeg.into(),

@@ -31,7 +31,7 @@ use photobulk_engine::{
     collect, job_key, restore_run, Action, Cancel, ImportItem, ImportJob, Journal, OfflineJob,
     Reconnect, RunMeta, UserExport,
 };
-use photobulk_imaging::{Crop, Options, Target};
+use photobulk_imaging::{Options, Target};
 
 use crate::ad::{self, ConnArgs};
 use crate::CropArg;
@@ -83,7 +83,7 @@ pub struct ImportArgs {
     #[arg(long)]
     no_backup: bool,
     /// How non-square photos become square.
-    #[arg(long, value_enum, default_value_t = CropArg::Top)]
+    #[arg(long, value_enum, default_value_t = CropArg::Face)]
     crop: CropArg,
     /// Byte budget of the AD photo.
     #[arg(long, default_value_t = 10_240, value_parser = clap::value_parser!(u64).range(1024..=102_400))]
@@ -137,11 +137,7 @@ fn imaging_options(args: &ImportArgs, with_hd: bool) -> anyhow::Result<Options> 
         targets.push(Target::hd());
     }
     Ok(Options {
-        crop: match args.crop {
-            CropArg::Center => Crop::Center,
-            CropArg::Top => Crop::Top,
-            CropArg::Pad => Crop::Pad,
-        },
+        crop: args.crop.to_crop(),
         targets,
         ..Options::default()
     })

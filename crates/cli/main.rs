@@ -65,13 +65,26 @@ enum Command {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum CropArg {
+pub(crate) enum CropArg {
+    /// Head and shoulders around the main face, like an ID photo (no face: as `top`)
+    Face,
     /// Centre square (what Exchange does)
     Center,
     /// Keep the top of portrait photos (heads)
     Top,
     /// Letterbox onto the background colour; nothing is cut off
     Pad,
+}
+
+impl CropArg {
+    pub(crate) fn to_crop(self) -> Crop {
+        match self {
+            CropArg::Face => Crop::Face,
+            CropArg::Center => Crop::Center,
+            CropArg::Top => Crop::Top,
+            CropArg::Pad => Crop::Pad,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -94,7 +107,7 @@ struct ConvertArgs {
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [TargetArg::Ad, TargetArg::Hd])]
     target: Vec<TargetArg>,
     /// How non-square photos become square
-    #[arg(long, value_enum, default_value_t = CropArg::Center)]
+    #[arg(long, value_enum, default_value_t = CropArg::Face)]
     crop: CropArg,
     /// Byte budget of the AD photo (Exchange Online takes AD photos only up to 10,240 bytes;
     /// AD itself refuses more than 102,400)
@@ -216,11 +229,7 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let options = Options {
-        crop: match args.crop {
-            CropArg::Center => Crop::Center,
-            CropArg::Top => Crop::Top,
-            CropArg::Pad => Crop::Pad,
-        },
+        crop: args.crop.to_crop(),
         background: parse_rgb(&args.background)?,
         targets,
         ..Options::default()

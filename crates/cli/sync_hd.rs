@@ -15,7 +15,6 @@ use photobulk_engine::sync_hd::{
     sync_hd_to_ad, CloudMatch, SyncHdOptions, SyncItem, SyncJournal, SyncScope, SyncStatus,
 };
 use photobulk_engine::Cancel;
-use photobulk_imaging::Crop;
 
 use crate::env::BothSides;
 use crate::{ad, CropArg};
@@ -35,7 +34,7 @@ pub struct SyncHdArgs {
     #[arg(long = "match", value_enum, default_value_t = MatchArg::Upn)]
     match_by: MatchArg,
     /// How non-square cloud photos become square
-    #[arg(long, value_enum, default_value_t = CropArg::Center)]
+    #[arg(long, value_enum, default_value_t = CropArg::Face)]
     crop: CropArg,
     /// Decide and report, write nothing
     #[arg(long)]
@@ -120,11 +119,7 @@ pub async fn run(args: SyncHdArgs) -> anyhow::Result<ExitCode> {
             MatchArg::Mail => CloudMatch::Mail,
             MatchArg::Alias => CloudMatch::Alias,
         },
-        crop: match args.crop {
-            CropArg::Center => Crop::Center,
-            CropArg::Top => Crop::Top,
-            CropArg::Pad => Crop::Pad,
-        },
+        crop: args.crop.to_crop(),
         journal: Some(Arc::new(journal)),
         workers: args.workers.max(1),
         dry_run: args.dry_run,

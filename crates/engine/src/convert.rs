@@ -13,6 +13,9 @@ use crate::manifest::{ItemResult, Manifest, ManifestOptions, Status, Summary, Wr
 use crate::plan::{Plan, PlanItem, Verdict};
 use crate::EngineError;
 
+/// Folder (under the output folder) of the contact sheet's source thumbnails.
+pub const THUMBS: &str = "thumbs";
+
 /// A bulk conversion to run over a [`Plan`].
 #[derive(Debug, Clone)]
 pub struct ConvertJob {
@@ -45,6 +48,8 @@ impl ConvertJob {
             let dir = self.out_dir.join(&t.name);
             std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
         }
+        let dir = self.out_dir.join(THUMBS);
+        std::fs::create_dir_all(&dir).map_err(|e| EngineError::io(&dir, e))?;
         let threads = match self.threads {
             0 => std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -180,7 +185,20 @@ impl ConvertJob {
             return Err(ImagingError::InputTooLarge { bytes, limit }.to_string());
         }
         let input = std::fs::read(path).map_err(|e| format!("cannot read file: {e}"))?;
-        let conv = photobulk_imaging::convert(&input, &self.options).map_err(|e| e.to_string())?;
+        // The contact sheet draws the crop on a thumbnail of the whole source.
+        let options = Options {
+            thumbnail: true,
+            ..self.options.clone()
+        };
+        let conv = photobulk_imaging::convert(&input, &options).map_err(|e| e.to_string())?;
+        let thumbnail = match &conv.thumbnail {
+            Some(t) => {
+                let rel = format!("{THUMBS}/{account}.jpg");
+                write_atomic(&self.out_dir.join(&rel), &t.jpeg).map_err(|e| e.to_string())?;
+                Some(rel)
+            }
+            None => None,
+        };
         let mut outputs = Vec::with_capacity(conv.outputs.len());
         for o in &conv.outputs {
             let rel = format!("{}/{}.jpg", o.target, account);
@@ -203,6 +221,9 @@ impl ConvertJob {
             error: None,
             duplicates: Vec::new(),
             source: Some(conv.source),
+            crop: conv.outputs.first().map(|o| o.crop),
+            face: conv.face,
+            thumbnail,
             outputs,
             warnings: conv.warnings,
         })
@@ -215,6 +236,7 @@ impl ConvertJob {
             let p = self.out_dir.join(&t.name).join(format!("{account}.jpg"));
             let _ = std::fs::remove_file(p);
         }
+        let _ = std::fs::remove_file(self.out_dir.join(THUMBS).join(format!("{account}.jpg")));
     }
 }
 
@@ -228,6 +250,9 @@ fn failed(item: &PlanItem, error: String) -> ItemResult {
         source: None,
         outputs: Vec::new(),
         warnings: Vec::new(),
+        crop: None,
+        face: None,
+        thumbnail: None,
     }
 }
 

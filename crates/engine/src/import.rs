@@ -56,7 +56,7 @@ use photobulk_directory::{
     sha256_hex, BackupReason, BackupRecord, BackupStore, Directory, DirectoryError, ListOptions,
     Lookup, User, WriteOptions,
 };
-use photobulk_imaging::{Crop, Options, Warning};
+use photobulk_imaging::{Crop, CropBox, FaceBox, Options, Warning};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -139,6 +139,12 @@ pub struct ImportItem {
     pub error: Option<ItemError>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The square kept (upright source pixels), when the photo was converted this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crop: Option<CropBox>,
+    /// The face it was framed on (`face` crop, when one was found).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub face: Option<FaceBox>,
     /// SHA-256 and size of the bytes written (or that would be / already are there).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
@@ -163,6 +169,8 @@ impl ImportItem {
             dry_run,
             error: None,
             warnings: Vec::new(),
+            crop: None,
+            face: None,
             sha256: None,
             bytes: None,
             backup_id: None,
@@ -619,6 +627,8 @@ enum Prepared {
         sha256: String,
         source_sha256: String,
         warnings: Vec<String>,
+        crop: CropBox,
+        face: Option<FaceBox>,
     },
 }
 
@@ -823,8 +833,12 @@ impl Ctx<'_> {
                 sha256,
                 source_sha256,
                 warnings,
+                crop,
+                face,
             } => {
                 item.warnings = warnings;
+                item.crop = Some(crop);
+                item.face = face;
                 (jpeg, sha256, source_sha256)
             }
         };
@@ -1096,11 +1110,11 @@ impl Ctx<'_> {
                             target,
                             factor_x100,
                         } => warnings.push(format!(
-                            "upscaled {}.{:02}x for {target}",
+                            "upscaled: {}.{:02}x for {target}",
                             factor_x100 / 100,
                             factor_x100 % 100
                         )),
-                        other => warnings.push(format!("{other:?}")),
+                        other => warnings.push(other.to_string()),
                     }
                 }
                 if w != h && options.crop != Crop::Pad {
@@ -1118,9 +1132,11 @@ impl Ctx<'_> {
                     .ok_or(("image", "no output".to_string()))?;
                 Ok(Prepared::Converted {
                     sha256: out.sha256,
+                    crop: out.crop,
                     jpeg: out.jpeg,
                     source_sha256,
                     warnings,
+                    face: conv.face,
                 })
             })
             .await

@@ -9,7 +9,7 @@
 //!   "version": 1,
 //!   "tool_version": "0.1.0",
 //!   "finished_unix": 1795000000,
-//!   "options": { "crop": "center", "background": [255,255,255],
+//!   "options": { "crop": "face", "background": [255,255,255],
 //!                "targets": [{"name":"ad","size":96,"max_bytes":10240}, ...] },
 //!   "summary": { "total": 3, "ok": 1, "failed": 1, "duplicate": 1, "no_account": 0, "skipped_files": 0 },
 //!   "items": [
@@ -17,8 +17,14 @@
 //!       "source": { "format": "jpeg", "width": 3000, "height": 4000, "orientation": 6 },
 //!       "outputs": [ { "target": "ad", "path": "ad/John.Smith.jpg", "width": 96, "height": 96,
 //!                      "bytes": 9312, "quality": 92, "sha256": "…",
-//!                      "crop": { "x": 0, "y": 500, "width": 3000, "height": 3000 } } ],
+//!                      "crop": { "x": 620, "y": 710, "width": 1780, "height": 1780 } } ],
+//!       "crop": { "x": 620, "y": 710, "width": 1780, "height": 1780 },
+//!       "face": { "x": 1110, "y": 1022, "width": 800, "height": 800, "score": 9.41 },
+//!       "thumbnail": "thumbs/John.Smith.jpg",
 //!       "warnings": [] },
+//!     { "file": "in/Ann.Lee.jpg", "account": "Ann.Lee", "status": "ok", "…": "…",
+//!       "crop": { "x": 0, "y": 167, "width": 3000, "height": 3000 },
+//!       "warnings": [ { "kind": "no_face" } ] },
 //!     { "file": "in/bad.jpg", "account": "bad", "status": "failed",
 //!       "error": "cannot decode jpeg image: …" },
 //!     { "file": "in/Bob.Jones a.jpg", "account": "Bob.Jones", "status": "duplicate",
@@ -28,12 +34,15 @@
 //! }
 //! ```
 //!
-//! `status` is one of `ok`, `failed`, `duplicate`, `no_account`. Output `path`s are
+//! `status` is one of `ok`, `failed`, `duplicate`, `no_account`. Warnings have a `kind`:
+//! `upscaled` (`target`, `factor_x100`), `icc_profile_ignored` (`reason`), and from the
+//! `face` crop `no_face`, `several_faces` (`count`), `small_face` (`height`, source px).
+//! `face.score` is the detector's confidence (2 is the threshold; higher is surer). Output `path`s are
 //! relative to the manifest's folder. Items keep the planner's order.
 
 use std::path::PathBuf;
 
-use photobulk_imaging::{Crop, CropBox, SourceInfo, Target, Warning};
+use photobulk_imaging::{Crop, CropBox, FaceBox, SourceInfo, Target, Warning};
 use serde::Serialize;
 
 /// Top-level manifest; see the module docs for the JSON shape.
@@ -101,6 +110,15 @@ pub struct ItemResult {
     pub outputs: Vec<WrittenOutput>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
+    /// The square kept (upright source pixels), the same for every output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<CropBox>,
+    /// The face the square was framed on (`face` crop, when one was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face: Option<FaceBox>,
+    /// The whole source, upright and small (relative path), for the contact sheet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<String>,
 }
 
 /// One JPEG written to disk.

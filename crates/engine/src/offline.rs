@@ -94,6 +94,9 @@ impl OfflineJob {
                         source: None,
                         outputs: Vec::new(),
                         warnings: Vec::new(),
+                        crop: None,
+                        face: None,
+                        thumbnail: None,
                     });
                     continue;
                 }

@@ -1,7 +1,10 @@
 //! `report.html`: a contact sheet of a conversion, because people would rather look
-//! than read. One card per file: the outputs as they will be shown, with their bytes and
-//! quality, or the error in plain words. Self-contained HTML (no scripts, no network);
-//! images are linked relative to the output folder.
+//! than read. One card per file: the whole source as a thumbnail with the square that
+//! was kept drawn on it (blue) and the face it was framed on (orange), so an admin sees
+//! at a glance why a photo was framed as it was; then the outputs as they will be shown,
+//! with their bytes and quality, or the error in plain words. Self-contained HTML (no
+//! scripts, no network; the boxes are inline SVG over the thumbnail); images are linked
+//! relative to the output folder.
 
 use std::fmt::Write as _;
 
@@ -46,8 +49,65 @@ fn warning_text(w: &Warning) -> String {
             factor_x100 / 100,
             factor_x100 % 100
         ),
+        Warning::NoFace => {
+            "no face found: kept the top of a portrait / the centre of a landscape".into()
+        }
+        Warning::SeveralFaces { count } => {
+            format!("{count} faces found: framed the largest (nearest the centre)")
+        }
+        Warning::SmallFace { height } => {
+            format!("the face is small ({height} px high): check the framing")
+        }
         other => format!("{other:?}"),
     }
+}
+
+/// The source thumbnail with the crop box (blue) and the face box (orange) drawn over it
+/// in an SVG whose coordinates are the upright source's pixels.
+fn source_figure(
+    h: &mut String,
+    thumb: &str,
+    src: &photobulk_imaging::SourceInfo,
+    cb: &photobulk_imaging::CropBox,
+    face: Option<&photobulk_imaging::FaceBox>,
+) {
+    let (uw, uh) = if (5..=8).contains(&src.orientation) {
+        (src.height, src.width)
+    } else {
+        (src.width, src.height)
+    };
+    let (uw, uh) = (uw.max(1), uh.max(1));
+    // Shown at most 280 wide and 200 high, aspect kept.
+    let k = (280.0 / f64::from(uw)).min(200.0 / f64::from(uh));
+    let (sw, sh) = (
+        ((f64::from(uw) * k).round() as u32).max(1),
+        ((f64::from(uh) * k).round() as u32).max(1),
+    );
+    let _ = write!(
+        h,
+        "<div class=\"src\"><img src=\"{}\" width=\"{sw}\" height=\"{sh}\" alt=\"source\">\
+<svg width=\"{sw}\" height=\"{sh}\" viewBox=\"0 0 {uw} {uh}\" preserveAspectRatio=\"none\">\
+<rect class=\"crop\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#1e88e5\" \
+stroke-width=\"2.5\" vector-effect=\"non-scaling-stroke\"><title>kept: {}x{} at {},{}</title></rect>",
+        url_path(thumb),
+        cb.x,
+        cb.y,
+        cb.width,
+        cb.height,
+        cb.width,
+        cb.height,
+        cb.x,
+        cb.y
+    );
+    if let Some(f) = face {
+        let _ = write!(
+            h,
+            "<rect class=\"face\" x=\"{}\" y=\"{}\" width=\"{}\" height=\"{}\" fill=\"none\" stroke=\"#fb8c00\" \
+stroke-width=\"2\" vector-effect=\"non-scaling-stroke\"><title>face, score {:.2}</title></rect>",
+            f.x, f.y, f.width, f.height, f.score
+        );
+    }
+    h.push_str("</svg></div>");
 }
 
 /// Render the manifest as an HTML page.
@@ -60,6 +120,8 @@ pub fn html(m: &Manifest) -> String {
 .grid{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border-radius:6px;padding:10px;\
 width:300px;box-shadow:0 1px 3px #0002}.card.bad{border-left:5px solid #c62828}.card.ok{border-left:5px solid #2e7d32}\
 .imgs{display:flex;gap:8px;align-items:flex-end}.imgs img{border:1px solid #ccc}\
+.src{position:relative;display:inline-block;line-height:0;margin:6px 0}.src img{border:1px solid #ccc}\
+.src svg{position:absolute;left:1px;top:1px}\
 .err{color:#c62828}.warn{color:#8a5a00;font-size:12px}.meta{color:#555;font-size:12px}h1{font-size:20px}</style></head><body>",
     );
     let _ = write!(
@@ -86,6 +148,9 @@ width:300px;box-shadow:0 1px 3px #0002}.card.bad{border-left:5px solid #c62828}.
                 src.height,
                 src.orientation
             );
+        }
+        if let (Some(thumb), Some(src), Some(cb)) = (&it.thumbnail, &it.source, &it.crop) {
+            source_figure(&mut h, thumb, src, cb, it.face.as_ref());
         }
         if !it.outputs.is_empty() {
             h.push_str("<div class=\"imgs\">");

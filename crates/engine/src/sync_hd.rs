@@ -97,7 +97,7 @@ impl SyncHdOptions {
         SyncHdOptions {
             match_by: CloudMatch::Upn,
             target: Target::ad(),
-            crop: Crop::Center,
+            crop: Crop::Face,
             write,
             journal: None,
             workers: 8,

@@ -23,9 +23,9 @@
 //!   one `fast_image_resize` pass straight out of the *stored* (un-rotated) pixels,
 //!   and only the small result is rotated upright; smaller targets are resized from
 //!   the largest target's output (96 from 648), not from the source.
-//! - **The crop is a strategy.** [`Crop`] values map to a [`CropStrategy`] that sees
-//!   only the upright size; a face-aware strategy slots in behind the same trait
-//!   without touching callers, which pass [`Crop`] through.
+//! - **The crop is a strategy.** [`Crop`] values map to a [`CropStrategy`]; geometric
+//!   ones see only the upright size, [`FaceCrop`] (the default, [`Crop::Face`]) also a
+//!   small upright grey preview. Callers pass [`Crop`] through. See *Face crop* below.
 //! - **One JPEG encoder, chosen by measurement** (see below); the quality search is a
 //!   bracketed search that starts where a q100 sample of every 8th block row says the
 //!   budget lies and follows the typical shape of JPEG size against quality (a phone
@@ -60,6 +60,62 @@
 //! taken as sRGB), never a failure; [`SourceInfo::icc_profile`] names the profile that was
 //! applied. HEIC `nclx` colour (no ICC) is taken as sRGB. Profiles are never copied to
 //! the output. [`metadata::scan`] reports EXIF/GPS/XMP/ICC from headers only, for reports.
+//!
+//! # Face crop
+//! The default crop frames head and shoulders like an ID photo: the main face (largest;
+//! among faces at least 90 % as large, the one nearest the centre) is [`crop::FACE_SHARE`]
+//! (45 %) of the square's side, its centre [`crop::FACE_CENTRE_DOWN`] (40 %) of the side
+//! from the top, centred across; the square is clamped inside the image (it shrinks rather
+//! than pads) and, as for every crop, a square smaller than a target is reported as
+//! [`Warning::Upscaled`]. No face: [`Crop::Top`]'s square exactly (landscapes centred),
+//! with [`Warning::NoFace`]; several: [`Warning::SeveralFaces`]; a face under
+//! [`face::TRUSTED_FACE`] preview pixels: [`Warning::SmallFace`].
+//!
+//! **Pipeline.** The strategy says it wants a preview; `render` then decodes the whole
+//! picture once at the DCT scale the short side affords (as for `top`), makes the
+//! preview from those pixels (box filter to [`face::PREVIEW_SIDE`] px on the short side,
+//! the long side at most twice that, EXIF orientation applied, BT.601 luma), detects and
+//! frames. A JPEG is decoded a second time (finer scale, only the window) only when the
+//! chosen square is too small for the first scale to keep [`DRAFT_SAFETY`] x the largest
+//! target. A separate 1/8-scale preview decode was not used: Huffman decoding is most of
+//! a decode's cost and cannot be scaled away, so a second pass would cost ~2/3 of the
+//! conversion again; the pixels the crop needs anyway give the preview for a box filter.
+//! Hostile input fails in the header checks before any pixel (or detector) work.
+//!
+//! **Detector (measured).** Candidates in the offline crate mirror: `rustface` 0.1.7
+//! (SeetaFace's funnel-structured frontal cascade, pure Rust, 1.2 MB model in the crate)
+//! and `tract-onnx`/`tract-tflite` 0.23.9 (an inference engine; it needs a model file
+//! from elsewhere, e.g. an npm package, and pulls in a large dependency tree). Only
+//! rustface was measured: it needs nothing but the mirror, and the time left went into
+//! tuning it. `examples/faces.rs` on `../shared/faces` (7 annotated faces in 4 photos:
+//! obama, biden, Tom_Hanks, the 4 of t1; 3 unannotated photos: two masked faces, a half
+//! face), dev profile with dependencies at opt-level 3, on a 2-core machine shared with
+//! two other builds (load 5-6: the times are relative, about 2-3x an idle machine's):
+//!
+//! | preview short side, window step, pyramid | found | missed | false | ms/photo (decode incl.) |
+//! |---|---|---|---|---|
+//! Two runs on the same set (run 1 at 07:09 UTC, run 2 at 08:09); the load differed, so compare
+//! rows within a run:
+//!
+//! | preview short side, window step, pyramid | found | missed | false | ms/photo, run 1 | ms/photo, run 2 |
+//! |---|---|---|---|---|---|
+//! | 176 px, step 4, 0.8 | 3 | 4 | 0 | 32.4 | 41.3 |
+//! | 256 px, step 4, 0.8 | 5 | 2 | 3 | 63.1 | 86.5 |
+//! | **288 px, step 6, 0.75** (chosen) | 5 | 2 | 3 | — | 68.3 |
+//! | 288 px, step 5, 0.75 | 6 | 1 | 3 | 58.9 | 98.5 |
+//! | 320 px, step 4, 0.8 | 6 | 1 | 3 | 160.0 | 147.7 |
+//! | 320 px, step 6, 0.75 | 6 | 1 | 3 | 62.7 | 85.3 |
+//!
+//! Whole default conversion (both targets) in run 2, same files: `face` 129.2 ms/photo,
+//! `center` 52.8 ms/photo, so detection and preview cost about as much as the rest of
+//! the conversion on these ~1 MP photos: too slow for the bench target (see the report
+//! of issue 15: the release bench was not run). "False" counts detections matching no
+//! annotated box, all in t1 and obama_partial_face; whether the t1 ones are the group's
+//! other, unannotated people was not checked by eye. No detection was made in the masked
+//! pictures (they show masks only), nor in the flat and gradient test pictures. The cascade's window is 40 px and its pyramid never enlarges the
+//! preview, so the smallest face found is 40 / (preview short side): 176 px missed every
+//! face under 23 % of the short side (the group photo, the tall compositions). The score
+//! threshold (0.95, 2.0, 4.5) changed nothing on this set; 2.0 is kept.
 //!
 //! # Encoder choice (measured)
 //! `examples/encoder_compare.rs`: 7 sources (3 synthetic photos, 4 real photos),
@@ -164,14 +220,17 @@ pub struct Limits {
     pub max_input_bytes: usize,
 }
 
-/// How a non-square source becomes square. `#[non_exhaustive]`: a face-aware strategy
-/// will be added later; callers only pass the value through.
+/// How a non-square source becomes square. `#[non_exhaustive]`: callers only pass the
+/// value through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
 pub enum Crop {
-    /// Centre square (what Exchange does). Default.
+    /// Head and shoulders around the main face, like an ID photo ([`crop::FaceCrop`]);
+    /// no face found: [`Crop::Top`]'s square with [`Warning::NoFace`]. Default.
     #[default]
+    Face,
+    /// Centre square (what Exchange does).
     Center,
     /// Portrait input keeps the head: the square is biased toward the top third.
     Top,
@@ -217,6 +276,9 @@ pub struct Options {
     /// Sources smaller than this on either side are refused (default 48).
     pub min_source_side: u32,
     pub targets: Vec<Target>,
+    /// Also return a small upright JPEG of the whole source ([`Conversion::thumbnail`],
+    /// for contact sheets that draw the crop on it). Default off.
+    pub thumbnail: bool,
 }
 
 /// What was read from the input.
@@ -244,6 +306,18 @@ pub struct CropBox {
     pub y: i64,
     pub width: u32,
     pub height: u32,
+}
+
+/// The face a [`Crop::Face`] square was framed on, in upright source pixels; `score` is
+/// the detector's confidence (SeetaFace cascade score, 2 is its threshold here; higher is
+/// surer).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct FaceBox {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub score: f64,
 }
 
 /// One produced JPEG.
@@ -277,13 +351,84 @@ pub enum Warning {
     IccProfileIgnored {
         reason: String,
     },
+    /// `face` crop: no face was found; the square is `top`'s (centred for landscapes).
+    NoFace,
+    /// `face` crop: `count` faces were found; the main one was framed.
+    SeveralFaces {
+        count: u32,
+    },
+    /// `face` crop: the face framed is small for the detector to be sure of
+    /// (`height` source pixels); check the photo.
+    SmallFace {
+        height: u32,
+    },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl Warning {
+    /// The `kind` it serialises as (`"no_face"`, `"upscaled"`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Warning::Upscaled { .. } => "upscaled",
+            Warning::IccProfileIgnored { .. } => "icc_profile_ignored",
+            Warning::NoFace => "no_face",
+            Warning::SeveralFaces { .. } => "several_faces",
+            Warning::SmallFace { .. } => "small_face",
+        }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    /// For administrators: the code, then what it means.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::Upscaled {
+                target,
+                factor_x100,
+            } => write!(
+                f,
+                "upscaled: {target} enlarged {}.{:02}x (the source is smaller than the target)",
+                factor_x100 / 100,
+                factor_x100 % 100
+            ),
+            Warning::IccProfileIgnored { reason } => {
+                write!(f, "icc_profile_ignored: {reason}")
+            }
+            Warning::NoFace => f.write_str(
+                "no_face: no face found; kept the top of a portrait, the centre of a landscape",
+            ),
+            Warning::SeveralFaces { count } => write!(
+                f,
+                "several_faces: {count} faces found; framed the largest, nearest the centre"
+            ),
+            Warning::SmallFace { height } => write!(
+                f,
+                "small_face: the face framed is only {height} px high; check the framing"
+            ),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Conversion {
     pub source: SourceInfo,
     pub outputs: Vec<Output>,
     pub warnings: Vec<Warning>,
+    /// The face the square was framed on (`face` crop, when one was found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face: Option<FaceBox>,
+    /// The whole source, upright, at most [`face::PREVIEW_SIDE`] a side (when
+    /// [`Options::thumbnail`] asked for it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail: Option<Thumbnail>,
+}
+
+/// A small upright JPEG of the whole source.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Thumbnail {
+    pub width: u32,
+    pub height: u32,
+    #[serde(skip)]
+    pub jpeg: Vec<u8>,
 }
 
 /// Every way a conversion fails. Messages are for administrators: say what and why.
@@ -326,9 +471,10 @@ pub enum ImagingError {
 }
 
 mod colour;
-mod crop;
+pub mod crop;
 mod decode;
 mod encode;
+pub mod face;
 // Our Huffman decoder, hooked into libjpeg's decompressor through csrc/entropy_hook.c:
 // raw reads of libjpeg's source buffer and blocks; every block has its SAFETY note.
 #[allow(unsafe_code)]
@@ -355,7 +501,7 @@ mod simd;
 mod window_tests;
 
 mod fingerprint;
-pub use crop::CropStrategy;
+pub use crop::{CropStrategy, FaceCrop, Framing};
 pub use fingerprint::{fingerprint, Fingerprint, SAME_PHOTO_MAX_DISTANCE};
 pub use huffman::{huffman_decoder, set_huffman_decoder, HuffmanDecoder};
 
@@ -395,14 +541,15 @@ impl Default for Limits {
 }
 
 impl Default for Options {
-    /// Default limits, centre crop, white background, 48 px minimum, targets `ad` and `hd`.
+    /// Default limits, face crop, white background, 48 px minimum, targets `ad` and `hd`.
     fn default() -> Self {
         Options {
             limits: Limits::default(),
-            crop: Crop::Center,
+            crop: Crop::Face,
             background: [255, 255, 255],
             min_source_side: 48,
             targets: vec![Target::ad(), Target::hd()],
+            thumbnail: false,
         }
     }
 }
@@ -565,6 +712,8 @@ pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError>
         source: r.source,
         outputs,
         warnings: r.warnings,
+        face: r.face,
+        thumbnail: r.thumbnail,
     })
 }
 
@@ -572,6 +721,8 @@ pub fn convert(input: &[u8], opts: &Options) -> Result<Conversion, ImagingError>
 struct Rendered {
     source: SourceInfo,
     crop: CropBox,
+    face: Option<FaceBox>,
+    thumbnail: Option<Thumbnail>,
     pixels: Vec<Vec<u8>>,
     warnings: Vec<Warning>,
 }
@@ -595,9 +746,8 @@ fn render(input: &[u8], opts: &Options, whole: bool) -> Result<Rendered, Imaging
         }
         Ok((w, h))
     };
-    let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
-        let (w, h) = too_small(g)?;
-        let cb = strategy.crop_box(w, h);
+    // The decode plan for crop box `cb`: the DCT scale it affords and the window it needs.
+    let plan_for = |g: &decode::Geometry, cb: CropBox| -> decode::Plan {
         let denom = draft_denominator(cb.width, largest);
         // The smallest target resized from the source itself (see the loop below: the
         // others come from the largest target's output).
@@ -613,11 +763,64 @@ fn render(input: &[u8], opts: &Options, whole: bool) -> Result<Rendered, Imaging
         } else {
             window_needed(g, cb, from_source, denom)
         };
-        Ok(decode::Plan { denom, window })
+        decode::Plan { denom, window }
     };
-    let decoded = decode::decode(input, &opts.limits, opts.background, &mut plan)?;
-    let (uw, uh) = too_small(&decoded.geometry)?;
-    let cb = strategy.crop_box(uw, uh);
+    let mut thumbnail = None;
+    let (decoded, framing) = if strategy.wants_preview() {
+        // The strategy looks at the picture: decode all of it once, at the scale the
+        // largest square (the short side) affords, and make the preview from those
+        // pixels (no second entropy decode). A JPEG is decoded again, at a finer scale
+        // and only the window it needs, when the square chosen is too small for that
+        // scale (a small face in a large photo).
+        let mut first_denom = 1;
+        let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
+            let (w, h) = too_small(g)?;
+            let side = w.min(h);
+            first_denom = draft_denominator(side, largest);
+            Ok(decode::Plan {
+                denom: first_denom,
+                window: decode::Window::all(g.width, g.height),
+            })
+        };
+        let decoded = decode::decode(input, &opts.limits, opts.background, &mut plan)?;
+        let (uw, uh) = too_small(&decoded.geometry)?;
+        let preview = face::preview(&decoded)?;
+        let framing = strategy.frame(uw, uh, Some(&preview))?;
+        if opts.thumbnail {
+            thumbnail = Some(thumbnail_of(&preview));
+        }
+        let scaled = decoded.pix_width < decoded.geometry.width
+            || decoded.pix_height < decoded.geometry.height;
+        let decoded = if scaled && draft_denominator(framing.crop.width, largest) < first_denom {
+            let cb = framing.crop;
+            let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
+                too_small(g)?;
+                Ok(plan_for(g, cb))
+            };
+            decode::decode(input, &opts.limits, opts.background, &mut plan)?
+        } else {
+            decoded
+        };
+        (decoded, framing)
+    } else {
+        let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
+            let (w, h) = too_small(g)?;
+            let mut p = plan_for(g, strategy.crop_box(w, h));
+            if opts.thumbnail {
+                // The thumbnail shows the whole picture.
+                p.window = decode::Window::all(g.width, g.height);
+            }
+            Ok(p)
+        };
+        let decoded = decode::decode(input, &opts.limits, opts.background, &mut plan)?;
+        let (uw, uh) = too_small(&decoded.geometry)?;
+        let framing = strategy.frame(uw, uh, None)?;
+        if opts.thumbnail {
+            thumbnail = Some(thumbnail_of(&face::preview(&decoded)?));
+        }
+        (decoded, framing)
+    };
+    let cb = framing.crop;
 
     // Largest target first, from the source; the others from it when it is both a real
     // downscale of the source and at least twice their size (96 from 648).
@@ -626,6 +829,7 @@ fn render(input: &[u8], opts: &Options, whole: bool) -> Result<Rendered, Imaging
     let mut resizer = resize::Resizer::new();
     let mut rendered: Vec<Option<Vec<u8>>> = vec![None; opts.targets.len()];
     let mut warnings = decoded.warnings.clone();
+    warnings.extend(framing.warnings.iter().cloned());
     let mut intermediate: Option<(u32, usize)> = None;
     for &i in &order {
         let t = &opts.targets[i];
@@ -654,12 +858,53 @@ fn render(input: &[u8], opts: &Options, whole: bool) -> Result<Rendered, Imaging
     Ok(Rendered {
         source: decoded.info,
         crop: cb,
+        face: framing.face,
+        thumbnail,
         pixels: rendered
             .into_iter()
             .map(Option::unwrap_or_default)
             .collect(),
         warnings,
     })
+}
+
+/// The contact-sheet thumbnail: the preview's RGB at quality 80.
+fn thumbnail_of(p: &face::Preview) -> Thumbnail {
+    let prepared = jpegenc::Prepared::new(&p.rgb, p.width, p.height);
+    Thumbnail {
+        width: p.width,
+        height: p.height,
+        jpeg: prepared.write(&prepared.probe(&jpegenc::Tables::per_mille(
+            jpegenc::Tables::quality_per_mille(80),
+        ))),
+    }
+}
+
+/// The faces the `face` crop's detector finds in `input` with `settings` (upright source
+/// pixels, best score first), with no crop or encode; for measuring the detector
+/// (`examples/faces.rs`) and tests. The whole picture is decoded at the DCT scale that
+/// keeps at least twice the preview's size.
+pub fn find_faces(
+    input: &[u8],
+    limits: &Limits,
+    settings: &face::Settings,
+) -> Result<Vec<FaceBox>, ImagingError> {
+    check_input_len(input, limits)?;
+    let side = settings.preview_side.max(20);
+    let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
+        Ok(decode::Plan {
+            denom: draft_denominator(g.width.max(g.height), side),
+            window: decode::Window::all(g.width, g.height),
+        })
+    };
+    let decoded = decode::decode(input, limits, [255, 255, 255], &mut plan)?;
+    let g = decoded.geometry;
+    let (uw, uh) = orient::upright_dims(g.width, g.height, g.orientation);
+    let p = face::preview_sized(&decoded, side)?;
+    Ok(face::detect_with(&p, settings)?
+        .iter()
+        .map(|f| face::to_source(f, &p, uw, uh))
+        .collect())
 }
 
 /// Read the format and stored dimensions without decoding pixels (used for reports).

@@ -38,15 +38,18 @@ mod basics {
         assert_eq!((hd.target.as_str(), hd.width, hd.height), ("hd", 648, 648));
         assert!(ad.bytes <= 10_240 && ad.bytes == ad.jpeg.len());
         assert!(hd.bytes <= 245_760 && hd.bytes == hd.jpeg.len());
+        // The default crop is `face`; this picture has none, so it is `top`'s square
+        // (a sixth of the spare 200 rows from the top), with a warning.
         assert_eq!(
             ad.crop,
             CropBox {
                 x: 0,
-                y: 100,
+                y: 33,
                 width: 600,
                 height: 600
             }
         );
+        assert!(c.warnings.contains(&Warning::NoFace), "{:?}", c.warnings);
         assert_eq!(ad.sha256.len(), 64);
         assert!(ad
             .sha256
@@ -57,8 +60,8 @@ mod basics {
             "quality {} for a 96 px thumbnail in 10 KB",
             ad.quality
         );
-        // Upscaled 600 -> 648 is 1.08x: no warning.
-        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        // Upscaled 600 -> 648 is 1.08x: no warning about that, only that there was no face.
+        assert_eq!(c.warnings, vec![Warning::NoFace]);
         for o in &c.outputs {
             assert!(markers::only_jfif(&o.jpeg));
             let img = support::decode_rgb(&o.jpeg);
@@ -165,10 +168,13 @@ mod basics {
         let c = convert(&src, &Options::default()).expect("convert");
         assert_eq!(
             c.warnings,
-            vec![Warning::Upscaled {
-                target: "hd".into(),
-                factor_x100: 324
-            }]
+            vec![
+                Warning::NoFace,
+                Warning::Upscaled {
+                    target: "hd".into(),
+                    factor_x100: 324
+                }
+            ]
         );
     }
 

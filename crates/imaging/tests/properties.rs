@@ -33,7 +33,7 @@ proptest! {
         w in 48u32..2000,
         h in 48u32..2000,
         seed in any::<u32>(),
-        crop in prop_oneof![Just(Crop::Center), Just(Crop::Top), Just(Crop::Pad)],
+        crop in prop_oneof![Just(Crop::Face), Just(Crop::Center), Just(Crop::Top), Just(Crop::Pad)],
         png in any::<bool>(),
         orientation in 1u16..=8,
         small in 16u32..200,
@@ -62,6 +62,13 @@ proptest! {
                     let d = support::decode_rgb(&o.jpeg);
                     prop_assert_eq!(d.dimensions(), (t.size, t.size));
                     prop_assert_eq!(o.crop.width, o.crop.height);
+                    if crop != Crop::Pad {
+                        // Inside the upright image.
+                        let (uw, uh) = if orientation >= 5 && !png { (h, w) } else { (w, h) };
+                        prop_assert!(o.crop.x >= 0 && o.crop.y >= 0);
+                        prop_assert!(o.crop.x + i64::from(o.crop.width) <= i64::from(uw));
+                        prop_assert!(o.crop.y + i64::from(o.crop.height) <= i64::from(uh));
+                    }
                 }
             }
             Err(ImagingError::BudgetUnreachable { budget, smallest, .. }) => {
@@ -69,5 +76,41 @@ proptest! {
             }
             Err(e) => prop_assert!(false, "unexpected error {e}"),
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 16, max_shrink_iters: 10, ..ProptestConfig::default() })]
+
+    /// Pictures without faces (a flat colour, a gradient landscape): the `face` crop is
+    /// exactly today's `top` (which centres landscapes), pixels included, with `no_face`;
+    /// and the same input gives the same result twice.
+    #[test]
+    fn no_face_keeps_todays_crop_exactly(
+        w in 48u32..1600,
+        h in 48u32..1600,
+        flat in any::<bool>(),
+        colour in any::<[u8; 3]>(),
+    ) {
+        let img = if flat {
+            RgbImage::from_pixel(w, h, Rgb(colour))
+        } else {
+            RgbImage::from_fn(w, h, |x, y| Rgb([(x * 200 / w) as u8 + 20, (y * 120 / h) as u8 + 90, 180]))
+        };
+        let src = support::jpeg(&img, 85);
+        let run = |crop| convert(&src, &Options { crop, ..Options::default() }).expect("converts");
+        let face = run(Crop::Face);
+        let top = run(Crop::Top);
+        prop_assert!(face.face.is_none());
+        prop_assert!(face.warnings.contains(&photobulk_imaging::Warning::NoFace));
+        for (a, b) in face.outputs.iter().zip(&top.outputs) {
+            prop_assert_eq!(a.crop, b.crop);
+            prop_assert_eq!(&a.sha256, &b.sha256);
+        }
+        let again = run(Crop::Face);
+        prop_assert_eq!(
+            face.outputs.iter().map(|o| &o.sha256).collect::<Vec<_>>(),
+            again.outputs.iter().map(|o| &o.sha256).collect::<Vec<_>>()
+        );
     }
 }

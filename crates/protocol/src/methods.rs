@@ -219,14 +219,49 @@ pub struct TargetInfo {
     pub max_bytes: usize,
 }
 
-/// How non-square photos become square.
+/// How non-square photos become square: `"face"` (the default: head and shoulders around
+/// the main face, like an ID photo; no face found: as `"top"`, with a `no_face` warning),
+/// `"center"` (what Exchange does), `"top"` (portraits keep their top third), `"pad"`
+/// (letterbox, nothing cut off).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Crop {
     #[default]
+    Face,
     Center,
     Top,
     Pad,
+}
+
+/// The square kept from a photo, in upright source pixels (`x`/`y` may be negative for `pad`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CropRect {
+    pub x: i64,
+    pub y: i64,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// The face a `face` crop was framed on, in upright source pixels; `score` is the
+/// detector's confidence (2 is its threshold; higher is surer).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaceRect {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+    pub score: f64,
+}
+
+// The score is a detector's finite output, never NaN: equality stays reflexive.
+impl Eq for FaceRect {}
+
+/// A non-fatal note about a converted photo: `kind` is `no_face`, `several_faces`,
+/// `small_face`, `upscaled` or `icc_profile_ignored`; `message` says it in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageWarning {
+    pub kind: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +299,13 @@ pub struct PreparedItem {
     pub outputs: Vec<PreparedOutput>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
+    /// The square kept and the face it was framed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<CropRect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face: Option<FaceRect>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ImageWarning>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -570,7 +612,7 @@ impl Default for BulkParams {
             items: Vec::new(),
             match_by: None,
             targets: vec![BulkTarget::ActiveDirectory],
-            crop: Crop::Center,
+            crop: Crop::Face,
             out_dir: None,
             journal: None,
             no_backup: false,
@@ -632,6 +674,13 @@ pub struct BulkItem {
     pub backup_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
+    /// The square kept and the face it was framed on (when converted this run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop: Option<CropRect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face: Option<FaceRect>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ImageWarning>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

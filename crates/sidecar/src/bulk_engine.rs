@@ -73,6 +73,17 @@ fn item_of(it: &ImportItem) -> BulkItem {
             retryable: e.retryable,
             detail: Some(e.kind.clone()),
         }),
+        crop: it.crop.map(crate::handlers::crop_rect),
+        face: it.face.map(crate::handlers::face_rect),
+        // The engine's warnings are "kind: words" strings.
+        warnings: it
+            .warnings
+            .iter()
+            .map(|w| photobulk_protocol::methods::ImageWarning {
+                kind: w.split(':').next().unwrap_or("warning").trim().to_string(),
+                message: w.clone(),
+            })
+            .collect(),
     }
 }
 
@@ -152,6 +163,9 @@ pub(crate) fn skipped_input(input: &Input, target: BulkTarget) -> BulkItem {
         user_principal_name: None,
         backup_id: None,
         error,
+        crop: None,
+        face: None,
+        warnings: Vec::new(),
     }
 }
 

@@ -109,7 +109,10 @@ pub(crate) async fn prepare(
             })
             .await
             .map_err(blocking_err)?;
-            match converted.map(|mut o| o.pop()) {
+            match converted.map(|mut c| {
+                c.frame(&mut item);
+                c.outputs.pop()
+            }) {
                 Ok(Some((o, file))) => {
                     item.hd_path = Some(file.display().to_string());
                     item.hd_bytes = Some(o.bytes);

@@ -214,8 +214,9 @@ fn convert_chunk(
             .clone()
             .unwrap_or_else(|| user.alias().to_string());
         match handlers::convert_file(Path::new(&item.path), &name, &[Target::hd()], crop, out) {
-            Ok(mut outputs) if !outputs.is_empty() => {
-                let (o, file) = outputs.remove(0);
+            Ok(mut conv) if !conv.outputs.is_empty() => {
+                conv.frame(&mut item);
+                let (o, file) = conv.outputs.remove(0);
                 item.hd_path = Some(file.display().to_string());
                 item.hd_bytes = Some(o.bytes);
                 item.hd_sha256 = Some(o.sha256.clone());

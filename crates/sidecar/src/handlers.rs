@@ -171,6 +171,7 @@ pub(crate) fn lookup(match_by: &Option<String>) -> Result<Lookup, ResponseError>
 
 pub(crate) fn crop(c: m::Crop) -> ImgCrop {
     match c {
+        m::Crop::Face => ImgCrop::Face,
         m::Crop::Center => ImgCrop::Center,
         m::Crop::Top => ImgCrop::Top,
         m::Crop::Pad => ImgCrop::Pad,
@@ -202,6 +203,50 @@ pub(crate) fn fresh_dir(ctx: &Ctx, prefix: &str) -> Result<PathBuf, ResponseErro
     Ok(dir)
 }
 
+/// One file converted: its outputs (with the files written) and how it was framed.
+#[derive(Debug)]
+pub(crate) struct Converted {
+    pub outputs: Vec<(photobulk_imaging::Output, PathBuf)>,
+    pub crop: Option<m::CropRect>,
+    pub face: Option<m::FaceRect>,
+    pub warnings: Vec<m::ImageWarning>,
+}
+
+impl Converted {
+    /// Put the framing (crop, face, warnings) on a bulk item.
+    pub(crate) fn frame(&self, item: &mut m::BulkItem) {
+        item.crop = self.crop;
+        item.face = self.face;
+        item.warnings = self.warnings.clone();
+    }
+}
+
+pub(crate) fn crop_rect(c: photobulk_imaging::CropBox) -> m::CropRect {
+    m::CropRect {
+        x: c.x,
+        y: c.y,
+        width: c.width,
+        height: c.height,
+    }
+}
+
+pub(crate) fn face_rect(f: photobulk_imaging::FaceBox) -> m::FaceRect {
+    m::FaceRect {
+        x: f.x,
+        y: f.y,
+        width: f.width,
+        height: f.height,
+        score: f.score,
+    }
+}
+
+pub(crate) fn image_warning(w: &photobulk_imaging::Warning) -> m::ImageWarning {
+    m::ImageWarning {
+        kind: w.code().to_string(),
+        message: w.to_string(),
+    }
+}
+
 /// Convert one file for `targets`, write `out/<target>/<name>.jpg` for each.
 pub(crate) fn convert_file(
     path: &Path,
@@ -209,7 +254,7 @@ pub(crate) fn convert_file(
     targets: &[Target],
     crop_: ImgCrop,
     out: &Path,
-) -> Result<Vec<(photobulk_imaging::Output, PathBuf)>, ResponseError> {
+) -> Result<Converted, ResponseError> {
     let data = std::fs::read(path).map_err(|e| map::io(path.display(), &e))?;
     let opts = Options {
         crop: crop_,
@@ -217,14 +262,19 @@ pub(crate) fn convert_file(
         ..Options::default()
     };
     let conv = photobulk_imaging::convert(&data, &opts).map_err(|e| map::imaging(&e))?;
-    let mut written = Vec::new();
+    let mut written = Converted {
+        outputs: Vec::new(),
+        crop: conv.outputs.first().map(|o| crop_rect(o.crop)),
+        face: conv.face.map(face_rect),
+        warnings: conv.warnings.iter().map(image_warning).collect(),
+    };
     for o in conv.outputs {
         let dir = out.join(&o.target);
         std::fs::create_dir_all(&dir).map_err(|e| map::io(dir.display(), &e))?;
         let file = dir.join(format!("{}.jpg", safe_file_name(name)));
         photobulk_engine::convert::write_atomic(&file, &o.jpeg)
             .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
-        written.push((o, file));
+        written.outputs.push((o, file));
     }
     Ok(written)
 }
@@ -287,6 +337,9 @@ async fn prepare(p: m::PrepareParams, ctx: &Ctx) -> Outcome {
                 ok: false,
                 outputs: vec![],
                 error: None,
+                crop: None,
+                face: None,
+                warnings: Vec::new(),
             };
             if cancel.is_cancelled() {
                 item.error = Some(photobulk_protocol::ItemError::new(
@@ -321,9 +374,12 @@ async fn prepare(p: m::PrepareParams, ctx: &Ctx) -> Outcome {
                 _ => convert_file(&it.path, &name, &targets, crop_, &out),
             };
             match result {
-                Ok(outs) => {
+                Ok(conv) => {
                     item.ok = true;
-                    for (o, file) in outs {
+                    item.crop = conv.crop;
+                    item.face = conv.face;
+                    item.warnings = conv.warnings;
+                    for (o, file) in conv.outputs {
                         let b64_len = o.jpeg.len().div_ceil(3) * 4;
                         let data = (include && b64_len < budget).then(|| {
                             budget -= b64_len;

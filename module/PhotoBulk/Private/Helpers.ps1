@@ -43,7 +43,9 @@ function New-PhotoBulkResult {
     [PSCustomObject]@{
         PSTypeName = 'PhotoBulk.Result'; Identity = & $get 'identity'; Target = & $get 'target'; Status = $Status
         Path = & $get 'path'; DistinguishedName = & $get 'dn'; UserPrincipalName = & $get 'userPrincipalName'; Bytes = & $get 'adBytes'
-        Sha256 = $sha; BackupId = & $get 'backupId'; HdPath = & $get 'hdPath'; Warnings = @(& $get 'warnings'); Error = $(if ($err) { $err.message } else { $null })
+        Sha256 = $sha; BackupId = & $get 'backupId'; HdPath = & $get 'hdPath'
+        Warnings = @(& $get 'warnings' | ForEach-Object { if ($_.PSObject.Properties['message']) { $_.message } else { [string]$_ } })
+        Crop = & $get 'crop'; Face = & $get 'face'; Error = $(if ($err) { $err.message } else { $null })
     }
 }
 

@@ -23,7 +23,7 @@ function Set-PhotoBulk {
     .PARAMETER Force
     Rewrite photos that are already stored with the same bytes. (Prompts are switched off with -Confirm:$false.)
     .PARAMETER Crop
-    How a non-square photo becomes square: Center (what Exchange does), Top (portraits: keep the top), Pad (letterbox).
+    How a photo becomes square: Face (the default: head and shoulders around the main face, like an ID photo; when no face is found, as Top, with a no_face warning), Center (what Exchange does), Top (portraits: keep the top), Pad (letterbox).
     .PARAMETER MatchBy
     Which AD attribute -Identity or the file name names: SamAccountName (default), UserPrincipalName, Mail or EmployeeId.
     .PARAMETER Server
@@ -102,7 +102,7 @@ function Set-PhotoBulk {
         [string]$TenantId, [pscredential]$ClientCredential, [string]$CertificatePath, [securestring]$AccessToken,
         [ValidateSet('Global', 'USGov', 'USGovDoD', 'China')][string]$GraphEnvironment = 'Global',
         [string]$GraphUrl, [string]$GraphAuthorityUrl,
-        [ValidateSet('Center', 'Top', 'Pad')][string]$Crop = 'Center',
+        [ValidateSet('Face', 'Center', 'Top', 'Pad')][string]$Crop = 'Face',
         [string]$BackupPath, [switch]$Force,
         [ValidateRange(0, 64)][int]$ThrottleLimit = 0
     )
