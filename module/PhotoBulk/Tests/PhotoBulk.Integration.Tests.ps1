@@ -526,6 +526,19 @@ Describe 'Exchange Online through the Graph emulator (throttled, with injected 4
         $after.early_retries | Should -Be 0
         foreach ($u in $users[0], $users[11]) { (Invoke-Graph GET "/users/$u@photobulk.test/photo/`$value").Content.Length | Should -BeGreaterThan 1000 }
     }
+    It 'Get-PhotoReport with the Graph sign-in parameters adds the cloud columns (the same engine report as photobulk report)' {
+        $rows = @(Get-PhotoReport -Identity 'seed.00301', 'seed.00313' @script:Dc @script:Cloud)
+        $rows.Count | Should -Be 2
+        $up = $rows | Where-Object Identity -eq 'seed.00301'
+        $up.CloudState | Should -Be 'photo'
+        $up.HasCloudPhoto | Should -BeTrue
+        $up.CloudWidth | Should -Be 648
+        $up.CloudOnly | Should -Be (-not $up.HasPhoto)
+        $none = $rows | Where-Object Identity -eq 'seed.00313'
+        $none.CloudState | Should -Be 'noPhoto'
+        $none.HasCloudPhoto | Should -BeFalse
+        if (-not $none.HasPhoto) { $none.NoPhoto | Should -BeTrue } else { $none.AdOnly | Should -BeTrue }
+    }
     It '-UseExistingHd copies the cloud HD photo to AD as 96x96 (WhatIf first: WouldWrite, nothing written)' {
         $users = @('seed.00318', 'seed.00319')
         foreach ($u in $users) {
@@ -555,7 +568,10 @@ Describe 'Get-PhotoReport' {
                 if ($code -match 'Get-ADUser|OU=') { continue }
                 # The password-less examples sign in as the current user; this process has no ticket (see the Kerberos tests).
                 if ($code -notmatch '-Server') { $code = $code -replace '\bGet-PhotoReport\b', "Get-PhotoReport -Server '$env:PB_SAMBA_URL' -Credential `$cred -CaFile '$env:PB_SAMBA_CA'" }
+                # The cloud examples run against the Graph emulator.
+                $code = $code.Replace('-TenantId contoso.onmicrosoft.com -ClientCredential $app', "-TenantId '$env:PB_GRAPH_TENANT' -ClientCredential `$app -GraphUrl '$env:PB_GRAPH_URL' -GraphAuthorityUrl '$env:PB_GRAPH_AUTHORITY'")
                 $cred = $script:Cred
+                $app = $script:App
                 { $null = & ([scriptblock]::Create($code)) } | Should -Not -Throw -Because $code
                 $ran++
             }
