@@ -32,7 +32,7 @@ fn disc(w: u32, h: u32) -> Vec<u8> {
 
 fn checker(s: u32) -> Vec<u8> {
     encode(image::RgbImage::from_fn(s, s, |x, y| {
-        let on = (x * 8 / s + y * 8 / s) % 2 == 0;
+        let on = (x * 8 / s + y * 8 / s).is_multiple_of(2);
         image::Rgb(if on { [250, 250, 250] } else { [10, 10, 10] })
     }))
 }

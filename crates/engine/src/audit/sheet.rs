@@ -309,9 +309,9 @@ impl Sheet {
         }
         head.push_str("<option value=\"ok\">nothing flagged</option></select></label> <label>Search <input id=\"q\" type=\"search\" placeholder=\"name, UPN, mail\"></label> <span id=\"shown\"></span></div>\n");
         if s.total > STATIC_CARDS {
-            let _ = write!(
+            let _ = writeln!(
                 head,
-                "<noscript><p class=\"note\">The first {STATIC_CARDS} of {} users are shown; turn scripts on to page through and filter all of them, or open the CSV.</p></noscript>\n",
+                "<noscript><p class=\"note\">The first {STATIC_CARDS} of {} users are shown; turn scripts on to page through and filter all of them, or open the CSV.</p></noscript>",
                 s.total
             );
         }
@@ -554,7 +554,11 @@ mod tests {
         let html = std::fs::read_to_string(&path).unwrap();
         assert!(!html.contains("<script>x"));
         assert!(html.contains("&lt;script&gt;"));
-        assert_eq!(html.matches("src=\"data:image/jpeg;base64,").count(), 1, "unreadable bytes get no <img>");
+        assert_eq!(
+            html.matches("src=\"data:image/jpeg;base64,").count(),
+            1,
+            "unreadable bytes get no <img>"
+        );
         assert!(html.contains("<div class=\"none\">unreadable</div>"));
         assert!(html.contains("<option value=\"not_square\">not square (1)</option>"));
         assert!(html.contains("href=\"#flag=no_photo\""));
