@@ -69,17 +69,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
 
     let mut values = args.user.clone();
     if let Some(p) = &args.users {
-        let text = if p.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin()).context("reading the user list from stdin")?
-        } else {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
-        };
-        values.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
+        values.extend(crate::sync_hd::read_user_list(p)?);
     }
     let scope = if values.is_empty() && args.users.is_none() {
         Scope::Under {

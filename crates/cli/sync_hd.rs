@@ -70,14 +70,7 @@ pub async fn run(args: SyncHdArgs) -> anyhow::Result<ExitCode> {
 
     let mut values = args.users.clone();
     if let Some(p) = &args.users_file {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
-        values.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                .map(str::to_string),
-        );
+        values.extend(read_user_list(p)?);
     }
     let scope = if values.is_empty() && args.users_file.is_none() {
         SyncScope::Under {
@@ -182,4 +175,19 @@ fn line(item: &SyncItem) -> String {
         }
         _ => format!("{}: {what}", item.identity),
     }
+}
+
+/// The names in a user list: one a line, blank lines and `#` comments skipped; `-` is stdin.
+pub(crate) fn read_user_list(p: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let text = if p.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("reading the user list from stdin")?
+    } else {
+        std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?
+    };
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_string)
+        .collect())
 }

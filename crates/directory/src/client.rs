@@ -1053,8 +1053,8 @@ impl Directory {
             })
     }
 
-    /// Every user under the base (or `opts.base`), paged.
-    pub async fn list_users(&self, opts: &ListOptions) -> Result<Vec<User>, DirectoryError> {
+    /// The base and filter of a listing.
+    fn listing(&self, opts: &ListOptions) -> Result<(String, String), DirectoryError> {
         let base = match &opts.base {
             Some(b) => b.clone(),
             None => self.base()?.to_string(),
@@ -1064,6 +1064,12 @@ impl Directory {
         } else {
             self.user_filter().to_string()
         };
+        Ok((base, filter))
+    }
+
+    /// Every user under the base (or `opts.base`), paged.
+    pub async fn list_users(&self, opts: &ListOptions) -> Result<Vec<User>, DirectoryError> {
+        let (base, filter) = self.listing(opts)?;
         let entries = self
             .search_paged("list users", &base, &filter, user_attrs(opts.fetch_photo))
             .await?;
@@ -1075,15 +1081,7 @@ impl Directory {
     /// however many users there are, photos included. Use this instead of [`Self::list_users`]
     /// for reports over a whole directory.
     pub async fn stream_users(&self, opts: &ListOptions) -> Result<UserStream, DirectoryError> {
-        let base = match &opts.base {
-            Some(b) => b.clone(),
-            None => self.base()?.to_string(),
-        };
-        let filter = if opts.only_with_photo {
-            format!("(&{}({PHOTO_ATTR}=*))", self.user_filter())
-        } else {
-            self.user_filter().to_string()
-        };
+        let (base, filter) = self.listing(opts)?;
         let mut l = self.handle();
         let adapters: Vec<Box<dyn Adapter<'static, &'static str, Vec<&'static str>>>> = vec![
             Box::new(EntriesOnly::new()),

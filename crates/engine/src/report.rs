@@ -29,7 +29,7 @@ pub fn escape(s: &str) -> String {
 }
 
 /// Percent-encode a relative path for an `src` attribute (spaces, `#`, `%`, non-ASCII).
-fn url_path(p: &str) -> String {
+pub(crate) fn url_path(p: &str) -> String {
     let mut out = String::new();
     for b in p.bytes() {
         if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {

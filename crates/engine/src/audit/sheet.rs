@@ -119,7 +119,7 @@ impl Sheet {
                 let file = format!("{:06}-{side}.{ext}", self.n);
                 let p = dir.join(&file);
                 std::fs::write(&p, bytes).map_err(|e| EngineError::io(&p, e))?;
-                Ok(format!("{}/{file}", url_segment(name)))
+                Ok(crate::report::url_path(&format!("{name}/{file}")))
             }
         }
     }
@@ -386,19 +386,6 @@ fn thumbnail(bytes: &[u8]) -> Option<Vec<u8>> {
         .ok()
         .and_then(|c| c.outputs.into_iter().next())
         .map(|o| o.jpeg)
-}
-
-/// Percent-encode one path segment for an `src`.
-fn url_segment(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
 }
 
 /// Horizontal bars of the flag counts (inline SVG); each bar links to `#flag=CODE`.
