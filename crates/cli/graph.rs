@@ -581,17 +581,7 @@ async fn photo(graph: &GraphClient, cmd: PhotoCommand, crop: photobulk_imaging::
 /// The fingerprint of an upload job: a re-run of the same command (same tenant, inputs and
 /// options) continues the same run until it has ended complete.
 fn job_key(graph_url: &str, a: &UploadArgs) -> String {
-    let mut inputs: Vec<String> = a
-        .inputs
-        .iter()
-        .map(|p| {
-            std::fs::canonicalize(p)
-                .unwrap_or_else(|_| p.clone())
-                .display()
-                .to_string()
-        })
-        .collect();
-    inputs.sort();
+    let inputs = photobulk_engine::import::input_keys(&a.inputs);
     let text = serde_json::json!({
         "command": "graph upload",
         "graph": graph_url,

@@ -278,15 +278,9 @@ pub struct RunMeta {
     pub inputs: Vec<String>,
 }
 
-/// Fingerprint of an import job: the same inputs, server, base, lookup and imaging options give
-/// the same key.
-pub fn job_key(
-    inputs: &[PathBuf],
-    server: &str,
-    base: Option<&str>,
-    by: &Lookup,
-    options: &Options,
-) -> String {
+/// Inputs as a job fingerprint sees them: canonical paths (as given when they do not resolve),
+/// sorted, so the same folders named another way are the same job.
+pub fn input_keys(inputs: &[PathBuf]) -> Vec<String> {
     let mut ins: Vec<String> = inputs
         .iter()
         .map(|p| {
@@ -297,6 +291,19 @@ pub fn job_key(
         })
         .collect();
     ins.sort();
+    ins
+}
+
+/// Fingerprint of an import job: the same inputs, server, base, lookup and imaging options give
+/// the same key.
+pub fn job_key(
+    inputs: &[PathBuf],
+    server: &str,
+    base: Option<&str>,
+    by: &Lookup,
+    options: &Options,
+) -> String {
+    let ins = input_keys(inputs);
     let v = serde_json::json!({
         "inputs": ins, "server": server.to_ascii_lowercase(), "base": base.map(str::to_ascii_lowercase),
         "by": by.attribute().to_ascii_lowercase(), "options": options,
