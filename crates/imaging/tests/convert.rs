@@ -555,7 +555,7 @@ mod hostile {
     fn empty_and_text() {
         assert!(matches!(
             convert(b"", &Options::default()),
-            Err(ImagingError::UnknownFormat)
+            Err(ImagingError::Empty)
         ));
         assert!(matches!(
             convert(b"Hello, this is not a photo.\n", &Options::default()),
