@@ -26,6 +26,10 @@ pub(crate) struct Plan {
     /// a JPEG decoder decodes only it (at the scale, widened to whole rows and blocks)
     /// and stops after its last row. Other decoders decode everything.
     pub window: Window,
+    /// JPEG: also record the entropy-decoded coefficients ([`Decoded::recording`]) for
+    /// a second decode of the same file ([`decode_replay`]). Needs the whole image
+    /// (`window` all of it). Where our Huffman decoder does not run, nothing is recorded.
+    pub record: bool,
 }
 
 /// A stored-pixel rectangle `[x0, x1) x [y0, y1)`, full resolution.
@@ -66,6 +70,8 @@ pub(crate) struct Decoded {
     pub rows: u32,
     /// Non-fatal notes from decoding (an unusable ICC profile).
     pub warnings: Vec<Warning>,
+    /// The coefficients, when the plan asked for them and they could be recorded.
+    pub recording: Option<crate::huffman::Recording>,
 }
 
 /// What became of a source's embedded ICC profile.
@@ -160,9 +166,27 @@ pub(crate) fn decode(
 ) -> Result<Decoded, ImagingError> {
     check_input_len(input, limits)?;
     match sniff(input)? {
-        Kind::Jpeg => jpeg::decode(input, limits, plan),
+        Kind::Jpeg => jpeg::decode(input, limits, plan, None),
         Kind::Heic => heic::decode(input, limits, background, plan),
         Kind::Other(fmt, name) => decode_other(input, fmt, name, limits, background, plan),
+    }
+}
+
+/// [`decode`] of a JPEG whose coefficients an earlier decode of the same `input`
+/// recorded ([`Plan::record`]): the entropy-coded data is not parsed again, the blocks
+/// come from `recording` (at the plan's scale and window, as any decode).
+pub(crate) fn decode_replay(
+    input: &[u8],
+    limits: &Limits,
+    plan: &mut dyn FnMut(&Geometry) -> Result<Plan, ImagingError>,
+    recording: crate::huffman::Recording,
+) -> Result<Decoded, ImagingError> {
+    check_input_len(input, limits)?;
+    match sniff(input)? {
+        Kind::Jpeg => jpeg::decode(input, limits, plan, Some(recording)),
+        _ => Err(ImagingError::Internal(
+            "a coefficient recording replayed on a file that is not a JPEG".into(),
+        )),
     }
 }
 
@@ -266,6 +290,7 @@ fn decode_other(
         buf_width: width,
         rows: height,
         warnings: icc.warnings,
+        recording: None,
     })
 }
 
@@ -520,6 +545,7 @@ mod jpeg {
         input: &[u8],
         limits: &Limits,
         plan: &mut dyn FnMut(&Geometry) -> Result<Plan, ImagingError>,
+        replay: Option<crate::huffman::Recording>,
     ) -> Result<Decoded, ImagingError> {
         let (sof_w, sof_h) = scan(input)?;
         check_dims(sof_w, sof_h, limits)?;
@@ -534,7 +560,11 @@ mod jpeg {
                 height: h.height,
                 orientation: h.orientation,
             };
-            let Plan { denom, window } = plan(&geometry)?;
+            let Plan {
+                denom,
+                window,
+                record,
+            } = plan(&geometry)?;
             let num = match denom {
                 8 => 1,
                 4 => 2,
@@ -543,7 +573,21 @@ mod jpeg {
             };
             let out = d.out();
             let icc_data = std::mem::replace(&mut h.icc, Ok(None));
-            let (pw, ph) = d.start(num, out);
+            let tape = match replay {
+                Some(rec) => crate::huffman::Tape::Replay {
+                    rec,
+                    block: 0,
+                    value: 0,
+                },
+                // Room for every block at 4:2:0 (more are allotted as needed).
+                None if record => {
+                    crate::huffman::Tape::Record(crate::huffman::Recording::with_capacity(
+                        (h.width as usize).div_ceil(8) * (h.height as usize).div_ceil(8) * 3 / 2,
+                    ))
+                }
+                None => crate::huffman::Tape::Off,
+            };
+            let (pw, ph) = d.start(num, out, tape);
             if pw == 0 || ph == 0 {
                 return Err(decode_err("jpeg", "decoder returned no pixels"));
             }
@@ -564,9 +608,11 @@ mod jpeg {
             }
             let (bw, n) = (x1 - x0, y1 - y0);
             let mut px = d.read(bw, n).map_err(|e| decode_err("jpeg", e))?;
-            if y1 == ph {
+            if y1 == ph && !d.replaying() {
                 d.finish();
             }
+            // Only a whole image's recording is of use (all rows read, all MCUs decoded).
+            let recording = d.take_recording().filter(|_| y0 == 0 && y1 == ph);
             drop(d);
             let (rgb, icc) = match out {
                 Out::Cmyk => {
@@ -607,6 +653,7 @@ mod jpeg {
                 buf_width: bw,
                 rows: n,
                 warnings: icc.warnings,
+                recording,
             })
         })
     }
@@ -856,6 +903,7 @@ mod heic {
             buf_width: w,
             rows: h,
             warnings: icc.warnings,
+            recording: None,
         })
     }
 

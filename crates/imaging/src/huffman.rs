@@ -293,6 +293,45 @@ pub(crate) struct Entropy {
     restart_interval: u32,
     restarts_to_go: u32,
     reader: Reader,
+    /// Decode only, or also record every block (for a later decode of the same file),
+    /// or replay a recording instead of reading the data.
+    tape: Tape,
+}
+
+/// The coefficients of every block of one scan, as entropy-decoded, kept so that a
+/// second decode of the same file (another DCT scale, another window) need not parse
+/// the entropy-coded data again ([`Tape::Replay`]). Compact: per block a mask of its
+/// nonzero coefficients (zigzag order, bit `p` for zigzag position `p`) and their
+/// values in that order.
+/// Recorded from the decode itself, so its cost is the parse plus the stores.
+#[derive(Clone)]
+pub(crate) struct Recording {
+    masks: Vec<u64>,
+    values: Vec<i16>,
+}
+
+impl std::fmt::Debug for Recording {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Recording({} blocks)", self.masks.len())
+    }
+}
+
+/// What [`install`] does besides decoding.
+#[derive(Debug, Default)]
+pub(crate) enum Tape {
+    /// Decode the data into libjpeg's blocks (and nothing else).
+    #[default]
+    Off,
+    /// Decode, and record every block's coefficients, stored or not (all of the image:
+    /// the decode must read every MCU, e.g. no rows dropped at the end).
+    Record(Recording),
+    /// Deliver the recorded blocks instead of decoding (the same file's same scan);
+    /// `block` and `value` are where the next MCU starts.
+    Replay {
+        rec: Recording,
+        block: usize,
+        value: usize,
+    },
 }
 
 /// The bit reader's hot part, copied into a local for each MCU so that the decoding
@@ -334,7 +373,7 @@ struct Reader {
 /// # Safety
 /// `cinfo` is a started decompressor reading from a memory source whose buffer stays
 /// valid for as long as the returned state is in use.
-pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Installed> {
+pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct, tape: Tape) -> Option<Installed> {
     #[cfg(test)]
     if LIBJPEG_ONLY.with(std::cell::Cell::get) {
         return None;
@@ -397,6 +436,7 @@ pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct) -> Option<Insta
         restart_interval: scan.restart_interval,
         restarts_to_go: scan.restart_interval,
         reader: Reader::at(src),
+        tape,
     });
     cinfo.common.client_data = st.0.as_ptr().cast::<c_void>();
     // SAFETY: `decode_mcu` has the C signature libjpeg calls, and finds its state through
@@ -415,6 +455,30 @@ impl Installed {
     fn new(e: Entropy) -> Installed {
         // SAFETY: `Box::into_raw` never returns null.
         Installed(unsafe { std::ptr::NonNull::new_unchecked(Box::into_raw(Box::new(e))) })
+    }
+}
+
+impl Installed {
+    /// The recording made by a [`Tape::Record`] decode (call after the last MCU: the
+    /// decompressor must not decode again).
+    pub(crate) fn take_recording(&mut self) -> Option<Recording> {
+        // SAFETY: made by `Box::into_raw` in `new` and not freed; the caller's contract:
+        // libjpeg is not inside `decode_mcu` (single-threaded, no decode running).
+        let e = unsafe { &mut *self.0.as_ptr() };
+        match std::mem::take(&mut e.tape) {
+            Tape::Record(r) => Some(r),
+            other => {
+                e.tape = other;
+                None
+            }
+        }
+    }
+
+    /// Whether this decoder replays a recording (the source data is not read: nothing
+    /// after the scan, e.g. `jpeg_finish_decompress`, may be asked of libjpeg).
+    pub(crate) fn replaying(&self) -> bool {
+        // SAFETY: as in `take_recording`.
+        matches!(unsafe { &(*self.0.as_ptr()).tape }, Tape::Replay { .. })
     }
 }
 
@@ -467,6 +531,11 @@ fn corrupt(cinfo: &mut jpeg_decompress_struct, code: c_int, parm: [c_int; 2]) ->
 
 impl Entropy {
     unsafe fn mcu(&mut self, cinfo: &mut jpeg_decompress_struct, mcu: *mut JBLOCKROW) {
+        if let Tape::Replay { rec, block, value } = &mut self.tape {
+            // SAFETY: as below.
+            unsafe { replay(cinfo, rec, block, value, self.nblocks, mcu) };
+            return;
+        }
         if self.restart_interval != 0 {
             if self.restarts_to_go == 0 {
                 self.restart(cinfo);
@@ -476,7 +545,9 @@ impl Entropy {
         // SAFETY: see `decode_mcu`: `mcu`, when not null, holds one valid, exclusive,
         // zeroed block per block of the MCU.
         unsafe {
-            if mcu.is_null() {
+            if let Tape::Record(_) = self.tape {
+                self.recorded(cinfo, mcu);
+            } else if mcu.is_null() {
                 self.blocks::<false>(cinfo, mcu);
             } else {
                 self.blocks::<true>(cinfo, mcu);
@@ -535,6 +606,63 @@ impl Entropy {
         r.hot = h;
     }
 
+    /// [`blocks`](Self::blocks) that also records every block (stored into `mcu` when it
+    /// is not null: then it holds one valid, exclusive block per block of the MCU, zeroed
+    /// unless libjpeg needs only their DC).
+    #[inline(never)]
+    unsafe fn recorded(&mut self, cinfo: &mut jpeg_decompress_struct, mcu: *mut JBLOCKROW) {
+        let Entropy {
+            tables,
+            blocks,
+            nblocks,
+            last_dc,
+            reader: r,
+            tape,
+            ..
+        } = self;
+        let Tape::Record(rec) = tape else {
+            return;
+        };
+        let mut h = r.hot;
+        for (b, blk) in blocks[..*nblocks].iter().enumerate() {
+            let (dct, act) = (
+                &tables[usize::from(blk.dc) & 7],
+                &tables[usize::from(blk.ac) & 7],
+            );
+            ensure(&mut h, r, cinfo);
+            let s = u32::from(symbol(&mut h, r, cinfo, dct));
+            let diff = if s == 0 { 0 } else { receive_extend(&mut h, s) };
+            let c = usize::from(blk.comp) & 3;
+            let dc = last_dc[c].wrapping_add(diff);
+            last_dc[c] = dc;
+            // The block's nonzero coefficients in zigzag order, written straight after
+            // the recording's values (room for a whole block made first), and a mask of
+            // their zigzag positions.
+            rec.values.reserve(64);
+            let len = rec.values.len();
+            // SAFETY: `reserve(64)` above: 64 values fit after `len`.
+            let out = unsafe { rec.values.as_mut_ptr().add(len) };
+            let mut mask = u64::from(dc != 0);
+            // SAFETY: as above, index 0 < 64.
+            unsafe { *out = dc as i16 };
+            let first = mask as usize;
+            let n = ac_recorded(&mut h, r, cinfo, act, &mut mask, out, first);
+            // SAFETY: `ac_recorded` wrote values 0..n (n <= 64) after `len`.
+            unsafe { rec.values.set_len(len + n) };
+            rec.masks.push(mask);
+            if !mcu.is_null() {
+                // SAFETY: the caller's contract: `b < blocks_in_MCU` valid block pointers.
+                let block = unsafe { &mut **mcu.add(b) };
+                if blk.ac_needed {
+                    scatter(block, mask, &rec.values[len..]);
+                } else {
+                    block[0] = dc as i16;
+                }
+            }
+        }
+        r.hot = h;
+    }
+
     /// libjpeg's `process_restart`: the data up to the restart marker must be used up
     /// (at most the padding bits of its last byte left), the marker must be the next
     /// `RSTn` (libjpeg checks), and decoding starts afresh after it.
@@ -566,6 +694,117 @@ impl Entropy {
         self.last_dc = [0; 4];
         self.restarts_to_go = self.restart_interval;
     }
+}
+
+impl Recording {
+    /// An empty recording with room for about `blocks` blocks.
+    pub(crate) fn with_capacity(blocks: usize) -> Recording {
+        Recording {
+            masks: Vec::with_capacity(blocks),
+            values: Vec::with_capacity(blocks.saturating_mul(12)),
+        }
+    }
+}
+
+/// One MCU from the recording: its `nblocks` blocks written into `mcu` (or passed over
+/// when it is null), starting at recorded block `block` and value `value`.
+///
+/// # Safety
+/// `mcu`, when not null, holds `nblocks` valid, exclusive blocks, zeroed unless libjpeg
+/// reads only their DC.
+#[inline(never)]
+unsafe fn replay(
+    cinfo: &mut jpeg_decompress_struct,
+    rec: &Recording,
+    block: &mut usize,
+    value: &mut usize,
+    nblocks: usize,
+    mcu: *mut JBLOCKROW,
+) {
+    if *block + nblocks > rec.masks.len() {
+        corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
+    }
+    for b in 0..nblocks {
+        let m = rec.masks[*block + b];
+        let n = m.count_ones() as usize;
+        let Some(vals) = rec.values.get(*value..*value + n) else {
+            corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
+        };
+        if !mcu.is_null() {
+            // SAFETY: the caller's contract: `b < nblocks` valid block pointers.
+            scatter(unsafe { &mut **mcu.add(b) }, m, vals);
+        }
+        *value += n;
+    }
+    *block += nblocks;
+}
+
+/// Writes `vals` (a block's nonzero coefficients in zigzag order) into `block` at the
+/// natural positions of the zigzag positions set in `mask`, lowest first.
+#[inline(always)]
+fn scatter(block: &mut [i16; 64], mut mask: u64, vals: &[i16]) {
+    for &v in vals {
+        // Never more values than bits (the caller takes `count_ones` of them).
+        let p = mask.trailing_zeros() as usize;
+        // `p < 64`: `mask` is not zero while values are left; AFTER[p + 1] is the
+        // natural index of zigzag position `p`.
+        block[usize::from(AFTER[(p + 1) & 127]) & 63] = v;
+        mask &= mask.wrapping_sub(1);
+    }
+}
+
+/// The AC coefficients of one block, as [`ac`], written from `out[n]` on (zigzag order)
+/// with their zigzag positions set in `mask`; returns the new count. At most 63 steps
+/// are taken (each moves the position on by at least one, from 1, until it reaches 64),
+/// so with the DC at most 64 values are written; only the last step can reach past
+/// position 63 (a corrupt run; it lands on 63, as in `put`), so positions are distinct.
+#[inline(always)]
+fn ac_recorded(
+    h: &mut Hot,
+    r: &mut Reader,
+    cinfo: &mut jpeg_decompress_struct,
+    t: &Table,
+    mask: &mut u64,
+    out: *mut i16,
+    mut n: usize,
+) -> usize {
+    let mut k = 1usize;
+    let mut m = *mask;
+    loop {
+        ensure(h, r, cinfo);
+        let f = t.fast_ac[(h.acc >> (64 - FAST)) as usize];
+        let v = if f != 0 {
+            k += ((f >> 8) & 0xFF) as usize;
+            let bits = (f & 0xFF) as u32;
+            h.acc <<= bits;
+            h.nbits -= bits;
+            // 0 for a run of zeros or the end of the block (no coefficient).
+            (f >> 16) as i16
+        } else {
+            let rs = symbol(h, r, cinfo, t);
+            let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
+            if s != 0 {
+                k += run + 1;
+                receive_extend(h, s) as i16
+            } else if run == 15 {
+                k += 16;
+                0
+            } else {
+                break;
+            }
+        };
+        if v != 0 {
+            m |= 1u64 << ((k - 1).min(63));
+            // SAFETY: `n < 64` here (see above); the caller made room for 64 values.
+            unsafe { *out.add(n & 63) = v };
+            n += 1;
+        }
+        if k >= 64 {
+            break;
+        }
+    }
+    *mask = m;
+    n
 }
 
 /// The AC coefficients of one block, stored when `STORE`.

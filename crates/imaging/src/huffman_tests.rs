@@ -20,7 +20,7 @@ fn decode(jpeg: &[u8], num: u32, win: [f64; 4], reference: bool) -> (bool, Pixel
     let r = catch_unwind(AssertUnwindSafe(|| -> Pixels {
         let mut d = Decompressor::new(jpeg, &[]);
         let out = d.out();
-        let (w, h) = d.start(num, out);
+        let (w, h) = d.start(num, out, crate::huffman::Tape::Off);
         own = d.own_huffman();
         let at = |f: f64, n: u32| ((f * f64::from(n)) as u32).min(n);
         let (x0, x1) = (at(win[0], w), at(win[1], w).max(at(win[0], w) + 1).min(w));

@@ -71,16 +71,33 @@
 //! with [`Warning::NoFace`]; several: [`Warning::SeveralFaces`]; a face under
 //! [`face::TRUSTED_FACE`] preview pixels: [`Warning::SmallFace`].
 //!
-//! **Pipeline.** The strategy says it wants a preview; `render` then decodes the whole
-//! picture once at the DCT scale the short side affords (as for `top`), makes the
-//! preview from those pixels (box filter to [`face::PREVIEW_SIDE`] px on the short side,
-//! the long side at most twice that, EXIF orientation applied, BT.601 luma), detects and
-//! frames. A JPEG is decoded a second time (finer scale, only the window) only when the
-//! chosen square is too small for the first scale to keep [`DRAFT_SAFETY`] x the largest
-//! target. A separate 1/8-scale preview decode was not used: Huffman decoding is most of
-//! a decode's cost and cannot be scaled away, so a second pass would cost ~2/3 of the
-//! conversion again; the pixels the crop needs anyway give the preview for a box filter.
+//! **Pipeline.** The strategy says it wants a preview. A JPEG too large to be decoded
+//! whole at full scale (short side >= 2 x [`DRAFT_SAFETY`] x 648) is parsed once and
+//! decoded twice: first all of it at the coarsest DCT scale that keeps the preview's
+//! [`face::PREVIEW_SIDE`] (1/8 for a 12 MP photo), while our Huffman decoder records
+//! every block's nonzero coefficients (`huffman::Recording`: 8 bytes a block and 2 a
+//! nonzero coefficient, for pictures up to
+//! `RECORD_MAX_PIXELS`); the preview is made from those pixels (box filter, EXIF
+//! orientation applied, BT.601 luma), faces are detected and the square chosen; then
+//! only the window that square needs is decoded, at the scale it needs, from the
+//! recording (`decode::decode_replay`: no entropy-coded data parsed again; the same
+//! pixels byte for byte as a decode of the file, test `replayed_coefficients_*`).
+//! Smaller pictures and other formats are decoded once, whole, at the scale the short
+//! side affords, and the preview is made from those pixels; a JPEG our Huffman decoder
+//! does not take (progressive, multi-scan) is decoded a second time (finer scale, only
+//! the window) when the square is too small for the first scale.
 //! Hostile input fails in the header checks before any pixel (or detector) work.
+//!
+//! Measured with `examples/face_cost.rs` under callgrind (one bench photo, 12 MP,
+//! Orientation 6, a face 438 px high framed in a 973 px square, both default targets,
+//! one thread; instructions, repeatable): `center` 286.4 M; `face` 455.4 M before the
+//! recording (1.59x: a whole 1/2-scale decode, then a full-scale re-decode that parsed
+//! the file again) and 424.3 M with it (1.48x). Of the `face` cost: detection 84.4 M
+//! (rustface 77.8 M: LAB feature maps 18.5 M, SURF feature maps 17.4 M, classifiers
+//! 19.9 M), parsing while recording 143.3 M against 91.1 M for `center`'s parse-and-store,
+//! the replay 18.3 M. Next step not taken: record only where each MCU starts (bit position
+//! and DC predictors) instead of its coefficients, so that the second decode parses only
+//! the window's MCUs (a face square is ~1/12 of a 12 MP photo).
 //!
 //! **Detector (measured).** Candidates in the offline crate mirror: `rustface` 0.1.7
 //! (SeetaFace's funnel-structured frontal cascade, pure Rust, 1.2 MB model in the crate)
@@ -639,6 +656,19 @@ fn draft_denominator(crop_side: u32, largest_target: u32) -> u32 {
         .unwrap_or(1)
 }
 
+/// Largest image (pixels) whose coefficients the `face` crop records between its two
+/// decodes (~1 byte per pixel for a photo); larger ones are parsed twice instead.
+const RECORD_MAX_PIXELS: u64 = 50_000_000;
+
+/// The coarsest JPEG DCT scale denominator that keeps the face preview's short side
+/// ([`face::PREVIEW_SIDE`]) for an upright short side of `short` pixels.
+fn preview_denominator(short: u32) -> u32 {
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|d| short / d >= face::PREVIEW_SIDE)
+        .unwrap_or(1)
+}
+
 /// The stored rectangle (full resolution) that crop box `cb` of the upright image
 /// needs, including on every side the reach of the widest Lanczos3 kernel any target
 /// resized from the source can use (3 lobes of the crop-to-`smallest`-target scale) and
@@ -763,40 +793,59 @@ fn render(input: &[u8], opts: &Options, whole: bool) -> Result<Rendered, Imaging
         } else {
             window_needed(g, cb, from_source, denom)
         };
-        decode::Plan { denom, window }
+        decode::Plan {
+            denom,
+            window,
+            record: false,
+        }
     };
     let mut thumbnail = None;
     let (decoded, framing) = if strategy.wants_preview() {
-        // The strategy looks at the picture: decode all of it once, at the scale the
-        // largest square (the short side) affords, and make the preview from those
-        // pixels (no second entropy decode). A JPEG is decoded again, at a finer scale
-        // and only the window it needs, when the square chosen is too small for that
-        // scale (a small face in a large photo).
+        // The strategy looks at the picture. A JPEG too large to be decoded whole at full
+        // scale is decoded twice, but parsed once: first all of it at the coarsest scale
+        // that still gives the preview, recording the coefficients; then, once the square
+        // is chosen, only the window it needs at the scale it needs, from the recording
+        // (`decode::decode_replay`). Anything else is decoded once, whole, at the scale
+        // the largest square (the short side) affords, and the preview made from those
+        // pixels; a JPEG whose coefficients could not be recorded is decoded again when
+        // the square chosen is too small for that scale.
         let mut first_denom = 1;
+        let mut recorded = false;
         let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
             let (w, h) = too_small(g)?;
             let side = w.min(h);
             first_denom = draft_denominator(side, largest);
+            recorded =
+                first_denom > 1 && u64::from(g.width) * u64::from(g.height) <= RECORD_MAX_PIXELS;
             Ok(decode::Plan {
-                denom: first_denom,
+                denom: if recorded {
+                    preview_denominator(side)
+                } else {
+                    first_denom
+                },
                 window: decode::Window::all(g.width, g.height),
+                record: recorded,
             })
         };
-        let decoded = decode::decode(input, &opts.limits, opts.background, &mut plan)?;
+        let mut decoded = decode::decode(input, &opts.limits, opts.background, &mut plan)?;
         let (uw, uh) = too_small(&decoded.geometry)?;
         let preview = face::preview(&decoded)?;
         let framing = strategy.frame(uw, uh, Some(&preview))?;
         if opts.thumbnail {
             thumbnail = Some(thumbnail_of(&preview));
         }
+        let cb = framing.crop;
+        let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
+            too_small(g)?;
+            Ok(plan_for(g, cb))
+        };
         let scaled = decoded.pix_width < decoded.geometry.width
             || decoded.pix_height < decoded.geometry.height;
-        let decoded = if scaled && draft_denominator(framing.crop.width, largest) < first_denom {
-            let cb = framing.crop;
-            let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {
-                too_small(g)?;
-                Ok(plan_for(g, cb))
-            };
+        let decoded = if let Some(rec) = decoded.recording.take() {
+            decode::decode_replay(input, &opts.limits, &mut plan, rec)?
+        } else if scaled
+            && (recorded || draft_denominator(framing.crop.width, largest) < first_denom)
+        {
             decode::decode(input, &opts.limits, opts.background, &mut plan)?
         } else {
             decoded
@@ -895,6 +944,7 @@ pub fn find_faces(
         Ok(decode::Plan {
             denom: draft_denominator(g.width.max(g.height), side),
             window: decode::Window::all(g.width, g.height),
+            record: false,
         })
     };
     let decoded = decode::decode(input, limits, [255, 255, 255], &mut plan)?;

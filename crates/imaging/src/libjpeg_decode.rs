@@ -122,7 +122,10 @@ impl<'a> Decompressor<'a> {
     }
 
     /// Starts decompressing at scale `num`/8 to `out`; returns the scaled width and height.
-    pub(crate) fn start(&mut self, num: u32, out: Out) -> (u32, u32) {
+    /// `tape`: whether our Huffman decoder also records the coefficients, or replays a
+    /// recording of this file (`huffman::Tape`; where libjpeg keeps its own decoder, a
+    /// recording is not made and a replay decodes the data as usual).
+    pub(crate) fn start(&mut self, num: u32, out: Out, tape: crate::huffman::Tape) -> (u32, u32) {
         self.cinfo.scale_num = num;
         self.cinfo.scale_denom = 8;
         self.cinfo.out_color_space = match out {
@@ -133,8 +136,21 @@ impl<'a> Decompressor<'a> {
         unsafe { jpeg_start_decompress(&mut self.cinfo) };
         // SAFETY: started just above, reading `'a`-borrowed bytes (`jpeg_mem_src`), which
         // outlive `self`; the state is kept in `self` for as long as libjpeg uses it.
-        self.entropy = unsafe { crate::huffman::install(&mut self.cinfo) };
+        self.entropy = unsafe { crate::huffman::install(&mut self.cinfo, tape) };
         (self.cinfo.output_width, self.cinfo.output_height)
+    }
+
+    /// The coefficients a `Tape::Record` decode recorded (after its last row).
+    pub(crate) fn take_recording(&mut self) -> Option<crate::huffman::Recording> {
+        self.entropy.as_mut()?.take_recording()
+    }
+
+    /// Whether rows come from a recording (then `finish` must not be called: the data
+    /// after the scan was not read).
+    pub(crate) fn replaying(&self) -> bool {
+        self.entropy
+            .as_ref()
+            .is_some_and(crate::huffman::Installed::replaying)
     }
 
     /// Bytes per output pixel.

@@ -148,7 +148,13 @@ fn windowed_decode_matches_whole_decode() {
 #[test]
 fn window_is_smaller_than_the_image() {
     let dec = |src: &[u8], window: decode::Window| {
-        let mut plan = |_: &decode::Geometry| Ok(decode::Plan { denom: 2, window });
+        let mut plan = |_: &decode::Geometry| {
+            Ok(decode::Plan {
+                denom: 2,
+                window,
+                record: false,
+            })
+        };
         decode::decode(src, &Limits::default(), [255; 3], &mut plan).expect("decode")
     };
     let src = with_orientation(&jpeg(803, 610, Layout::Yuv420), 6);
@@ -222,5 +228,136 @@ fn damage_outside_the_window_is_still_an_error() {
             ),
             "truncated at {cut}"
         );
+    }
+}
+
+/// The `face` crop's second decode replays the coefficients the first one recorded
+/// (`Plan::record`, `decode::decode_replay`): the same pixels, byte for byte, as a
+/// decode that parses the file again, for every DCT scale and window, 4:2:0, 4:4:4 and
+/// grey; where the recording is not made (progressive), nothing is recorded.
+#[test]
+fn replayed_coefficients_decode_like_the_file() {
+    let plan = |denom: u32, window: decode::Window, record: bool| {
+        move |_: &decode::Geometry| {
+            Ok(decode::Plan {
+                denom,
+                window,
+                record,
+            })
+        }
+    };
+    let baseline = |grey: bool| {
+        let rgb = picture(803, 610);
+        let mut out = Vec::new();
+        let e = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90);
+        if grey {
+            let g: Vec<u8> = rgb.chunks_exact(3).map(|p| p[1]).collect();
+            image::ImageEncoder::write_image(e, &g, 803, 610, image::ExtendedColorType::L8)
+        } else {
+            image::ImageEncoder::write_image(e, &rgb, 803, 610, image::ExtendedColorType::Rgb8)
+        }
+        .expect("encode");
+        out
+    };
+    for (layout, grey) in [("4:2:0", false), ("grey", true)] {
+        let src = with_orientation(&baseline(grey), 6);
+        let all = decode::Window::all(803, 610);
+        let first = decode::decode(&src, &Limits::default(), [255; 3], &mut plan(8, all, true))
+            .expect("first decode");
+        assert_eq!((first.buf_width, first.rows), (101, 77), "{layout}");
+        let rec = first
+            .recording
+            .unwrap_or_else(|| panic!("{layout}: not recorded"));
+        for denom in [1, 2, 4, 8] {
+            for window in [
+                all,
+                decode::Window {
+                    x0: 200,
+                    x1: 500,
+                    y0: 100,
+                    y1: 400,
+                },
+                decode::Window {
+                    x0: 0,
+                    x1: 803,
+                    y0: 0,
+                    y1: 333,
+                },
+            ] {
+                let again = decode::decode(
+                    &src,
+                    &Limits::default(),
+                    [255; 3],
+                    &mut plan(denom, window, false),
+                )
+                .expect("decode");
+                let replayed = decode::decode_replay(
+                    &src,
+                    &Limits::default(),
+                    &mut plan(denom, window, false),
+                    clone_recording(&rec),
+                )
+                .expect("replay");
+                assert_eq!(
+                    (replayed.x0, replayed.y0, replayed.buf_width, replayed.rows),
+                    (again.x0, again.y0, again.buf_width, again.rows),
+                    "{layout} 1/{denom} {window:?}"
+                );
+                assert!(replayed.rgb == again.rgb, "{layout} 1/{denom} {window:?}");
+            }
+        }
+    }
+    let progressive = jpeg(803, 610, Layout::Yuv420);
+    let d = decode::decode(
+        &progressive,
+        &Limits::default(),
+        [255; 3],
+        &mut plan(8, decode::Window::all(803, 610), true),
+    )
+    .expect("progressive");
+    assert!(d.recording.is_none());
+}
+
+fn clone_recording(r: &crate::huffman::Recording) -> crate::huffman::Recording {
+    r.clone()
+}
+
+/// The same on real files: restart markers (4:2:0, 4:2:2), CMYK with restarts, a phone
+/// photo with EXIF orientation.
+#[test]
+fn replayed_coefficients_on_the_fixtures() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+    for name in [
+        "formats/restart.jpg",
+        "formats/restart_rows_422.jpg",
+        "real/pil_sample_cmyk.jpg",
+        "real/hopper_orientation_6.jpg",
+    ] {
+        let src = std::fs::read(root.join(name)).expect(name);
+        let whole = |denom: u32, record: bool| {
+            move |g: &decode::Geometry| {
+                Ok(decode::Plan {
+                    denom,
+                    window: decode::Window::all(g.width, g.height),
+                    record,
+                })
+            }
+        };
+        let first =
+            decode::decode(&src, &Limits::default(), [255; 3], &mut whole(8, true)).expect(name);
+        let rec = first.recording.expect(name);
+        for denom in [1, 2] {
+            let again =
+                decode::decode(&src, &Limits::default(), [255; 3], &mut whole(denom, false))
+                    .expect(name);
+            let replayed = decode::decode_replay(
+                &src,
+                &Limits::default(),
+                &mut whole(denom, false),
+                clone_recording(&rec),
+            )
+            .expect(name);
+            assert!(replayed.rgb == again.rgb, "{name} 1/{denom}");
+        }
     }
 }
