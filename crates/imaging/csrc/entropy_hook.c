@@ -111,3 +111,16 @@ boolean pb_entropy_read_restart_marker(j_decompress_ptr cinfo)
 {
   return (*cinfo->marker->read_restart_marker) (cinfo);
 }
+
+/*
+ * MCUs per row of the scan, and the MCU columns libjpeg transforms (its
+ * jpeg_crop_scanline window; every column when there is none): the others are
+ * entropy-decoded and dropped (decompress_onepass in jdcoefct.c).
+ */
+void pb_entropy_columns(j_decompress_ptr cinfo, unsigned int *per_row,
+                        unsigned int *first, unsigned int *last)
+{
+  *per_row = cinfo->MCUs_per_row;
+  *first = cinfo->master->first_iMCU_col;
+  *last = cinfo->master->last_iMCU_col;
+}

@@ -26,8 +26,8 @@ pub(crate) struct Plan {
     /// a JPEG decoder decodes only it (at the scale, widened to whole rows and blocks)
     /// and stops after its last row. Other decoders decode everything.
     pub window: Window,
-    /// JPEG: also record the entropy-decoded coefficients ([`Decoded::recording`]) for
-    /// a second decode of the same file ([`decode_replay`]). Needs the whole image
+    /// JPEG: also record where each MCU starts ([`Decoded::recording`]) for a second
+    /// decode of the same file ([`decode_replay`]). Needs the whole image
     /// (`window` all of it). Where our Huffman decoder does not run, nothing is recorded.
     pub record: bool,
 }
@@ -70,7 +70,7 @@ pub(crate) struct Decoded {
     pub rows: u32,
     /// Non-fatal notes from decoding (an unusable ICC profile).
     pub warnings: Vec<Warning>,
-    /// The coefficients, when the plan asked for them and they could be recorded.
+    /// Where each MCU starts, when the plan asked for it and it could be recorded.
     pub recording: Option<crate::huffman::Recording>,
 }
 
@@ -172,9 +172,10 @@ pub(crate) fn decode(
     }
 }
 
-/// [`decode`] of a JPEG whose coefficients an earlier decode of the same `input`
-/// recorded ([`Plan::record`]): the entropy-coded data is not parsed again, the blocks
-/// come from `recording` (at the plan's scale and window, as any decode).
+/// [`decode`] of a JPEG whose MCUs an earlier decode of the same `input`
+/// recorded ([`Plan::record`]): only the MCUs the plan's window uses are parsed, each
+/// found from where `recording` says it starts (at the plan's scale and window, as any
+/// decode, and the same pixels).
 pub(crate) fn decode_replay(
     input: &[u8],
     limits: &Limits,
@@ -185,7 +186,7 @@ pub(crate) fn decode_replay(
     match sniff(input)? {
         Kind::Jpeg => jpeg::decode(input, limits, plan, Some(recording)),
         _ => Err(ImagingError::Internal(
-            "a coefficient recording replayed on a file that is not a JPEG".into(),
+            "an MCU recording replayed on a file that is not a JPEG".into(),
         )),
     }
 }
@@ -576,13 +577,14 @@ mod jpeg {
             let tape = match replay {
                 Some(rec) => crate::huffman::Tape::Replay {
                     rec,
-                    block: 0,
-                    value: 0,
+                    next: 0,
+                    at: usize::MAX,
+                    cols: None,
                 },
-                // Room for every block at 4:2:0 (more are allotted as needed).
+                // Room for every MCU at 4:2:0 (more are allotted as needed).
                 None if record => {
                     crate::huffman::Tape::Record(crate::huffman::Recording::with_capacity(
-                        (h.width as usize).div_ceil(8) * (h.height as usize).div_ceil(8) * 3 / 2,
+                        (h.width as usize).div_ceil(16) * (h.height as usize).div_ceil(16),
                     ))
                 }
                 None => crate::huffman::Tape::Off,

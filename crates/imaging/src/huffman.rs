@@ -151,6 +151,12 @@ extern "C-unwind" {
     fn pb_entropy_set_decode_mcu(cinfo: *mut jpeg_decompress_struct, f: DecodeMcu);
     fn pb_entropy_set_unread_marker(cinfo: *mut jpeg_decompress_struct, marker: c_int);
     fn pb_entropy_read_restart_marker(cinfo: *mut jpeg_decompress_struct) -> boolean;
+    fn pb_entropy_columns(
+        cinfo: *mut jpeg_decompress_struct,
+        per_row: *mut c_uint,
+        first: *mut c_uint,
+        last: *mut c_uint,
+    );
 }
 
 /// One Huffman table, ready for decoding.
@@ -298,21 +304,37 @@ pub(crate) struct Entropy {
     tape: Tape,
 }
 
-/// The coefficients of every block of one scan, as entropy-decoded, kept so that a
-/// second decode of the same file (another DCT scale, another window) need not parse
-/// the entropy-coded data again ([`Tape::Replay`]). Compact: per block a mask of its
-/// nonzero coefficients (zigzag order, bit `p` for zigzag position `p`) and their
-/// values in that order.
-/// Recorded from the decode itself, so its cost is the parse plus the stores.
-#[derive(Clone)]
+/// Where each MCU of one scan starts: the decoder's whole state before it (bit reader,
+/// DC predictors, restart count), taken while the scan is decoded once, so that a
+/// second decode of the same file (another DCT scale, another window) can parse only
+/// the MCUs it uses ([`Tape::Replay`]): it jumps to the first MCU of the window in each
+/// row and skips the rest. ~56 bytes an MCU (2.6 MB for a 12 MP 4:2:0 photo).
+#[derive(Clone, Default)]
 pub(crate) struct Recording {
-    masks: Vec<u64>,
-    values: Vec<i16>,
+    marks: Vec<Mark>,
+}
+
+/// The decoder's state before one MCU (the reader whole: after a restart marker it
+/// reads from a new start).
+#[derive(Clone, Copy)]
+struct Mark {
+    reader: Reader,
+    last_dc: [i32; 4],
+    restarts_to_go: u32,
 }
 
 impl std::fmt::Debug for Recording {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Recording({} blocks)", self.masks.len())
+        write!(f, "Recording({} MCUs)", self.marks.len())
+    }
+}
+
+impl Recording {
+    /// An empty recording with room for `mcus` MCUs.
+    pub(crate) fn with_capacity(mcus: usize) -> Recording {
+        Recording {
+            marks: Vec::with_capacity(mcus),
+        }
     }
 }
 
@@ -322,15 +344,19 @@ pub(crate) enum Tape {
     /// Decode the data into libjpeg's blocks (and nothing else).
     #[default]
     Off,
-    /// Decode, and record every block's coefficients, stored or not (all of the image:
-    /// the decode must read every MCU, e.g. no rows dropped at the end).
+    /// Decode, and record where every MCU starts (all of the scan: the decode must
+    /// reach every MCU, e.g. no rows dropped at the end).
     Record(Recording),
-    /// Deliver the recorded blocks instead of decoding (the same file's same scan);
-    /// `block` and `value` are where the next MCU starts.
+    /// Decode the same file's same scan again, parsing only the MCUs libjpeg uses:
+    /// skipped rows (`mcu` null) and columns outside its crop are not parsed, and the
+    /// reader jumps to the recorded start of each MCU that follows a gap. `next` is the
+    /// index of the next MCU libjpeg asks for, `at` the one the reader stands before,
+    /// `cols` (MCUs per row, first and last column used) read from libjpeg once.
     Replay {
         rec: Recording,
-        block: usize,
-        value: usize,
+        next: usize,
+        at: usize,
+        cols: Option<(usize, usize, usize)>,
     },
 }
 
@@ -348,6 +374,7 @@ struct Hot {
 }
 
 /// The bit reader.
+#[derive(Clone, Copy)]
 struct Reader {
     hot: Hot,
     /// Bytes of `data` that may be read: up to the end of the buffer, or up to the
@@ -531,9 +558,9 @@ fn corrupt(cinfo: &mut jpeg_decompress_struct, code: c_int, parm: [c_int; 2]) ->
 
 impl Entropy {
     unsafe fn mcu(&mut self, cinfo: &mut jpeg_decompress_struct, mcu: *mut JBLOCKROW) {
-        if let Tape::Replay { rec, block, value } = &mut self.tape {
+        if let Tape::Replay { .. } = self.tape {
             // SAFETY: as below.
-            unsafe { replay(cinfo, rec, block, value, self.nblocks, mcu) };
+            unsafe { self.replayed(cinfo, mcu) };
             return;
         }
         if self.restart_interval != 0 {
@@ -542,23 +569,88 @@ impl Entropy {
             }
             self.restarts_to_go -= 1;
         }
+        if let Tape::Record(rec) = &mut self.tape {
+            rec.marks.push(Mark {
+                reader: self.reader,
+                last_dc: self.last_dc,
+                restarts_to_go: self.restarts_to_go,
+            });
+        }
         // SAFETY: see `decode_mcu`: `mcu`, when not null, holds one valid, exclusive,
         // zeroed block per block of the MCU.
         unsafe {
-            if let Tape::Record(_) = self.tape {
-                self.recorded(cinfo, mcu);
-            } else if mcu.is_null() {
+            if mcu.is_null() {
                 self.blocks::<false>(cinfo, mcu);
             } else {
                 self.blocks::<true>(cinfo, mcu);
             }
         }
+        self.after_mcu(cinfo);
+    }
+
+    /// The checks and bookkeeping after each parsed MCU.
+    #[inline(always)]
+    fn after_mcu(&mut self, cinfo: &mut jpeg_decompress_struct) {
         let r = &mut self.reader;
         if r.pad > r.hot.nbits {
             corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
         }
         // As libjpeg's own decoder keeps it current.
         r.give_back(cinfo);
+    }
+
+    /// One MCU of a [`Tape::Replay`] decode: parsed (after a jump to its recorded start
+    /// when the one before it was not, or a restart marker lies between) only when
+    /// libjpeg will use it.
+    ///
+    /// # Safety
+    /// As [`Entropy::blocks`] with `STORE`, when `mcu` is not null.
+    #[inline(never)]
+    unsafe fn replayed(&mut self, cinfo: &mut jpeg_decompress_struct, mcu: *mut JBLOCKROW) {
+        let Tape::Replay {
+            rec,
+            next,
+            at,
+            cols,
+        } = &mut self.tape
+        else {
+            return;
+        };
+        let i = *next;
+        *next += 1;
+        if mcu.is_null() {
+            return;
+        }
+        let (per_row, first, last) = *cols.get_or_insert_with(|| {
+            let (mut n, mut a, mut b): (c_uint, c_uint, c_uint) = (0, 0, 0);
+            // SAFETY: `cinfo` is the started decompressor this decoder is installed in;
+            // the C side only reads it.
+            unsafe { pb_entropy_columns(cinfo, &mut n, &mut a, &mut b) };
+            let (n, a, b) = (n as usize, a as usize, b as usize);
+            if n == 0 || a > b || b >= n {
+                (n.max(1), 0, n.max(1) - 1)
+            } else {
+                (n, a, b)
+            }
+        });
+        let col = i % per_row;
+        if col < first || col > last {
+            // Decoded by libjpeg's loop, never transformed: left zero.
+            return;
+        }
+        let Some(&m) = rec.marks.get(i) else {
+            corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
+        };
+        let restarted = self.restart_interval != 0 && m.restarts_to_go + 1 == self.restart_interval;
+        if *at != i || restarted {
+            self.reader = m.reader;
+            self.last_dc = m.last_dc;
+            self.restarts_to_go = m.restarts_to_go;
+        }
+        *at = i + 1;
+        // SAFETY: the caller's contract.
+        unsafe { self.blocks::<true>(cinfo, mcu) };
+        self.after_mcu(cinfo);
     }
 
     /// The blocks of one MCU, stored into `mcu` when `STORE` (then `mcu` holds one valid,
@@ -606,63 +698,6 @@ impl Entropy {
         r.hot = h;
     }
 
-    /// [`blocks`](Self::blocks) that also records every block (stored into `mcu` when it
-    /// is not null: then it holds one valid, exclusive block per block of the MCU, zeroed
-    /// unless libjpeg needs only their DC).
-    #[inline(never)]
-    unsafe fn recorded(&mut self, cinfo: &mut jpeg_decompress_struct, mcu: *mut JBLOCKROW) {
-        let Entropy {
-            tables,
-            blocks,
-            nblocks,
-            last_dc,
-            reader: r,
-            tape,
-            ..
-        } = self;
-        let Tape::Record(rec) = tape else {
-            return;
-        };
-        let mut h = r.hot;
-        for (b, blk) in blocks[..*nblocks].iter().enumerate() {
-            let (dct, act) = (
-                &tables[usize::from(blk.dc) & 7],
-                &tables[usize::from(blk.ac) & 7],
-            );
-            ensure(&mut h, r, cinfo);
-            let s = u32::from(symbol(&mut h, r, cinfo, dct));
-            let diff = if s == 0 { 0 } else { receive_extend(&mut h, s) };
-            let c = usize::from(blk.comp) & 3;
-            let dc = last_dc[c].wrapping_add(diff);
-            last_dc[c] = dc;
-            // The block's nonzero coefficients in zigzag order, written straight after
-            // the recording's values (room for a whole block made first), and a mask of
-            // their zigzag positions.
-            rec.values.reserve(64);
-            let len = rec.values.len();
-            // SAFETY: `reserve(64)` above: 64 values fit after `len`.
-            let out = unsafe { rec.values.as_mut_ptr().add(len) };
-            let mut mask = u64::from(dc != 0);
-            // SAFETY: as above, index 0 < 64.
-            unsafe { *out = dc as i16 };
-            let first = mask as usize;
-            let n = ac_recorded(&mut h, r, cinfo, act, &mut mask, out, first);
-            // SAFETY: `ac_recorded` wrote values 0..n (n <= 64) after `len`.
-            unsafe { rec.values.set_len(len + n) };
-            rec.masks.push(mask);
-            if !mcu.is_null() {
-                // SAFETY: the caller's contract: `b < blocks_in_MCU` valid block pointers.
-                let block = unsafe { &mut **mcu.add(b) };
-                if blk.ac_needed {
-                    scatter(block, mask, &rec.values[len..]);
-                } else {
-                    block[0] = dc as i16;
-                }
-            }
-        }
-        r.hot = h;
-    }
-
     /// libjpeg's `process_restart`: the data up to the restart marker must be used up
     /// (at most the padding bits of its last byte left), the marker must be the next
     /// `RSTn` (libjpeg checks), and decoding starts afresh after it.
@@ -694,117 +729,6 @@ impl Entropy {
         self.last_dc = [0; 4];
         self.restarts_to_go = self.restart_interval;
     }
-}
-
-impl Recording {
-    /// An empty recording with room for about `blocks` blocks.
-    pub(crate) fn with_capacity(blocks: usize) -> Recording {
-        Recording {
-            masks: Vec::with_capacity(blocks),
-            values: Vec::with_capacity(blocks.saturating_mul(12)),
-        }
-    }
-}
-
-/// One MCU from the recording: its `nblocks` blocks written into `mcu` (or passed over
-/// when it is null), starting at recorded block `block` and value `value`.
-///
-/// # Safety
-/// `mcu`, when not null, holds `nblocks` valid, exclusive blocks, zeroed unless libjpeg
-/// reads only their DC.
-#[inline(never)]
-unsafe fn replay(
-    cinfo: &mut jpeg_decompress_struct,
-    rec: &Recording,
-    block: &mut usize,
-    value: &mut usize,
-    nblocks: usize,
-    mcu: *mut JBLOCKROW,
-) {
-    if *block + nblocks > rec.masks.len() {
-        corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
-    }
-    for b in 0..nblocks {
-        let m = rec.masks[*block + b];
-        let n = m.count_ones() as usize;
-        let Some(vals) = rec.values.get(*value..*value + n) else {
-            corrupt(cinfo, JWRN_HIT_MARKER, [0, 0]);
-        };
-        if !mcu.is_null() {
-            // SAFETY: the caller's contract: `b < nblocks` valid block pointers.
-            scatter(unsafe { &mut **mcu.add(b) }, m, vals);
-        }
-        *value += n;
-    }
-    *block += nblocks;
-}
-
-/// Writes `vals` (a block's nonzero coefficients in zigzag order) into `block` at the
-/// natural positions of the zigzag positions set in `mask`, lowest first.
-#[inline(always)]
-fn scatter(block: &mut [i16; 64], mut mask: u64, vals: &[i16]) {
-    for &v in vals {
-        // Never more values than bits (the caller takes `count_ones` of them).
-        let p = mask.trailing_zeros() as usize;
-        // `p < 64`: `mask` is not zero while values are left; AFTER[p + 1] is the
-        // natural index of zigzag position `p`.
-        block[usize::from(AFTER[(p + 1) & 127]) & 63] = v;
-        mask &= mask.wrapping_sub(1);
-    }
-}
-
-/// The AC coefficients of one block, as [`ac`], written from `out[n]` on (zigzag order)
-/// with their zigzag positions set in `mask`; returns the new count. At most 63 steps
-/// are taken (each moves the position on by at least one, from 1, until it reaches 64),
-/// so with the DC at most 64 values are written; only the last step can reach past
-/// position 63 (a corrupt run; it lands on 63, as in `put`), so positions are distinct.
-#[inline(always)]
-fn ac_recorded(
-    h: &mut Hot,
-    r: &mut Reader,
-    cinfo: &mut jpeg_decompress_struct,
-    t: &Table,
-    mask: &mut u64,
-    out: *mut i16,
-    mut n: usize,
-) -> usize {
-    let mut k = 1usize;
-    let mut m = *mask;
-    loop {
-        ensure(h, r, cinfo);
-        let f = t.fast_ac[(h.acc >> (64 - FAST)) as usize];
-        let v = if f != 0 {
-            k += ((f >> 8) & 0xFF) as usize;
-            let bits = (f & 0xFF) as u32;
-            h.acc <<= bits;
-            h.nbits -= bits;
-            // 0 for a run of zeros or the end of the block (no coefficient).
-            (f >> 16) as i16
-        } else {
-            let rs = symbol(h, r, cinfo, t);
-            let (run, s) = (usize::from(rs >> 4), u32::from(rs & 15));
-            if s != 0 {
-                k += run + 1;
-                receive_extend(h, s) as i16
-            } else if run == 15 {
-                k += 16;
-                0
-            } else {
-                break;
-            }
-        };
-        if v != 0 {
-            m |= 1u64 << ((k - 1).min(63));
-            // SAFETY: `n < 64` here (see above); the caller made room for 64 values.
-            unsafe { *out.add(n & 63) = v };
-            n += 1;
-        }
-        if k >= 64 {
-            break;
-        }
-    }
-    *mask = m;
-    n
 }
 
 /// The AC coefficients of one block, stored when `STORE`.

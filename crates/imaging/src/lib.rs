@@ -72,32 +72,34 @@
 //! [`face::TRUSTED_FACE`] preview pixels: [`Warning::SmallFace`].
 //!
 //! **Pipeline.** The strategy says it wants a preview. A JPEG too large to be decoded
-//! whole at full scale (short side >= 2 x [`DRAFT_SAFETY`] x 648) is parsed once and
-//! decoded twice: first all of it at the coarsest DCT scale that keeps the preview's
-//! [`face::PREVIEW_SIDE`] (1/8 for a 12 MP photo), while our Huffman decoder records
-//! every block's nonzero coefficients (`huffman::Recording`: 8 bytes a block and 2 a
-//! nonzero coefficient, for pictures up to
+//! whole at full scale (short side >= 2 x [`DRAFT_SAFETY`] x 648) is parsed whole once
+//! and then only in part: first all of it is decoded at the coarsest DCT scale that
+//! keeps the preview's [`face::PREVIEW_SIDE`] (1/8 for a 12 MP photo), while our Huffman
+//! decoder records where each MCU starts (`huffman::Recording`: the bit reader, DC
+//! predictors and restart count, 80 bytes an MCU, for pictures up to
 //! `RECORD_MAX_PIXELS`); the preview is made from those pixels (box filter, EXIF
 //! orientation applied, BT.601 luma), faces are detected and the square chosen; then
-//! only the window that square needs is decoded, at the scale it needs, from the
-//! recording (`decode::decode_replay`: no entropy-coded data parsed again; the same
-//! pixels byte for byte as a decode of the file, test `replayed_coefficients_*`).
-//! Smaller pictures and other formats are decoded once, whole, at the scale the short
-//! side affords, and the preview is made from those pixels; a JPEG our Huffman decoder
-//! does not take (progressive, multi-scan) is decoded a second time (finer scale, only
-//! the window) when the square is too small for the first scale.
+//! only the window that square needs is decoded, at the scale it needs, and only the
+//! MCUs libjpeg uses are parsed, the reader jumping to the recorded start of the first
+//! one of each row (`decode::decode_replay`; the same pixels byte for byte as a decode
+//! of the file, tests `replayed_coefficients_*`, restart markers included). Smaller
+//! pictures and other formats are decoded once, whole, at the scale the short side
+//! affords, and the preview is made from those pixels; a JPEG our Huffman decoder does
+//! not take (progressive, multi-scan) is decoded a second time (finer scale, only the
+//! window) when the square is too small for the first scale.
 //! Hostile input fails in the header checks before any pixel (or detector) work.
 //!
-//! Measured with `examples/face_cost.rs` under callgrind (one bench photo, 12 MP,
-//! Orientation 6, a face 438 px high framed in a 973 px square, both default targets,
-//! one thread; instructions, repeatable): `center` 286.4 M; `face` 455.4 M before the
-//! recording (1.59x: a whole 1/2-scale decode, then a full-scale re-decode that parsed
-//! the file again) and 424.3 M with it (1.48x). Of the `face` cost: detection 84.4 M
-//! (rustface 77.8 M: LAB feature maps 18.5 M, SURF feature maps 17.4 M, classifiers
-//! 19.9 M), parsing while recording 143.3 M against 91.1 M for `center`'s parse-and-store,
-//! the replay 18.3 M. Next step not taken: record only where each MCU starts (bit position
-//! and DC predictors) instead of its coefficients, so that the second decode parses only
-//! the window's MCUs (a face square is ~1/12 of a 12 MP photo).
+//! Measured with `examples/face_cost.rs` under callgrind (bench photos, 12 MP, both
+//! default targets, one thread; instructions, repeatable). `user01` (Orientation 6, a
+//! face 438 px high framed in a 973 px square): `center` 289.6 M; `face` 455.4 M with
+//! the old pipeline (a whole 1/2-scale decode, then a full-scale re-decode that parsed
+//! the file again: 1.59x), 424.3 M when the second decode replayed recorded coefficients
+//! (1.48x; recording them cost 52 M more than parsing), **352.9 M (1.22x)** with the MCU
+//! starts. `user03` (no face: `top`'s 3000 px square): `center` 287.1 M, `face` 481.4 M
+//! (1.68x): the whole-file parse of the first decode (~82 M) and the detector (~86 M)
+//! buy nothing there. 9 of the 12 bench photos have a face found. The detector itself
+//! (rustface) is ~78-80 M a photo on its 288x384 preview: LAB feature maps 18.5 M, SURF
+//! feature maps 17.5 M, classifiers 19 M, its own loop and pyramid ~19 M.
 //!
 //! **Detector (measured).** Candidates in the offline crate mirror: `rustface` 0.1.7
 //! (SeetaFace's funnel-structured frontal cascade, pure Rust, 1.2 MB model in the crate)
@@ -656,8 +658,9 @@ fn draft_denominator(crop_side: u32, largest_target: u32) -> u32 {
         .unwrap_or(1)
 }
 
-/// Largest image (pixels) whose coefficients the `face` crop records between its two
-/// decodes (~1 byte per pixel for a photo); larger ones are parsed twice instead.
+/// Largest image (pixels) whose MCU starts the `face` crop records between its two
+/// decodes (80 bytes an MCU: 0.3 bytes a pixel at 4:2:0, 1.25 at 4:4:4, so at most
+/// 63 MB); larger ones are parsed twice instead.
 const RECORD_MAX_PIXELS: u64 = 50_000_000;
 
 /// The coarsest JPEG DCT scale denominator that keeps the face preview's short side
@@ -802,13 +805,13 @@ fn render(input: &[u8], opts: &Options, whole: bool) -> Result<Rendered, Imaging
     let mut thumbnail = None;
     let (decoded, framing) = if strategy.wants_preview() {
         // The strategy looks at the picture. A JPEG too large to be decoded whole at full
-        // scale is decoded twice, but parsed once: first all of it at the coarsest scale
-        // that still gives the preview, recording the coefficients; then, once the square
-        // is chosen, only the window it needs at the scale it needs, from the recording
+        // scale is decoded twice: first all of it at the coarsest scale that still gives
+        // the preview, recording where each MCU starts; then, once the square is chosen,
+        // only the window it needs at the scale it needs, parsing only the MCUs in it
         // (`decode::decode_replay`). Anything else is decoded once, whole, at the scale
         // the largest square (the short side) affords, and the preview made from those
-        // pixels; a JPEG whose coefficients could not be recorded is decoded again when
-        // the square chosen is too small for that scale.
+        // pixels; a JPEG whose MCUs could not be recorded is decoded again when the square
+        // chosen is too small for that scale.
         let mut first_denom = 1;
         let mut recorded = false;
         let mut plan = |g: &decode::Geometry| -> Result<decode::Plan, ImagingError> {

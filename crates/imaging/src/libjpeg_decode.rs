@@ -122,8 +122,8 @@ impl<'a> Decompressor<'a> {
     }
 
     /// Starts decompressing at scale `num`/8 to `out`; returns the scaled width and height.
-    /// `tape`: whether our Huffman decoder also records the coefficients, or replays a
-    /// recording of this file (`huffman::Tape`; where libjpeg keeps its own decoder, a
+    /// `tape`: whether our Huffman decoder also records where each MCU starts, or uses
+    /// such a recording of this file to parse only the MCUs the window needs (`huffman::Tape`; where libjpeg keeps its own decoder, a
     /// recording is not made and a replay decodes the data as usual).
     pub(crate) fn start(&mut self, num: u32, out: Out, tape: crate::huffman::Tape) -> (u32, u32) {
         self.cinfo.scale_num = num;
@@ -140,13 +140,13 @@ impl<'a> Decompressor<'a> {
         (self.cinfo.output_width, self.cinfo.output_height)
     }
 
-    /// The coefficients a `Tape::Record` decode recorded (after its last row).
+    /// What a `Tape::Record` decode recorded (after its last row).
     pub(crate) fn take_recording(&mut self) -> Option<crate::huffman::Recording> {
         self.entropy.as_mut()?.take_recording()
     }
 
-    /// Whether rows come from a recording (then `finish` must not be called: the data
-    /// after the scan was not read).
+    /// Whether MCUs are found from a recording (then `finish` must not be called: the
+    /// data is not read to its end).
     pub(crate) fn replaying(&self) -> bool {
         self.entropy
             .as_ref()

@@ -231,10 +231,11 @@ fn damage_outside_the_window_is_still_an_error() {
     }
 }
 
-/// The `face` crop's second decode replays the coefficients the first one recorded
-/// (`Plan::record`, `decode::decode_replay`): the same pixels, byte for byte, as a
-/// decode that parses the file again, for every DCT scale and window, 4:2:0, 4:4:4 and
-/// grey; where the recording is not made (progressive), nothing is recorded.
+/// The `face` crop's second decode uses what the first one recorded (`Plan::record`,
+/// `decode::decode_replay`: where each MCU starts, so that it parses only the window's
+/// MCUs): the same pixels, byte for byte, as a decode that parses the whole file again,
+/// for every DCT scale and three windows, baseline 4:2:0 and grey; where the recording
+/// is not made (mozjpeg's default multi-scan output), nothing is recorded.
 #[test]
 fn replayed_coefficients_decode_like_the_file() {
     let plan = |denom: u32, window: decode::Window, record: bool| {
@@ -323,7 +324,8 @@ fn clone_recording(r: &crate::huffman::Recording) -> crate::huffman::Recording {
 }
 
 /// The same on real files: restart markers (4:2:0, 4:2:2), CMYK with restarts, a phone
-/// photo with EXIF orientation.
+/// photo with EXIF orientation; the whole picture and a window in its middle (the
+/// reader jumps into each row and across restart markers).
 #[test]
 fn replayed_coefficients_on_the_fixtures() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
@@ -334,30 +336,59 @@ fn replayed_coefficients_on_the_fixtures() {
         "real/hopper_orientation_6.jpg",
     ] {
         let src = std::fs::read(root.join(name)).expect(name);
-        let whole = |denom: u32, record: bool| {
+        let plan = |denom: u32, middle: bool, record: bool| {
             move |g: &decode::Geometry| {
+                let window = if middle {
+                    decode::Window {
+                        x0: g.width / 3,
+                        x1: g.width * 2 / 3,
+                        y0: g.height / 3,
+                        y1: g.height * 2 / 3,
+                    }
+                } else {
+                    decode::Window::all(g.width, g.height)
+                };
                 Ok(decode::Plan {
                     denom,
-                    window: decode::Window::all(g.width, g.height),
+                    window,
                     record,
                 })
             }
         };
-        let first =
-            decode::decode(&src, &Limits::default(), [255; 3], &mut whole(8, true)).expect(name);
+        let first = decode::decode(
+            &src,
+            &Limits::default(),
+            [255; 3],
+            &mut plan(8, false, true),
+        )
+        .expect(name);
         let rec = first.recording.expect(name);
         for denom in [1, 2] {
-            let again =
-                decode::decode(&src, &Limits::default(), [255; 3], &mut whole(denom, false))
-                    .expect(name);
-            let replayed = decode::decode_replay(
-                &src,
-                &Limits::default(),
-                &mut whole(denom, false),
-                clone_recording(&rec),
-            )
-            .expect(name);
-            assert!(replayed.rgb == again.rgb, "{name} 1/{denom}");
+            for middle in [false, true] {
+                let again = decode::decode(
+                    &src,
+                    &Limits::default(),
+                    [255; 3],
+                    &mut plan(denom, middle, false),
+                )
+                .expect(name);
+                let replayed = decode::decode_replay(
+                    &src,
+                    &Limits::default(),
+                    &mut plan(denom, middle, false),
+                    clone_recording(&rec),
+                )
+                .expect(name);
+                assert_eq!(
+                    (replayed.x0, replayed.y0, replayed.buf_width, replayed.rows),
+                    (again.x0, again.y0, again.buf_width, again.rows),
+                    "{name} 1/{denom} middle {middle}"
+                );
+                assert!(
+                    replayed.rgb == again.rgb,
+                    "{name} 1/{denom} middle {middle}"
+                );
+            }
         }
     }
 }
