@@ -67,13 +67,35 @@ fn main() {
         step,
         ..base
     };
+    // The rows of the crate docs' table (the first six), then the speed variants of
+    // 2026-12-05 (pyramid 0.7 / step 8).
     let variants = [
         ("default", base),
+        (
+            "176 px, min 20 (2x upsampled), 0.8, step 4",
+            v(176, 20, 0.8, 4),
+        ),
+        ("256 px, min 40, 0.8, step 4", v(256, 40, 0.8, 4)),
+        ("288 px, min 40, 0.75, step 5", v(288, 40, 0.75, 5)),
+        ("320 px, min 40, 0.8, step 4", v(320, 40, 0.8, 4)),
+        ("320 px, min 40, 0.75, step 6", v(320, 40, 0.75, 6)),
+        (
+            "320 px, min 40, 0.8, step 4, threshold 0.95",
+            Settings {
+                score_threshold: 0.95,
+                ..v(320, 40, 0.8, 4)
+            },
+        ),
+        (
+            "320 px, min 40, 0.8, step 4, threshold 4.5",
+            Settings {
+                score_threshold: 4.5,
+                ..v(320, 40, 0.8, 4)
+            },
+        ),
         ("288 px, min 40, 0.75, step 8", v(288, 40, 0.75, 8)),
         ("288 px, min 40, 0.7, step 6", v(288, 40, 0.7, 6)),
         ("288 px, min 40, 0.7, step 8", v(288, 40, 0.7, 8)),
-        ("288 px, min 40, 0.75, step 5", v(288, 40, 0.75, 5)),
-        ("320 px, min 40, 0.75, step 6", v(320, 40, 0.75, 6)),
     ];
     let limits = Limits::default();
     println!("| setting | found | missed | false | unannotated detections | ms/photo |");

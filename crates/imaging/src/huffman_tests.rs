@@ -117,7 +117,7 @@ fn jpeg_of(rgb: Vec<u8>, w: u32, h: u32, layout: Layout, quality: f32, optimise:
     s.finish().expect("finish")
 }
 
-fn fixture(rel: &str) -> Vec<u8> {
+pub(crate) fn fixture(rel: &str) -> Vec<u8> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../tests/fixtures")
         .join(rel);

@@ -82,7 +82,7 @@
 //! only the window that square needs is decoded, at the scale it needs, and only the
 //! MCUs libjpeg uses are parsed, the reader jumping to the recorded start of the first
 //! one of each row (`decode::decode_replay`; the same pixels byte for byte as a decode
-//! of the file, tests `replayed_coefficients_*`, restart markers included). Smaller
+//! of the file, tests `replayed_mcus_*`, restart markers included). Smaller
 //! pictures and other formats are decoded once, whole, at the scale the short side
 //! affords, and the preview is made from those pixels; a JPEG our Huffman decoder does
 //! not take (progressive, multi-scan) is decoded a second time (finer scale, only the

@@ -123,8 +123,9 @@ impl<'a> Decompressor<'a> {
 
     /// Starts decompressing at scale `num`/8 to `out`; returns the scaled width and height.
     /// `tape`: whether our Huffman decoder also records where each MCU starts, or uses
-    /// such a recording of this file to parse only the MCUs the window needs (`huffman::Tape`; where libjpeg keeps its own decoder, a
-    /// recording is not made and a replay decodes the data as usual).
+    /// such a recording of this file to parse only the MCUs the window needs
+    /// (`huffman::Tape`; where libjpeg keeps its own decoder, a recording is not made and
+    /// a replay decodes the data as usual).
     pub(crate) fn start(&mut self, num: u32, out: Out, tape: crate::huffman::Tape) -> (u32, u32) {
         self.cinfo.scale_num = num;
         self.cinfo.scale_denom = 8;

@@ -231,13 +231,33 @@ fn damage_outside_the_window_is_still_an_error() {
     }
 }
 
+/// A decode of `src` with `plan` that uses `rec` (`decode::decode_replay`) gives the
+/// same rows and columns and the same pixels, byte for byte, as one that parses the
+/// whole file again.
+fn assert_replay_matches(
+    src: &[u8],
+    plan: &dyn Fn(&decode::Geometry) -> Result<decode::Plan, ImagingError>,
+    rec: &crate::huffman::Recording,
+    what: &str,
+) {
+    let again = decode::decode(src, &Limits::default(), [255; 3], &mut |g| plan(g)).expect(what);
+    let replayed =
+        decode::decode_replay(src, &Limits::default(), &mut |g| plan(g), rec.clone()).expect(what);
+    assert_eq!(
+        (replayed.x0, replayed.y0, replayed.buf_width, replayed.rows),
+        (again.x0, again.y0, again.buf_width, again.rows),
+        "{what}"
+    );
+    assert!(replayed.rgb == again.rgb, "{what}");
+}
+
 /// The `face` crop's second decode uses what the first one recorded (`Plan::record`,
 /// `decode::decode_replay`: where each MCU starts, so that it parses only the window's
 /// MCUs): the same pixels, byte for byte, as a decode that parses the whole file again,
 /// for every DCT scale and three windows, baseline 4:2:0 and grey; where the recording
 /// is not made (mozjpeg's default multi-scan output), nothing is recorded.
 #[test]
-fn replayed_coefficients_decode_like_the_file() {
+fn replayed_mcus_decode_like_the_file() {
     let plan = |denom: u32, window: decode::Window, record: bool| {
         move |_: &decode::Geometry| {
             Ok(decode::Plan {
@@ -285,26 +305,12 @@ fn replayed_coefficients_decode_like_the_file() {
                     y1: 333,
                 },
             ] {
-                let again = decode::decode(
+                assert_replay_matches(
                     &src,
-                    &Limits::default(),
-                    [255; 3],
-                    &mut plan(denom, window, false),
-                )
-                .expect("decode");
-                let replayed = decode::decode_replay(
-                    &src,
-                    &Limits::default(),
-                    &mut plan(denom, window, false),
-                    clone_recording(&rec),
-                )
-                .expect("replay");
-                assert_eq!(
-                    (replayed.x0, replayed.y0, replayed.buf_width, replayed.rows),
-                    (again.x0, again.y0, again.buf_width, again.rows),
-                    "{layout} 1/{denom} {window:?}"
+                    &plan(denom, window, false),
+                    &rec,
+                    &format!("{layout} 1/{denom} {window:?}"),
                 );
-                assert!(replayed.rgb == again.rgb, "{layout} 1/{denom} {window:?}");
             }
         }
     }
@@ -319,23 +325,18 @@ fn replayed_coefficients_decode_like_the_file() {
     assert!(d.recording.is_none());
 }
 
-fn clone_recording(r: &crate::huffman::Recording) -> crate::huffman::Recording {
-    r.clone()
-}
-
 /// The same on real files: restart markers (4:2:0, 4:2:2), CMYK with restarts, a phone
 /// photo with EXIF orientation; the whole picture and a window in its middle (the
 /// reader jumps into each row and across restart markers).
 #[test]
-fn replayed_coefficients_on_the_fixtures() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures");
+fn replayed_mcus_on_the_fixtures() {
     for name in [
         "formats/restart.jpg",
         "formats/restart_rows_422.jpg",
         "real/pil_sample_cmyk.jpg",
         "real/hopper_orientation_6.jpg",
     ] {
-        let src = std::fs::read(root.join(name)).expect(name);
+        let src = crate::huffman_tests::fixture(name);
         let plan = |denom: u32, middle: bool, record: bool| {
             move |g: &decode::Geometry| {
                 let window = if middle {
@@ -365,28 +366,11 @@ fn replayed_coefficients_on_the_fixtures() {
         let rec = first.recording.expect(name);
         for denom in [1, 2] {
             for middle in [false, true] {
-                let again = decode::decode(
+                assert_replay_matches(
                     &src,
-                    &Limits::default(),
-                    [255; 3],
-                    &mut plan(denom, middle, false),
-                )
-                .expect(name);
-                let replayed = decode::decode_replay(
-                    &src,
-                    &Limits::default(),
-                    &mut plan(denom, middle, false),
-                    clone_recording(&rec),
-                )
-                .expect(name);
-                assert_eq!(
-                    (replayed.x0, replayed.y0, replayed.buf_width, replayed.rows),
-                    (again.x0, again.y0, again.buf_width, again.rows),
-                    "{name} 1/{denom} middle {middle}"
-                );
-                assert!(
-                    replayed.rgb == again.rgb,
-                    "{name} 1/{denom} middle {middle}"
+                    &plan(denom, middle, false),
+                    &rec,
+                    &format!("{name} 1/{denom} middle {middle}"),
                 );
             }
         }
