@@ -27,7 +27,7 @@ use photobulk_graph_emulator::{
     Config, Emulator, UserSpec, TEST_CLIENT_ID, TEST_SECRET, TEST_TENANT,
 };
 
-use super::{jpeg, secret_creds};
+use super::{jpeg, listing, secret_creds};
 use crate::util::Samba;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -310,6 +310,16 @@ async fn cli_sync_hd_to_ad_takes_secrets_from_the_environment_and_reruns_unchang
         });
         (out.status.code(), report)
     };
+    // --dry-run before anything was written: says who would be written, creates nothing.
+    let (code, r) = run(&["--dry-run"]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["summary"]["would_write"], 2, "{r:#}");
+    assert_eq!(r["summary"]["written"], 0, "{r:#}");
+    assert!(
+        !tmp.path().join("backups").exists(),
+        "--dry-run created {:?}",
+        listing(tmp.path())
+    );
     let (code, r) = run(&[]);
     assert_eq!(code, Some(0), "{r:#}");
     assert_eq!(r["summary"]["written"], 2, "{r:#}");
@@ -319,6 +329,20 @@ async fn cli_sync_hd_to_ad_takes_secrets_from_the_environment_and_reruns_unchang
     assert_eq!(code, Some(0), "{r:#}");
     assert_eq!(r["summary"]["unchanged"], 2, "{r:#}");
     assert_eq!(r["summary"]["written"], 0, "{r:#}");
+    // A new cloud photo for user 3, then --dry-run with a journal and backups in place: the
+    // folder (journal, backups, index) is identical afterwards, byte for byte.
+    emu.seed_photo(
+        &cloud_user("synccli", 3, &domain, true).id,
+        &jpeg(648, 648, 90),
+        648,
+        648,
+    );
+    let before = listing(tmp.path());
+    let (code, r) = run(&["--dry-run"]);
+    assert_eq!(code, Some(0), "{r:#}");
+    assert_eq!(r["summary"]["would_write"], 1, "{r:#}");
+    assert_eq!(r["summary"]["unchanged"], 2, "{r:#}");
+    assert_eq!(listing(tmp.path()), before, "--dry-run changed the state folder");
     let written = samba
         .users(&dir, "SyncCli")
         .await

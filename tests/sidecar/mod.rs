@@ -524,6 +524,75 @@ async fn exchange_online_bulk_run_uploads_backs_up_journals_and_skips_on_rerun()
     assert_eq!(emu.summary().users_uploaded_twice, 0);
 }
 
+/// Issue 19's matching rule through the sidecar (what `Set-PhotoBulk -Target ExchangeOnline`
+/// sends): a file named by the Exchange alias (`mailNickname`) reaches its user even when the
+/// alias is not the UPN prefix, a UPN-prefix file still works, and an alias two users share
+/// is an `ambiguous_user` error naming both, with nothing uploaded for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_online_files_match_by_alias_then_upn_prefix_and_a_shared_alias_is_refused() {
+    use photobulk_graph_emulator::{Config as EmuConfig, Emulator, UserSpec};
+    let mut cfg = EmuConfig::with_users(2);
+    cfg.time_scale = 0.01;
+    let mut anna = UserSpec::numbered(101);
+    anna.upn = "anna.berg@photobulk.test".into();
+    anna.mail = Some("anna.berg@photobulk.test".into());
+    anna.mail_nickname = Some("aberg".into());
+    cfg.users.push(anna.clone());
+    let mut shared = Vec::new();
+    for (n, upn) in [(102, "p.one@photobulk.test"), (103, "p.two@photobulk.test")] {
+        let mut u = UserSpec::numbered(n);
+        u.upn = upn.into();
+        u.mail = None;
+        u.mail_nickname = Some("shared".into());
+        shared.push(u.id.clone());
+        cfg.users.push(u);
+    }
+    let emu = Emulator::start(cfg).await.expect("emulator");
+
+    let work = tempfile::tempdir().expect("tempdir");
+    let photos = work.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    let src = Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg");
+    for name in ["aberg portrait.jpg", "seed.00001 648x648.jpg", "shared.jpg"] {
+        std::fs::copy(&src, photos.join(name)).expect("copy");
+    }
+    let mut c = mem();
+    c.init().await;
+    let (_, r) = call_n(
+        &mut c,
+        1,
+        "graph.connect",
+        json!({"tenant": photobulk_graph_emulator::TEST_TENANT,
+        "clientId": photobulk_graph_emulator::TEST_CLIENT_ID,
+        "clientSecret": photobulk_graph_emulator::TEST_SECRET,
+        "authorityUrl": emu.base_url(), "graphUrl": emu.graph_url(),
+        "backupDir": work.path().join("backups")}),
+    )
+    .await;
+    assert_eq!(r["result"]["auth"], "client_secret", "{r}");
+    let params = json!({"items": [{"path": photos}], "targets": ["ExchangeOnline"],
+        "outDir": work.path().join("out")});
+    let (notes, run) = call_n(&mut c, 2, "bulk.run", params).await;
+    let items = items_of(&notes);
+    assert_eq!(items.len(), 3, "{notes:?}");
+    assert_eq!(status_of(&items, "aberg"), "written", "{items:?}");
+    let by_alias = items.iter().find(|i| i["identity"] == "aberg").expect("aberg");
+    assert_eq!(by_alias["userPrincipalName"], "anna.berg@photobulk.test");
+    assert!(emu.photo(&anna.id).is_some(), "anna.berg has the photo");
+    assert_eq!(status_of(&items, "seed.00001"), "written", "{items:?}");
+    let refused = items.iter().find(|i| i["identity"] == "shared").expect("shared");
+    assert_eq!(refused["error"]["kind"], "ambiguous_user", "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap_or("");
+    assert!(
+        message.contains("p.one@photobulk.test") && message.contains("p.two@photobulk.test"),
+        "the error names both users: {refused}"
+    );
+    for id in &shared {
+        assert!(emu.photo(id).is_none(), "nothing uploaded for the shared alias");
+    }
+    assert_eq!(run["result"]["summary"]["written"], 2, "{run}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The real binary on its socket
 
