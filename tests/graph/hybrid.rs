@@ -342,7 +342,11 @@ async fn cli_sync_hd_to_ad_takes_secrets_from_the_environment_and_reruns_unchang
     assert_eq!(code, Some(0), "{r:#}");
     assert_eq!(r["summary"]["would_write"], 1, "{r:#}");
     assert_eq!(r["summary"]["unchanged"], 2, "{r:#}");
-    assert_eq!(listing(tmp.path()), before, "--dry-run changed the state folder");
+    assert_eq!(
+        listing(tmp.path()),
+        before,
+        "--dry-run changed the state folder"
+    );
     let written = samba
         .users(&dir, "SyncCli")
         .await

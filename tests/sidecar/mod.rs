@@ -576,11 +576,17 @@ async fn exchange_online_files_match_by_alias_then_upn_prefix_and_a_shared_alias
     let items = items_of(&notes);
     assert_eq!(items.len(), 3, "{notes:?}");
     assert_eq!(status_of(&items, "aberg"), "written", "{items:?}");
-    let by_alias = items.iter().find(|i| i["identity"] == "aberg").expect("aberg");
+    let by_alias = items
+        .iter()
+        .find(|i| i["identity"] == "aberg")
+        .expect("aberg");
     assert_eq!(by_alias["userPrincipalName"], "anna.berg@photobulk.test");
     assert!(emu.photo(&anna.id).is_some(), "anna.berg has the photo");
     assert_eq!(status_of(&items, "seed.00001"), "written", "{items:?}");
-    let refused = items.iter().find(|i| i["identity"] == "shared").expect("shared");
+    let refused = items
+        .iter()
+        .find(|i| i["identity"] == "shared")
+        .expect("shared");
     assert_eq!(refused["error"]["kind"], "ambiguous_user", "{refused}");
     let message = refused["error"]["message"].as_str().unwrap_or("");
     assert!(
@@ -588,7 +594,10 @@ async fn exchange_online_files_match_by_alias_then_upn_prefix_and_a_shared_alias
         "the error names both users: {refused}"
     );
     for id in &shared {
-        assert!(emu.photo(id).is_none(), "nothing uploaded for the shared alias");
+        assert!(
+            emu.photo(id).is_none(),
+            "nothing uploaded for the shared alias"
+        );
     }
     assert_eq!(run["result"]["summary"]["written"], 2, "{run}");
 }

@@ -1,7 +1,7 @@
 //! `bulk.plan` and `bulk.run`: one pass per target, each through library machinery, never a
 //! loop of its own here.
 //!
-//! - `ActiveDirectory`: the engine's import job ([`crate::bulk_engine`]).
+//! - `ActiveDirectory`: the engine's import job ([`crate::ad_bulk`]).
 //! - `ExchangeOnPrem`: the engine's inputs, naming and journal ([`crate::exchange`]); the
 //!   client writes with its own `Set-UserPhoto` and reports back with `bulk.record`.
 //! - `ExchangeOnline`: `photobulk_graph`'s bulk upload ([`crate::graph`]).
@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use photobulk_protocol::methods::{self as m, BulkItem, BulkParams, BulkSummary, BulkTarget};
 use photobulk_protocol::{ErrorCode, ResponseError};
 
-use crate::conn::Ctx;
-use crate::{handlers, map};
+use crate::ctx::Ctx;
+use crate::{common, map};
 
 fn check(p: &BulkParams) -> Result<(), ResponseError> {
     if p.items.is_empty() {
@@ -59,7 +59,7 @@ async fn each_target(p: &BulkParams, ctx: &Ctx, dry_run: bool) -> Result<Outcome
             std::fs::create_dir_all(d).map_err(|e| map::io(d, &e))?;
             PathBuf::from(d)
         }
-        None => handlers::fresh_dir(ctx, if dry_run { "plan" } else { "bulk" })?,
+        None => common::fresh_dir(ctx, if dry_run { "plan" } else { "bulk" })?,
     };
     let engine_journal = p
         .journal
@@ -83,8 +83,7 @@ async fn each_target(p: &BulkParams, ctx: &Ctx, dry_run: bool) -> Result<Outcome
         }
         let (mut items, summary, cancelled, journal) = match target {
             BulkTarget::ActiveDirectory => {
-                let (i, s, c) =
-                    crate::bulk_engine::import(p, ctx, &engine_journal, dry_run).await?;
+                let (i, s, c) = crate::ad_bulk::import(p, ctx, &engine_journal, dry_run).await?;
                 (i, s, c, engine_journal.clone())
             }
             BulkTarget::ExchangeOnPrem => {
@@ -100,7 +99,7 @@ async fn each_target(p: &BulkParams, ctx: &Ctx, dry_run: bool) -> Result<Outcome
         if dry_run && p.stream_items {
             let total = items.len();
             for (n, item) in items.iter().enumerate() {
-                crate::bulk_engine::notify_item(ctx, item, n + 1, total).await;
+                crate::common::notify_item(ctx, item, n + 1, total).await;
             }
         } else {
             out.items.extend(items);

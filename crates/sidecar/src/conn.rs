@@ -1,12 +1,15 @@
 //! One connection: read frames, dispatch, write replies. See the crate docs.
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt as _;
+
 use photobulk_protocol::methods::{self, Method, Notify};
 use photobulk_protocol::{
-    Decoder, ErrorCode, FrameError, Framing, Message, Notification, Request, RequestId, Response,
+    Decoder, ErrorCode, FrameError, Framing, Message, Notification, Request, RequestId,
     ResponseError,
 };
 use serde_json::Value;
@@ -15,52 +18,10 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::handlers::{self, Session};
-use crate::Server;
-
-/// The sending side of a connection: every reply and notification goes through here to the
-/// one writer task.
-#[derive(Debug, Clone)]
-pub(crate) struct Outbox {
-    tx: mpsc::Sender<Vec<u8>>,
-    framing: Framing,
-}
-
-impl Outbox {
-    pub(crate) async fn send(&self, msg: &Message) {
-        let json = serde_json::to_vec(&msg.to_value()).unwrap_or_default();
-        let _ = self.tx.send(self.framing.encode(&json)).await;
-    }
-    pub(crate) async fn notify<N: Notify>(&self, params: &N::Params) {
-        self.send(&Message::Notification(Notification::new::<N>(params)))
-            .await;
-    }
-    async fn respond(&self, id: Option<RequestId>, outcome: Result<Value, ResponseError>) {
-        let outcome = outcome.and_then(|v| {
-            let len = serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(0);
-            if len > photobulk_protocol::MAX_RESPONSE_BYTES {
-                Err(ResponseError::new(
-                    ErrorCode::InternalError,
-                    format!("result of {len} bytes is over the response limit; ask for less (paths instead of data)"),
-                ))
-            } else {
-                Ok(v)
-            }
-        });
-        self.send(&Message::Response(Response { id, outcome }))
-            .await;
-    }
-}
-
-/// What a request handler gets.
-#[derive(Debug, Clone)]
-pub(crate) struct Ctx {
-    pub id: RequestId,
-    pub cancel: CancellationToken,
-    pub out: Outbox,
-    pub session: Arc<Session>,
-    pub server: Arc<Server>,
-}
+use crate::ctx::{Ctx, Outbox};
+use crate::dispatch;
+use crate::server::Server;
+use crate::session::Session;
 
 struct ConnState {
     initialized: AtomicBool,
@@ -206,7 +167,7 @@ async fn handle_request(req: Request, out: &Outbox, state: &ConnState, server: &
                 "already initialized",
             ))
         } else {
-            let r = handlers::initialize(&req);
+            let r = dispatch::initialize(&req);
             if r.is_ok() {
                 state.initialized.store(true, Ordering::SeqCst);
             }
@@ -227,9 +188,11 @@ async fn handle_request(req: Request, out: &Outbox, state: &ConnState, server: &
         server.log("shutdown requested: finishing in-flight requests");
         let (out, server) = (out.clone(), server.clone());
         state.tasks.spawn(async move {
-            while server.in_flight.load(Ordering::SeqCst) > 0 {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
+            // Every request handler runs inside `server.requests`; no new one is accepted
+            // from here on, so the tracker empties when the last handler ends (a handler that
+            // panicked counts as ended: its reply is an internal error, see below).
+            server.requests.close();
+            server.requests.wait().await;
             out.respond(Some(req.id), Ok(Value::Null)).await;
             server.stop();
         });
@@ -239,7 +202,6 @@ async fn handle_request(req: Request, out: &Outbox, state: &ConnState, server: &
     if let Ok(mut m) = state.in_flight.lock() {
         m.insert(req.id.clone(), cancel.clone());
     }
-    server.in_flight.fetch_add(1, Ordering::SeqCst);
     let ctx = Ctx {
         id: req.id.clone(),
         cancel,
@@ -249,13 +211,90 @@ async fn handle_request(req: Request, out: &Outbox, state: &ConnState, server: &
     };
     let permits = state.permits.clone();
     let registry = state.in_flight.clone();
-    state.tasks.spawn(async move {
+    let handler = server.requests.track_future(async move {
         let _permit = permits.acquire_owned().await;
-        let outcome = handlers::dispatch(&req, &ctx).await;
+        // A handler that panics is answered (internal error) instead of leaving its caller,
+        // and a later `shutdown`, waiting for a reply that never comes.
+        let outcome = AssertUnwindSafe(dispatch::dispatch(&req, &ctx))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| {
+                ctx.server.log(format_args!(
+                    "{} {}: the handler panicked",
+                    req.method, req.id
+                ));
+                Err(ResponseError::new(
+                    ErrorCode::InternalError,
+                    format!(
+                        "{} failed inside the server (a bug: see its log)",
+                        req.method
+                    ),
+                ))
+            });
         if let Ok(mut m) = registry.lock() {
             m.remove(&req.id);
         }
         ctx.out.respond(Some(req.id), outcome).await;
-        ctx.server.in_flight.fetch_sub(1, Ordering::SeqCst);
     });
+    state.tasks.spawn(handler);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::Config;
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    /// A handler that panics gets an `internal_error` reply, and a `shutdown` sent after it
+    /// is still answered (it waits on the handlers, which all ended), then the server stops.
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_and_shutdown_still_completes() {
+        *crate::dispatch::PANIC_IN.lock().expect("lock") = Some(methods::PhotoGet::NAME);
+        let (client, server_end) = tokio::io::duplex(1 << 16);
+        let server = Server::new(Config::default(), Box::new(std::io::sink()));
+        let task = tokio::spawn(serve_connection(server_end, server.clone()));
+        let (rd, mut wr) = tokio::io::split(client);
+        let mut rd = BufReader::new(rd);
+        for line in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"photo.get","params":{"identity":"x"}}"#,
+        ] {
+            wr.write_all(format!("{line}\n").as_bytes())
+                .await
+                .expect("write");
+        }
+        let mut replies = Vec::new();
+        while replies.len() < 2 {
+            let mut l = String::new();
+            let n = tokio::time::timeout(std::time::Duration::from_secs(20), rd.read_line(&mut l))
+                .await
+                .expect("a reply in time")
+                .expect("read");
+            assert!(n > 0, "the connection closed early");
+            replies.push(serde_json::from_str::<Value>(&l).expect("JSON"));
+        }
+        let panicked = replies.iter().find(|r| r["id"] == 2).expect("reply to 2");
+        assert_eq!(
+            panicked["error"]["data"]["kind"], "internal_error",
+            "{panicked}"
+        );
+        wr.write_all(b"{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"shutdown\"}\n")
+            .await
+            .expect("write");
+        let mut l = String::new();
+        tokio::time::timeout(std::time::Duration::from_secs(20), rd.read_line(&mut l))
+            .await
+            .expect("shutdown answered in time")
+            .expect("read");
+        let reply: Value = serde_json::from_str(&l).expect("JSON");
+        assert_eq!(reply["id"], 3, "{reply}");
+        assert_eq!(reply["result"], Value::Null, "{reply}");
+        assert!(server.is_stopping());
+        *crate::dispatch::PANIC_IN.lock().expect("lock") = None;
+        drop(wr);
+        tokio::time::timeout(std::time::Duration::from_secs(20), task)
+            .await
+            .expect("the connection ends")
+            .expect("no panic escapes the connection");
+    }
 }

@@ -23,21 +23,13 @@ use photobulk_protocol::methods::{
 use photobulk_protocol::{ErrorCode, ResponseError};
 use serde_json::json;
 
-use crate::bulk_engine::{count, inputs_of, notify_item, skipped_input};
-use crate::conn::Ctx;
-use crate::{handlers, map};
+use crate::common::{count, inputs_of, notify_item, skipped_input};
+use crate::ctx::Ctx;
+use crate::{common, map};
 
 /// The journal's target name for Exchange HD photos.
 const TARGET: &str = "exchange";
 const COMMAND: &str = "exchange";
-
-fn journal_err(e: photobulk_engine::EngineError) -> ResponseError {
-    ResponseError::new(ErrorCode::Io, e.to_string())
-}
-
-fn blocking_err(e: tokio::task::JoinError) -> ResponseError {
-    ResponseError::new(ErrorCode::InternalError, e.to_string())
-}
 
 /// `bulk.plan` (`dry_run`) or `bulk.run` for ExchangeOnPrem.
 pub(crate) async fn prepare(
@@ -47,23 +39,23 @@ pub(crate) async fn prepare(
     journal_path: &Path,
     dry_run: bool,
 ) -> Result<(Vec<BulkItem>, BulkSummary, bool), ResponseError> {
-    let by = handlers::lookup(&p.match_by)?;
+    let by = common::lookup(&p.match_by)?;
     let options = Options {
-        crop: handlers::crop(p.crop),
+        crop: common::crop(p.crop),
         targets: vec![Target::hd()],
         ..Options::default()
     };
     let items = p.items.clone();
     let inputs = tokio::task::spawn_blocking(move || inputs_of(&items))
         .await
-        .map_err(blocking_err)??;
+        .map_err(map::join)??;
     // A plan reads the journal ("unchanged") and creates nothing, not even the file.
     let journal = if dry_run {
         Journal::read_only(journal_path)
     } else {
         Journal::open(journal_path)
     }
-    .map_err(journal_err)?;
+    .map_err(|e| map::engine(&e))?;
     let paths: Vec<PathBuf> = p.items.iter().map(|i| PathBuf::from(&i.path)).collect();
     let job = job_key(&paths, "exchange:", None, &by, &options);
     let resume = journal.unfinished_run(&job);
@@ -82,7 +74,7 @@ pub(crate) async fn prepare(
                 restores: None,
             })
             .await
-            .map_err(journal_err)?;
+            .map_err(|e| map::engine(&e))?;
     }
     let opts_key = options_key(&options);
     let total = inputs.items.len();
@@ -105,10 +97,10 @@ pub(crate) async fn prepare(
                 out_dir.to_path_buf(),
             );
             let converted = tokio::task::spawn_blocking(move || {
-                handlers::convert_file(&path, &name, &[Target::hd()], crop, &dir)
+                common::convert_file(&path, &name, &[Target::hd()], crop, &dir)
             })
             .await
-            .map_err(blocking_err)?;
+            .map_err(map::join)?;
             match converted.map(|mut c| {
                 c.frame(&mut item);
                 c.outputs.pop()
@@ -140,7 +132,7 @@ pub(crate) async fn prepare(
                                 had_photo: None,
                             }))
                             .await
-                            .map_err(journal_err)?;
+                            .map_err(|e| map::engine(&e))?;
                     }
                 }
                 Ok(None) => {
@@ -162,7 +154,7 @@ pub(crate) async fn prepare(
         }
         out.push(item);
     }
-    journal.close().map_err(journal_err)?;
+    journal.close().map_err(|e| map::engine(&e))?;
     Ok((out, summary, cancelled))
 }
 
@@ -183,8 +175,8 @@ pub(crate) async fn record(
         ));
     }
     tokio::task::spawn_blocking(move || -> Result<m::BulkRecordResult, ResponseError> {
-        let journal = Journal::open(&path).map_err(journal_err)?;
-        let records = journal.records().map_err(journal_err)?;
+        let journal = Journal::open(&path).map_err(|e| map::engine(&e))?;
+        let records = journal.records().map_err(|e| map::engine(&e))?;
         let run = records
             .iter()
             .rev()
@@ -244,7 +236,7 @@ pub(crate) async fn record(
                         .unwrap_or_else(|| "Set-UserPhoto did not write the photo".into()),
                 }
             };
-            journal.append(&rec).map_err(journal_err)?;
+            journal.append(&rec).map_err(|e| map::engine(&e))?;
             result.recorded += 1;
         }
         if p.end {
@@ -255,11 +247,11 @@ pub(crate) async fn record(
                     cancelled: !pending.is_empty(),
                     summary: json!({"written": written, "failed": failed, "unreported": pending.len()}),
                 })
-                .map_err(journal_err)?;
+                .map_err(|e| map::engine(&e))?;
         }
-        journal.close().map_err(journal_err)?;
+        journal.close().map_err(|e| map::engine(&e))?;
         Ok(result)
     })
     .await
-    .map_err(blocking_err)?
+    .map_err(map::join)?
 }

@@ -19,8 +19,8 @@ use std::sync::Arc;
 
 use photobulk_graph::{
     upload_all, BulkOptions, CertificateCredential, Cloud, CloudBackupStore, Credentials,
-    GraphClient, GraphConfig, GraphError, Secret, UploadItem, UploadJournal, UploadResult,
-    UploadStatus, UserIndex, WriteOptions,
+    GraphClient, GraphConfig, Secret, UploadItem, UploadJournal, UploadResult, UploadStatus,
+    UserIndex, WriteOptions,
 };
 use photobulk_imaging::Target;
 use photobulk_protocol::methods::{
@@ -28,20 +28,13 @@ use photobulk_protocol::methods::{
 };
 use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 
-use crate::bulk_engine::{count, inputs_of, notify_item, skipped_input};
-use crate::conn::Ctx;
-use crate::{handlers, map};
+use crate::common::{count, inputs_of, notify_item, skipped_input};
+use crate::ctx::Ctx;
+use crate::session::GraphBound;
+use crate::{common, map};
 
 /// Inputs converted and uploaded per chunk.
 const CHUNK: usize = 16;
-
-/// A connection's Graph sign-in.
-#[derive(Debug, Clone)]
-pub(crate) struct GraphBound {
-    pub(crate) client: GraphClient,
-    backup: Option<CloudBackupStore>,
-    journal: Arc<UploadJournal>,
-}
 
 pub(crate) async fn connect(
     p: m::GraphConnectParams,
@@ -213,7 +206,7 @@ fn convert_chunk(
             .identity
             .clone()
             .unwrap_or_else(|| user.alias().to_string());
-        match handlers::convert_file(Path::new(&item.path), &name, &[Target::hd()], crop, out) {
+        match common::convert_file(Path::new(&item.path), &name, &[Target::hd()], crop, out) {
             Ok(mut conv) if !conv.outputs.is_empty() => {
                 conv.frame(&mut item);
                 let (o, file) = conv.outputs.remove(0);
@@ -335,7 +328,7 @@ pub(crate) async fn bulk(
     opts.force = p.force;
     opts.workers = 8;
     opts.run = Some(run.clone());
-    let crop = handlers::crop(p.crop);
+    let crop = common::crop(p.crop);
     let mut chunks: Vec<Vec<Planned>> = Vec::new();
     let mut rest = planned.into_iter().peekable();
     while rest.peek().is_some() {
@@ -415,32 +408,4 @@ pub(crate) async fn bulk(
         ctx.id, summary.written, summary.unchanged, summary.failed, s.requests, s.throttled, s.retries
     ));
     Ok((items, summary, cancelled, journal))
-}
-
-/// Graph errors → protocol errors.
-pub(crate) fn error_code(e: &GraphError) -> ErrorCode {
-    match e {
-        GraphError::Auth { .. } | GraphError::TokenRejected { .. } | GraphError::Credential(_) => {
-            ErrorCode::GraphAuth
-        }
-        GraphError::Forbidden { .. } => ErrorCode::AccessDenied,
-        GraphError::UserNotFound(_) => ErrorCode::UserNotFound,
-        GraphError::Ambiguous { .. } => ErrorCode::AmbiguousUser,
-        GraphError::Duplicate { .. } => ErrorCode::Duplicate,
-        GraphError::NoMailbox { .. } => ErrorCode::NoMailbox,
-        GraphError::PhotoTooLarge { .. } | GraphError::PayloadTooLarge { .. } => {
-            ErrorCode::PhotoTooLarge
-        }
-        GraphError::NotJpeg | GraphError::ImageRejected { .. } => ErrorCode::PhotoRejected,
-        GraphError::GaveUp { .. } => ErrorCode::Unavailable,
-        GraphError::Transport {
-            retryable: true, ..
-        } => ErrorCode::Unavailable,
-        GraphError::Transport { .. } | GraphError::Config(_) => ErrorCode::ConnectionFailed,
-        GraphError::Io { .. } | GraphError::BadRecord { .. } | GraphError::BackupCorrupt { .. } => {
-            ErrorCode::Io
-        }
-        GraphError::BackupNotFound(_) => ErrorCode::BackupNotFound,
-        _ => ErrorCode::Directory,
-    }
 }

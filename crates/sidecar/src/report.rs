@@ -2,14 +2,14 @@
 //! `photobulk report`) with each row streamed as a `report/row` notification. This file only
 //! maps parameters, rows and errors between the engine and the protocol.
 
-use photobulk_engine::audit::{self, CloudSide, Item, ReportError, ReportOptions, Scope, Writers};
+use photobulk_engine::audit::{self, CloudSide, Item, ReportOptions, Scope, Writers};
 use photobulk_engine::sync_hd::CloudMatch;
 use photobulk_engine::{Cancel, Journal};
 use photobulk_protocol::methods::{self as m, ReportRow};
 use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 
-use crate::conn::Ctx;
-use crate::{handlers, map};
+use crate::ctx::Ctx;
+use crate::{common, map};
 
 pub(crate) async fn run(p: m::ReportParams, ctx: &Ctx) -> Result<m::ReportResult, ResponseError> {
     let b = ctx.session.bound().await?;
@@ -25,7 +25,7 @@ pub(crate) async fn run(p: m::ReportParams, ctx: &Ctx) -> Result<m::ReportResult
         }
     } else {
         Scope::Identities {
-            by: handlers::lookup(&p.match_by)?,
+            by: common::lookup(&p.match_by)?,
             values: p.identities.clone(),
         }
     };
@@ -35,7 +35,7 @@ pub(crate) async fn run(p: m::ReportParams, ctx: &Ctx) -> Result<m::ReportResult
             .map(|s| s.join(photobulk_engine::locations::IMPORT_JOURNAL)),
     };
     let journal = match &journal_path {
-        Some(path) => Some(Journal::read_only(path).map_err(|e| engine(&e))?),
+        Some(path) => Some(Journal::read_only(path).map_err(|e| map::engine(&e))?),
         None => None,
     };
     let cancel = Cancel::new();
@@ -59,7 +59,7 @@ pub(crate) async fn run(p: m::ReportParams, ctx: &Ctx) -> Result<m::ReportResult
         p.html_path.as_deref().map(std::path::Path::new),
         inline,
     )
-    .map_err(|e| engine(&e))?;
+    .map_err(|e| map::engine(&e))?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(16);
     let consume = async {
         let mut write_error = None;
@@ -80,11 +80,11 @@ pub(crate) async fn run(p: m::ReportParams, ctx: &Ctx) -> Result<m::ReportResult
         write_error
     };
     let (summary, write_error) = tokio::join!(audit::run(&b.dir, &opts, tx), consume);
-    let summary = summary.map_err(|e| report(&e))?;
+    let summary = summary.map_err(|e| map::report(&e))?;
     if let Some(e) = write_error {
-        return Err(engine(&e));
+        return Err(map::engine(&e));
     }
-    writers.finish(&summary).map_err(|e| engine(&e))?;
+    writers.finish(&summary).map_err(|e| map::engine(&e))?;
     if summary.cancelled {
         // The rows sent so far stand; the caller learns the report is partial.
         ctx.server.log(format_args!(
@@ -140,19 +140,6 @@ pub(crate) fn row(r: audit::Row) -> ReportRow {
             };
             ItemError::from(ResponseError::new(code, e.message.clone()).retryable(e.retryable))
         }),
-    }
-}
-
-fn engine(e: &photobulk_engine::EngineError) -> ResponseError {
-    ResponseError::new(ErrorCode::Io, e.to_string())
-}
-
-fn report(e: &ReportError) -> ResponseError {
-    match e {
-        ReportError::Directory(d) => map::directory(d),
-        ReportError::Graph(g) => map::graph(g),
-        ReportError::Engine(x) => engine(x),
-        _ => ResponseError::new(ErrorCode::Directory, e.to_string()),
     }
 }
 

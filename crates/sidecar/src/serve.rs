@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use photobulk_protocol::methods::{StartLine, PROTOCOL_VERSION};
 
-use crate::{Config, LogSink, Server};
+use crate::listen::run;
+use crate::server::{Config, LogSink, Server};
 
 /// What `photobulk serve` was asked for.
 #[derive(Debug, Clone)]
@@ -112,7 +113,7 @@ pub fn main(opts: ServeOptions) -> i32 {
                 }
             });
         }
-        crate::run(listener, server.clone()).await;
+        run(listener, server.clone()).await;
         server.log("stopped");
         0
     })

@@ -12,15 +12,15 @@ use std::time::Duration;
 use photobulk_engine::environment::{self as env, EnvironmentReport, SideProbe};
 use photobulk_engine::import::Cancel;
 use photobulk_engine::sync_hd::{
-    sync_hd_to_ad, CloudMatch, SyncHdError, SyncHdOptions, SyncItem, SyncJournal, SyncScope,
-    SyncStatus, SyncSummary,
+    sync_hd_to_ad, CloudMatch, SyncHdOptions, SyncItem, SyncJournal, SyncScope, SyncStatus,
+    SyncSummary,
 };
 use photobulk_protocol::methods as m;
 use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 
-use crate::bulk_engine::notify_progress;
-use crate::conn::Ctx;
-use crate::{handlers, map};
+use crate::common::notify_progress;
+use crate::ctx::Ctx;
+use crate::{common, map};
 
 /// `environment.detect`: probe whichever sides this connection has, each within the limit.
 pub(crate) async fn environment(p: m::EnvironmentParams, ctx: &Ctx) -> m::EnvironmentInfo {
@@ -67,11 +67,11 @@ fn info(r: EnvironmentReport) -> m::EnvironmentInfo {
 pub(crate) async fn run(p: m::SyncHdParams, ctx: &Ctx) -> Result<m::SyncHdResult, ResponseError> {
     let bound = ctx.session.bound().await?;
     let graph = ctx.session.graph().await?;
-    let write = handlers::write_options(&bound, p.no_backup || p.dry_run)?;
+    let write = common::write_options(&bound, p.no_backup || p.dry_run)?;
     let journal_path = match (&p.journal, &bound.backup_dir) {
         (Some(j), _) => PathBuf::from(j),
         (None, Some(d)) => d.join(photobulk_engine::locations::SYNC_HD_JOURNAL),
-        (None, None) => handlers::fresh_dir(ctx, "photobulk-sync-hd")?
+        (None, None) => common::fresh_dir(ctx, "photobulk-sync-hd")?
             .join(photobulk_engine::locations::SYNC_HD_JOURNAL),
     };
     let journal = SyncJournal::open(&journal_path).map_err(|e| {
@@ -86,7 +86,7 @@ pub(crate) async fn run(p: m::SyncHdParams, ctx: &Ctx) -> Result<m::SyncHdResult
         m::CloudMatch::Mail => CloudMatch::Mail,
         m::CloudMatch::Alias => CloudMatch::Alias,
     };
-    opts.crop = handlers::crop(p.crop);
+    opts.crop = common::crop(p.crop);
     opts.journal = Some(std::sync::Arc::new(journal));
     opts.dry_run = p.dry_run;
     opts.force = p.force;
@@ -98,7 +98,7 @@ pub(crate) async fn run(p: m::SyncHdParams, ctx: &Ctx) -> Result<m::SyncHdResult
         }
     } else {
         SyncScope::Identities {
-            by: handlers::lookup(&p.match_by)?,
+            by: common::lookup(&p.match_by)?,
             values: p.identities.clone(),
         }
     };
@@ -132,7 +132,7 @@ pub(crate) async fn run(p: m::SyncHdParams, ctx: &Ctx) -> Result<m::SyncHdResult
     let (report, ()) = tokio::join!(work, forward);
     let report = report
         .map_err(|e| ResponseError::new(ErrorCode::InternalError, e.to_string()))?
-        .map_err(|e| run_error(&e))?;
+        .map_err(|e| map::sync_hd(&e))?;
     let s = &report.summary;
     ctx.server.log(format_args!(
         "photo.syncHdToAd {}: {} written, {} would write, {} unchanged, {} failed",
@@ -143,14 +143,6 @@ pub(crate) async fn run(p: m::SyncHdParams, ctx: &Ctx) -> Result<m::SyncHdResult
         cancelled: report.cancelled,
         journal: journal_path.display().to_string(),
     })
-}
-
-fn run_error(e: &SyncHdError) -> ResponseError {
-    match e {
-        SyncHdError::Directory(d) => map::directory(d),
-        SyncHdError::Graph(g) => map::graph(g),
-        other => ResponseError::new(ErrorCode::Io, other.to_string()),
-    }
 }
 
 async fn notify(ctx: &Ctx, item: SyncItem, done: usize, total: usize) {
@@ -177,17 +169,10 @@ fn wire_item(i: SyncItem) -> m::SyncHdItem {
         SyncStatus::Failed => m::SyncHdStatus::Failed,
     };
     let error = i.error.map(|e| {
-        let code = match (i.status, e.kind.as_str()) {
-            (SyncStatus::NoMailbox, _) => ErrorCode::NoMailbox,
-            (SyncStatus::NotInCloud, _) => ErrorCode::UserNotFound,
-            (_, "ambiguous") => ErrorCode::AmbiguousUser,
-            (_, "image") => ErrorCode::ImageInvalid,
-            (_, "journal") => ErrorCode::Io,
-            (_, "internal") => ErrorCode::InternalError,
-            (_, "graph_auth" | "graph_token_rejected" | "graph_credential") => ErrorCode::GraphAuth,
-            (_, "graph_forbidden") => ErrorCode::AccessDenied,
-            (_, "graph_gave_up" | "graph_network") => ErrorCode::Unavailable,
-            _ => ErrorCode::Directory,
+        let code = match i.status {
+            SyncStatus::NoMailbox => ErrorCode::NoMailbox,
+            SyncStatus::NotInCloud => ErrorCode::UserNotFound,
+            _ => map::kind_code(&e.kind, false),
         };
         ItemError {
             detail: Some(e.kind),

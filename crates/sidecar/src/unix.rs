@@ -19,12 +19,12 @@ pub struct UnixTransport {
     listener: UnixListener,
     path: PathBuf,
     uid: u32,
-    log: std::sync::Arc<crate::Server>,
+    log: std::sync::Arc<crate::server::Server>,
 }
 
 pub(crate) fn bind(
     path: &Path,
-    server: std::sync::Arc<crate::Server>,
+    server: std::sync::Arc<crate::server::Server>,
 ) -> io::Result<UnixTransport> {
     if let Ok(meta) = std::fs::symlink_metadata(path) {
         if !meta.file_type().is_socket() {
@@ -73,7 +73,7 @@ impl Drop for UnixTransport {
     }
 }
 
-impl crate::Accept for UnixTransport {
+impl crate::listen::Accept for UnixTransport {
     type Conn = UnixStream;
     async fn accept(&mut self) -> io::Result<UnixStream> {
         loop {

@@ -43,7 +43,7 @@ pub(crate) fn bind(pipe: &str) -> io::Result<PipeTransport> {
     Ok(PipeTransport { listener })
 }
 
-impl crate::Accept for PipeTransport {
+impl crate::listen::Accept for PipeTransport {
     type Conn = Stream;
     async fn accept(&mut self) -> io::Result<Stream> {
         self.listener.accept().await

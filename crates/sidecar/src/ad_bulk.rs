@@ -6,37 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use photobulk_engine::{
-    import::Action, Cancel, ImportItem, ImportJob, Input, Inputs, Journal, RunMeta, Take,
-};
+use photobulk_engine::{import::Action, Cancel, ImportItem, ImportJob, Journal, RunMeta};
 use photobulk_imaging::{Options, Target};
-use photobulk_protocol::methods::{
-    self as m, BulkItem, BulkParams, BulkSummary, BulkTarget, ItemStatus,
-};
+use photobulk_protocol::methods::{BulkItem, BulkParams, BulkSummary, BulkTarget, ItemStatus};
 use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 
-use crate::conn::Ctx;
-use crate::handlers;
-
-/// The engine's error kinds (directory kinds and its own) → protocol kinds.
-fn kind_of(engine_kind: &str) -> ErrorCode {
-    match engine_kind {
-        "user_not_found" | "no_such_object" => ErrorCode::UserNotFound,
-        "ambiguous" => ErrorCode::AmbiguousUser,
-        "no_account" => ErrorCode::NoAccount,
-        "superseded" => ErrorCode::Duplicate,
-        "cancelled" => ErrorCode::RequestCancelled,
-        "unreadable" | "backup_io" => ErrorCode::Io,
-        "image" => ErrorCode::ImageInvalid,
-        "insufficient_rights" | "unwilling" | "strong_auth_required" => ErrorCode::AccessDenied,
-        "invalid_credentials" => ErrorCode::InvalidCredentials,
-        "timeout" | "connection_lost" | "server_busy" => ErrorCode::Unavailable,
-        "connect" | "tls" => ErrorCode::ConnectionFailed,
-        "photo_too_large" => ErrorCode::PhotoTooLarge,
-        "photo_rejected" => ErrorCode::PhotoRejected,
-        _ => ErrorCode::Directory,
-    }
-}
+use crate::common::{self, count, inputs_of, notify_item, notify_progress};
+use crate::ctx::Ctx;
 
 fn item_of(it: &ImportItem) -> BulkItem {
     let cancelled = it.error.as_ref().is_some_and(|e| e.kind == "cancelled");
@@ -68,13 +44,15 @@ fn item_of(it: &ImportItem) -> BulkItem {
         user_principal_name: None,
         backup_id: it.backup_id.clone(),
         error: it.error.as_ref().map(|e| ItemError {
-            kind: kind_of(&e.kind).kind().to_string(),
+            kind: crate::map::kind_code(&e.kind, e.retryable)
+                .kind()
+                .to_string(),
             message: e.message.clone(),
             retryable: e.retryable,
             detail: Some(e.kind.clone()),
         }),
-        crop: it.crop.map(crate::handlers::crop_rect),
-        face: it.face.map(crate::handlers::face_rect),
+        crop: it.crop.map(crate::common::crop_rect),
+        face: it.face.map(crate::common::face_rect),
         // The engine's warnings are "kind: words" strings.
         warnings: it
             .warnings
@@ -84,88 +62,6 @@ fn item_of(it: &ImportItem) -> BulkItem {
                 message: w.clone(),
             })
             .collect(),
-    }
-}
-
-pub(crate) fn count(s: &mut BulkSummary, status: ItemStatus) {
-    match status {
-        ItemStatus::Ready => s.ready += 1,
-        ItemStatus::Written => s.written += 1,
-        ItemStatus::Unchanged => s.unchanged += 1,
-        ItemStatus::Skipped => s.skipped += 1,
-        ItemStatus::Failed => s.failed += 1,
-        ItemStatus::Cancelled => s.cancelled += 1,
-    }
-}
-
-pub(crate) fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError> {
-    let unnamed: Vec<PathBuf> = items
-        .iter()
-        .filter(|i| i.identity.is_none())
-        .map(|i| PathBuf::from(&i.path))
-        .collect();
-    let mut inputs = if unnamed.is_empty() {
-        Inputs::default()
-    } else {
-        photobulk_engine::collect(&unnamed, false)
-            .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?
-    };
-    for it in items {
-        if let Some(id) = &it.identity {
-            inputs.items.push(Input {
-                path: PathBuf::from(&it.path),
-                account: Some(id.clone()),
-                take: Take::Yes,
-                also: Vec::new(),
-                origin: None,
-                by: None,
-            });
-        }
-    }
-    Ok(inputs)
-}
-
-/// An item for `input` of `target`: `Skipped` with why when the input will not be used
-/// (no account, unreadable, superseded by a newer file for the same account), else `Ready`.
-pub(crate) fn skipped_input(input: &Input, target: BulkTarget) -> BulkItem {
-    let path = input.path.display().to_string();
-    let error = match &input.take {
-        Take::Yes => None,
-        Take::NoAccount => Some(ItemError::new(
-            ErrorCode::NoAccount,
-            format!("{path}: the file name names no account (expected 'account.jpg' or 'account anything.jpg')"),
-        )),
-        Take::Unreadable { reason } => {
-            Some(ItemError::new(ErrorCode::Io, format!("{path}: {reason}")))
-        }
-        Take::Superseded { by } => Some(ItemError::new(
-            ErrorCode::Duplicate,
-            format!("{path}: the newer {} names the same account", by.display()),
-        )),
-    };
-    BulkItem {
-        target: Some(target),
-        path,
-        identity: input.account.clone(),
-        dn: None,
-        status: if error.is_some() {
-            ItemStatus::Skipped
-        } else {
-            ItemStatus::Ready
-        },
-        has_photo: None,
-        ad_path: None,
-        ad_bytes: None,
-        ad_sha256: None,
-        hd_path: None,
-        hd_bytes: None,
-        hd_sha256: None,
-        user_principal_name: None,
-        backup_id: None,
-        error,
-        crop: None,
-        face: None,
-        warnings: Vec::new(),
     }
 }
 
@@ -180,7 +76,7 @@ pub(crate) async fn import(
     dry_run: bool,
 ) -> Result<(Vec<BulkItem>, BulkSummary, bool), ResponseError> {
     let bound = ctx.session.bound().await?;
-    let by = handlers::lookup(&p.match_by)?;
+    let by = common::lookup(&p.match_by)?;
     // A plan reads the journal (unchanged, resume) and creates nothing, not even the file.
     let journal = if dry_run {
         Journal::read_only(journal_path)
@@ -191,10 +87,10 @@ pub(crate) async fn import(
     let wo = if dry_run {
         None
     } else {
-        Some(handlers::write_options(&bound, p.no_backup)?)
+        Some(common::write_options(&bound, p.no_backup)?)
     };
     let options = Options {
-        crop: handlers::crop(p.crop),
+        crop: common::crop(p.crop),
         targets: vec![Target::ad()],
         ..Options::default()
     };
@@ -270,27 +166,4 @@ pub(crate) async fn import(
     let _ = journal.close();
     let report = report.map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
     Ok((items, summary, report.cancelled))
-}
-
-/// One finished item of a bulk run, to the client: its `bulk/item` notice, then `bulk/progress`.
-pub(crate) async fn notify_item(ctx: &Ctx, item: &BulkItem, done: usize, total: usize) {
-    ctx.out
-        .notify::<m::BulkItemNotice>(&m::BulkItemParams {
-            request_id: ctx.id.clone(),
-            item: item.clone(),
-        })
-        .await;
-    notify_progress(ctx, done, total, item.identity.clone()).await;
-}
-
-/// `bulk/progress` for the request being served.
-pub(crate) async fn notify_progress(ctx: &Ctx, done: usize, total: usize, current: Option<String>) {
-    ctx.out
-        .notify::<m::BulkProgress>(&m::BulkProgressParams {
-            request_id: ctx.id.clone(),
-            done,
-            total,
-            current,
-        })
-        .await;
 }

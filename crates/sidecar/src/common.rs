@@ -1,0 +1,272 @@
+//! Helpers every method family shares: protocol ↔ library values (crop, lookup, boxes,
+//! warnings), converting one file into the output folder, bulk inputs and items, and the
+//! `bulk/item` / `bulk/progress` notifications. A leaf below the method families.
+
+use std::path::{Path, PathBuf};
+
+use photobulk_directory::{Lookup, WriteOptions};
+use photobulk_engine::{Input, Inputs, Take};
+use photobulk_imaging::{Crop as ImgCrop, Options, Target};
+use photobulk_protocol::methods::{self as m, BulkItem, BulkSummary, BulkTarget, ItemStatus};
+use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ctx::Ctx;
+use crate::map;
+use crate::session::Bound;
+
+pub(crate) type Outcome = Result<Value, ResponseError>;
+
+pub(crate) fn to_value<T: Serialize>(v: &T) -> Outcome {
+    serde_json::to_value(v).map_err(|e| ResponseError::new(ErrorCode::InternalError, e.to_string()))
+}
+
+pub(crate) fn lookup(match_by: &Option<String>) -> Result<Lookup, ResponseError> {
+    Lookup::parse(match_by.as_deref().unwrap_or("samaccountname"))
+        .map_err(|e| ResponseError::new(ErrorCode::InvalidParams, format!("matchBy: {e}")))
+}
+
+pub(crate) fn crop(c: m::Crop) -> ImgCrop {
+    match c {
+        m::Crop::Face => ImgCrop::Face,
+        m::Crop::Center => ImgCrop::Center,
+        m::Crop::Top => ImgCrop::Top,
+        m::Crop::Pad => ImgCrop::Pad,
+    }
+}
+
+pub(crate) fn write_options(bound: &Bound, no_backup: bool) -> Result<WriteOptions, ResponseError> {
+    match (&bound.backup, no_backup) {
+        (_, true) => Ok(WriteOptions::without_backup()),
+        (Some(s), false) => Ok(WriteOptions::backup_to(s.clone())),
+        (None, false) => Err(map::directory(
+            &photobulk_directory::DirectoryError::BackupRequired,
+        )),
+    }
+}
+
+/// A fresh output folder under the work folder.
+pub(crate) fn fresh_dir(ctx: &Ctx, prefix: &str) -> Result<PathBuf, ResponseError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = ctx
+        .server
+        .config
+        .work_dir
+        .join(format!("photobulk-{prefix}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| map::io(dir.display(), &e))?;
+    Ok(dir)
+}
+
+/// One file converted: its outputs (with the files written) and how it was framed.
+#[derive(Debug)]
+pub(crate) struct Converted {
+    pub outputs: Vec<(photobulk_imaging::Output, PathBuf)>,
+    pub crop: Option<m::CropRect>,
+    pub face: Option<m::FaceRect>,
+    pub warnings: Vec<m::ImageWarning>,
+}
+
+impl Converted {
+    /// Put the framing (crop, face, warnings) on a bulk item.
+    pub(crate) fn frame(&self, item: &mut m::BulkItem) {
+        item.crop = self.crop;
+        item.face = self.face;
+        item.warnings = self.warnings.clone();
+    }
+}
+
+pub(crate) fn crop_rect(c: photobulk_imaging::CropBox) -> m::CropRect {
+    m::CropRect {
+        x: c.x,
+        y: c.y,
+        width: c.width,
+        height: c.height,
+    }
+}
+
+pub(crate) fn face_rect(f: photobulk_imaging::FaceBox) -> m::FaceRect {
+    m::FaceRect {
+        x: f.x,
+        y: f.y,
+        width: f.width,
+        height: f.height,
+        score: f.score,
+    }
+}
+
+pub(crate) fn image_warning(w: &photobulk_imaging::Warning) -> m::ImageWarning {
+    m::ImageWarning {
+        kind: w.code().to_string(),
+        message: w.to_string(),
+    }
+}
+
+/// Convert one file for `targets`, write `out/<target>/<name>.jpg` for each.
+pub(crate) fn convert_file(
+    path: &Path,
+    name: &str,
+    targets: &[Target],
+    crop_: ImgCrop,
+    out: &Path,
+) -> Result<Converted, ResponseError> {
+    let data = std::fs::read(path).map_err(|e| map::io(path.display(), &e))?;
+    let opts = Options {
+        crop: crop_,
+        targets: targets.to_vec(),
+        ..Options::default()
+    };
+    let conv = photobulk_imaging::convert(&data, &opts).map_err(|e| map::imaging(&e))?;
+    let mut written = Converted {
+        outputs: Vec::new(),
+        crop: conv.outputs.first().map(|o| crop_rect(o.crop)),
+        face: conv.face.map(face_rect),
+        warnings: conv.warnings.iter().map(image_warning).collect(),
+    };
+    for o in conv.outputs {
+        let dir = out.join(&o.target);
+        std::fs::create_dir_all(&dir).map_err(|e| map::io(dir.display(), &e))?;
+        let file = dir.join(format!("{}.jpg", safe_file_name(name)));
+        photobulk_engine::convert::write_atomic(&file, &o.jpeg)
+            .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
+        written.outputs.push((o, file));
+    }
+    Ok(written)
+}
+
+fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn targets_named(names: &[String]) -> Result<Vec<Target>, ResponseError> {
+    if names.is_empty() {
+        return Ok(vec![Target::ad(), Target::hd()]);
+    }
+    names
+        .iter()
+        .map(|n| match n.to_ascii_lowercase().as_str() {
+            "ad" => Ok(Target::ad()),
+            "hd" => Ok(Target::hd()),
+            _ => Err(ResponseError::new(
+                ErrorCode::InvalidParams,
+                format!("unknown target {n:?} (ad, hd)"),
+            )),
+        })
+        .collect()
+}
+
+pub(crate) fn count(s: &mut BulkSummary, status: ItemStatus) {
+    match status {
+        ItemStatus::Ready => s.ready += 1,
+        ItemStatus::Written => s.written += 1,
+        ItemStatus::Unchanged => s.unchanged += 1,
+        ItemStatus::Skipped => s.skipped += 1,
+        ItemStatus::Failed => s.failed += 1,
+        ItemStatus::Cancelled => s.cancelled += 1,
+    }
+}
+
+pub(crate) fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError> {
+    let unnamed: Vec<PathBuf> = items
+        .iter()
+        .filter(|i| i.identity.is_none())
+        .map(|i| PathBuf::from(&i.path))
+        .collect();
+    let mut inputs = if unnamed.is_empty() {
+        Inputs::default()
+    } else {
+        photobulk_engine::collect(&unnamed, false)
+            .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?
+    };
+    for it in items {
+        if let Some(id) = &it.identity {
+            inputs.items.push(Input {
+                path: PathBuf::from(&it.path),
+                account: Some(id.clone()),
+                take: Take::Yes,
+                also: Vec::new(),
+                origin: None,
+                by: None,
+            });
+        }
+    }
+    Ok(inputs)
+}
+
+/// An item for `input` of `target`: `Skipped` with why when the input will not be used
+/// (no account, unreadable, superseded by a newer file for the same account), else `Ready`.
+pub(crate) fn skipped_input(input: &Input, target: BulkTarget) -> BulkItem {
+    let path = input.path.display().to_string();
+    let error = match &input.take {
+        Take::Yes => None,
+        Take::NoAccount => Some(ItemError::new(
+            ErrorCode::NoAccount,
+            format!("{path}: the file name names no account (expected 'account.jpg' or 'account anything.jpg')"),
+        )),
+        Take::Unreadable { reason } => {
+            Some(ItemError::new(ErrorCode::Io, format!("{path}: {reason}")))
+        }
+        Take::Superseded { by } => Some(ItemError::new(
+            ErrorCode::Duplicate,
+            format!("{path}: the newer {} names the same account", by.display()),
+        )),
+    };
+    BulkItem {
+        target: Some(target),
+        path,
+        identity: input.account.clone(),
+        dn: None,
+        status: if error.is_some() {
+            ItemStatus::Skipped
+        } else {
+            ItemStatus::Ready
+        },
+        has_photo: None,
+        ad_path: None,
+        ad_bytes: None,
+        ad_sha256: None,
+        hd_path: None,
+        hd_bytes: None,
+        hd_sha256: None,
+        user_principal_name: None,
+        backup_id: None,
+        error,
+        crop: None,
+        face: None,
+        warnings: Vec::new(),
+    }
+}
+
+/// One finished item of a bulk run, to the client: its `bulk/item` notice, then `bulk/progress`.
+pub(crate) async fn notify_item(ctx: &Ctx, item: &BulkItem, done: usize, total: usize) {
+    ctx.out
+        .notify::<m::BulkItemNotice>(&m::BulkItemParams {
+            request_id: ctx.id.clone(),
+            item: item.clone(),
+        })
+        .await;
+    notify_progress(ctx, done, total, item.identity.clone()).await;
+}
+
+/// `bulk/progress` for the request being served.
+pub(crate) async fn notify_progress(ctx: &Ctx, done: usize, total: usize, current: Option<String>) {
+    ctx.out
+        .notify::<m::BulkProgress>(&m::BulkProgressParams {
+            request_id: ctx.id.clone(),
+            done,
+            total,
+            current,
+        })
+        .await;
+}
