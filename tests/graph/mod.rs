@@ -177,7 +177,9 @@ async fn users_are_paged_and_resolved_by_every_name() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn photo_round_trip_backups_restore_and_read_after_write() {
     let mut cfg = Config::with_users(3);
-    cfg.read_after_write = 20.0; // emulated seconds: 200 ms here
+    // Long enough that nothing becomes readable by waiting: the test publishes the pending
+    // photos itself (`publish_pending`) where a reader would have waited.
+    cfg.read_after_write = 3600.0;
     let emu = start(cfg).await;
     let (graph, _) = client_for(&emu, secret_creds());
     let tmp = tempfile::tempdir().expect("tmp");
@@ -201,7 +203,7 @@ async fn photo_round_trip_backups_restore_and_read_after_write() {
     assert!(!b1.had_photo);
     // Not readable yet (read-after-write delay), then readable, re-encoded and shrunk.
     assert_eq!(graph.get_photo(&user.id).await.expect("get"), None);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    emu.publish_pending();
     let stored = graph
         .get_photo(&user.id)
         .await
@@ -226,7 +228,7 @@ async fn photo_round_trip_backups_restore_and_read_after_write() {
     assert_eq!(store.load(&b2).expect("load"), Some(stored.clone()));
 
     // Remove, then restore the latest (the removal's backup) and by id the first (no photo).
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    emu.publish_pending();
     let out = graph.remove_photo(&user, &opts).await.expect("remove");
     assert_eq!(out.had_photo, Some(true));
     assert_eq!(graph.get_photo(&user.id).await.expect("get"), None);

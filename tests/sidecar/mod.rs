@@ -649,6 +649,26 @@ fn sidecar(extra: &[&str]) -> Sidecar {
 }
 
 impl Sidecar {
+    /// Wait until the server's log (its stderr) has a line containing `needle`: an event to
+    /// wait on instead of a fixed sleep.
+    fn wait_for_log(&self, needle: &str, within: Duration) {
+        let log = self
+            .dir
+            .path()
+            .join(format!("pbtest.{}.log", std::process::id()));
+        let t0 = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains(needle) {
+                return;
+            }
+            assert!(
+                t0.elapsed() < within,
+                "no {needle:?} in the server log within {within:?}: {text}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     fn client(&self) -> Client {
         let s = UnixStream::connect(&self.path).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(120)))
@@ -786,8 +806,8 @@ fn two_clients_garbage_and_oversize_on_the_real_socket() {
         "not_connected"
     );
     drop(a);
-    // One client left: the server stays.
-    std::thread::sleep(Duration::from_millis(300));
+    // One client left: once the server has seen the first one go, it is still there.
+    s.wait_for_log("client disconnected", Duration::from_secs(20));
     assert!(
         s.child.try_wait().expect("wait").is_none(),
         "server exited while a client was connected"

@@ -390,8 +390,15 @@ mod tests {
     fn csv_inputs_relative_paths_and_newest_wins() {
         let d = tempfile::tempdir().expect("tmp");
         std::fs::write(d.path().join("old.jpg"), b"x").expect("w");
-        std::thread::sleep(std::time::Duration::from_millis(20));
         std::fs::write(d.path().join("new.jpg"), b"x").expect("w");
+        // "Newest" by modification time, set here rather than waited for.
+        std::fs::File::options()
+            .write(true)
+            .open(d.path().join("old.jpg"))
+            .and_then(|f| {
+                f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+            })
+            .expect("set mtime");
         std::fs::write(
             d.path().join("list.csv"),
             "SamAccountName,FullName\njohn.smith,old.jpg\nJOHN.SMITH,new.jpg\n,new.jpg\njane,missing.jpg\n",

@@ -407,6 +407,17 @@ impl Emulator {
         }
     }
 
+    /// End the read-after-write delay now: every stored photo becomes readable (tests wait on
+    /// this instead of sleeping past [`Config::read_after_write`]).
+    pub fn publish_pending(&self) {
+        let now = Instant::now();
+        for p in lock(&self.state.photos).values_mut() {
+            if let Some(c) = p.current.as_mut() {
+                c.visible_at = c.visible_at.min(now);
+            }
+        }
+    }
+
     /// A user's stored photo (even before it is readable through the API).
     pub fn photo(&self, user_id: &str) -> Option<Vec<u8>> {
         let i = *self.state.by_key.get(&user_id.to_ascii_lowercase())?;
