@@ -764,8 +764,7 @@ async fn restore(
     Ok(item)
 }
 
-/// The first intent per user (lower-case DN and GUID) of import run `run`: its backup holds
-/// what the user had before the run.
+/// The journal's first intents of import run `run` (their backups hold the pre-run photos).
 fn run_intents(
     state_dir: Option<&Path>,
     run: &str,
@@ -773,20 +772,9 @@ fn run_intents(
     let state = photobulk_engine::locations::state_dir(state_dir)
         .ok_or_else(|| anyhow!("no state folder: give --state-dir DIR (or PHOTOBULK_STATE_DIR)"))?;
     let path = state.join(photobulk_engine::locations::IMPORT_JOURNAL);
-    let journal = photobulk_engine::Journal::read_only(&path)?;
-    if !journal.has_run(run) {
-        bail!("no run {run:?} in {}", path.display());
-    }
-    let mut seen = std::collections::HashSet::new();
-    Ok(journal
-        .records()?
-        .into_iter()
-        .filter_map(|r| match r {
-            photobulk_engine::journal::Record::Intent(i) if i.run == run => Some(i),
-            _ => None,
-        })
-        .filter(|i| seen.insert(i.dn.to_lowercase()))
-        .collect())
+    photobulk_engine::Journal::read_only(&path)?
+        .first_intents(run)
+        .with_context(|| format!("in {}", path.display()))
 }
 
 async fn before_run_backup(
@@ -796,13 +784,11 @@ async fn before_run_backup(
     intents: &[photobulk_engine::journal::Intent],
 ) -> Result<String, DirectoryError> {
     let found = dir.find_user(by, user, false).await?;
-    let first = intents
+    match intents
         .iter()
-        .find(|i| match (&i.guid, &found.object_guid) {
-            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-            _ => i.dn.eq_ignore_ascii_case(&found.dn),
-        });
-    match first.and_then(|i| i.backup_id.clone()) {
+        .find(|i| i.is_for(&found))
+        .and_then(|i| i.backup_id.clone())
+    {
         Some(id) => Ok(id),
         None => Err(DirectoryError::BackupNotFound(format!(
             "{}: the run did not write this user (or wrote it without a backup)",
@@ -817,18 +803,7 @@ async fn restore_by_id(
     id: &str,
     opts: &WriteOptions,
 ) -> Result<Item, DirectoryError> {
-    let record = store.get(id)?;
-    let user = match &record.object_guid {
-        Some(g) => match dir.find_by_guid(g, false).await {
-            Ok(u) => u,
-            Err(DirectoryError::UserNotFound { .. }) => dir.read_user(&record.dn, false).await?,
-            Err(e) => return Err(e),
-        },
-        None => dir.read_user(&record.dn, false).await?,
-    };
-    let outcome = dir
-        .restore_photo(&user, store, &RestoreFrom::Id(id.to_string()), opts)
-        .await?;
+    let (user, outcome) = dir.restore_backup(store, id, opts).await?;
     let mut item = Item::ok(&label(&user));
     item.dn = Some(outcome.dn);
     item.bytes = Some(outcome.restored.bytes);

@@ -1160,6 +1160,32 @@ impl Directory {
         })
     }
 
+    /// Put backup `id` back on the user it was taken from, found by that backup's objectGUID
+    /// (the user may have been renamed or moved since), else by its DN. Returns the user and
+    /// the outcome of [`Directory::restore_photo`].
+    pub async fn restore_backup(
+        &self,
+        store: &BackupStore,
+        id: &str,
+        opts: &WriteOptions,
+    ) -> Result<(User, RestoreOutcome), DirectoryError> {
+        let record = store.get(id)?;
+        let user = match &record.object_guid {
+            Some(g) => match self.find_by_guid(g, false).await {
+                Ok(u) => u,
+                Err(DirectoryError::UserNotFound { .. }) => {
+                    self.read_user(&record.dn, false).await?
+                }
+                Err(e) => return Err(e),
+            },
+            None => self.read_user(&record.dn, false).await?,
+        };
+        let outcome = self
+            .restore_photo(&user, store, &RestoreFrom::Id(id.to_string()), opts)
+            .await?;
+        Ok((user, outcome))
+    }
+
     /// Put a backed-up value back on `user`, byte for byte (or remove the photo if the backup
     /// says there was none). The value being replaced is itself backed up first (reason
     /// `restore`) unless `opts.no_backup`.

@@ -1225,18 +1225,7 @@ pub async fn restore_run(
     cancel: &Cancel,
     on_item: &mut (dyn FnMut(&RestoreItem) + Send),
 ) -> Result<RestoreReport, EngineError> {
-    if !journal.has_run(run_id) {
-        return Err(EngineError::UnknownRun(run_id.to_string()));
-    }
-    let mut first: Vec<Intent> = Vec::new();
-    let mut seen = HashSet::new();
-    for r in journal.records()? {
-        if let Record::Intent(i) = r {
-            if i.run == run_id && seen.insert((i.target.clone(), i.dn.to_lowercase())) {
-                first.push(i);
-            }
-        }
-    }
+    let first = journal.first_intents(run_id)?;
     let backups: HashMap<String, BackupRecord> = {
         let store = store.clone();
         tokio::task::spawn_blocking(move || store.records())

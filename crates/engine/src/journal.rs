@@ -134,6 +134,16 @@ pub struct Intent {
     pub had_photo: Option<bool>,
 }
 
+impl Intent {
+    /// Whether this intent was for `user` (objectGUID when both have one, else the DN).
+    pub fn is_for(&self, user: &photobulk_directory::User) -> bool {
+        match (&self.guid, &user.object_guid) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => self.dn.eq_ignore_ascii_case(&user.dn),
+        }
+    }
+}
+
 /// What the journal knows was last written to a user (per target), from `done` records joined
 /// with their `intent`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -334,6 +344,25 @@ impl Journal {
             let _ = h.join();
         }
         r
+    }
+
+    /// The first intent of run `run` for each user and target (by DN): its backup holds what
+    /// that user had before the run, however many attempts the run took. An unknown run is
+    /// [`EngineError::UnknownRun`].
+    pub fn first_intents(&self, run: &str) -> Result<Vec<Intent>, EngineError> {
+        if !self.has_run(run) {
+            return Err(EngineError::UnknownRun(run.to_string()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        Ok(self
+            .records()?
+            .into_iter()
+            .filter_map(|r| match r {
+                Record::Intent(i) if i.run == run => Some(i),
+                _ => None,
+            })
+            .filter(|i| seen.insert((i.target.clone(), i.dn.to_lowercase())))
+            .collect())
     }
 
     /// Every record in the file now (for restores and tests).
