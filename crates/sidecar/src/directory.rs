@@ -199,11 +199,7 @@ pub(crate) async fn photo_set(p: m::PhotoSetParams, ctx: &Ctx) -> Outcome {
     .await
     .map_err(|e| ResponseError::new(ErrorCode::InternalError, e.to_string()))??;
     check_photo_size(&photo).map_err(|e| map::directory(&e))?;
-    let u = b
-        .dir
-        .find_user(&by, &p.identity, false)
-        .await
-        .map_err(|e| map::directory(&e))?;
+    let u = find(&b, &by, &p.identity).await?;
     let o = b
         .dir
         .set_photo(&u.dn, &photo, &wo)
@@ -223,11 +219,7 @@ pub(crate) async fn photo_remove(p: m::PhotoRemoveParams, ctx: &Ctx) -> Outcome 
     let b = ctx.session.bound().await?;
     let by = lookup(&p.match_by)?;
     let wo = write_options(&b, p.no_backup)?;
-    let u = b
-        .dir
-        .find_user(&by, &p.identity, false)
-        .await
-        .map_err(|e| map::directory(&e))?;
+    let u = find(&b, &by, &p.identity).await?;
     let o = b
         .dir
         .remove_photo(&u.dn, &wo)
@@ -254,11 +246,7 @@ pub(crate) async fn photo_restore(p: m::PhotoRestoreParams, ctx: &Ctx) -> Outcom
     } else {
         WriteOptions::backup_to(store.clone())
     };
-    let u = b
-        .dir
-        .find_user(&by, &p.identity, false)
-        .await
-        .map_err(|e| map::directory(&e))?;
+    let u = find(&b, &by, &p.identity).await?;
     let from = p
         .backup_id
         .clone()
@@ -277,4 +265,16 @@ pub(crate) async fn photo_restore(p: m::PhotoRestoreParams, ctx: &Ctx) -> Outcom
         backup_id: o.backup.map(|r| r.id),
         restored_id: Some(o.restored.id),
     })
+}
+
+/// The bound directory's user named `identity`, or the protocol's error.
+async fn find(
+    b: &Bound,
+    by: &photobulk_directory::Lookup,
+    identity: &str,
+) -> Result<photobulk_directory::User, ResponseError> {
+    b.dir
+        .find_user(by, identity, false)
+        .await
+        .map_err(|e| map::directory(&e))
 }
