@@ -71,7 +71,7 @@ impl Default for Settings {
     }
 }
 
-type Cached = Option<(Settings, Box<dyn rustface::Detector>)>;
+type Cached = Option<(Settings, Box<dyn photobulk_seeta::Detector>)>;
 
 thread_local! {
     static DETECTOR: RefCell<Cached> = const { RefCell::new(None) };
@@ -155,10 +155,10 @@ pub(crate) struct Found {
     pub score: f64,
 }
 
-fn new_detector(s: &Settings) -> Result<Box<dyn rustface::Detector>, ImagingError> {
-    let model = rustface::read_model(std::io::Cursor::new(MODEL))
+fn new_detector(s: &Settings) -> Result<Box<dyn photobulk_seeta::Detector>, ImagingError> {
+    let model = photobulk_seeta::read_model(std::io::Cursor::new(MODEL))
         .map_err(|e| ImagingError::Internal(format!("face model: {e}")))?;
-    let mut d = rustface::create_detector_with_model(model);
+    let mut d = photobulk_seeta::create_detector_with_model(model);
     d.set_min_face_size(s.min_face.max(20));
     d.set_score_thresh(if s.score_threshold > 0.0 {
         s.score_threshold
@@ -191,7 +191,7 @@ pub(crate) fn detect_with(p: &Preview, settings: &Settings) -> Result<Vec<Found>
         let Some((_, det)) = slot.as_mut() else {
             return Err(ImagingError::Internal("face detector missing".into()));
         };
-        let data = rustface::ImageData::new(&p.gray, p.width, p.height);
+        let data = photobulk_seeta::ImageData::new(&p.gray, p.width, p.height);
         let faces = catch_unwind(AssertUnwindSafe(|| det.detect(&data)));
         let faces = match faces {
             Ok(f) => f,

@@ -954,10 +954,25 @@ pub fn find_faces(
     let g = decoded.geometry;
     let (uw, uh) = orient::upright_dims(g.width, g.height, g.orientation);
     let p = face::preview_sized(&decoded, side)?;
+    if std::env::var_os("PHOTOBULK_DUMP_PREVIEW").is_some() {
+        dump_preview(&p);
+    }
     Ok(face::detect_with(&p, settings)?
         .iter()
         .map(|f| face::to_source(f, &p, uw, uh))
         .collect())
+}
+
+/// `PHOTOBULK_DUMP_PREVIEW=FILE` (measuring only, `examples/face_dump.rs`): the detector's
+/// luma preview written to FILE as a binary PGM.
+fn dump_preview(p: &face::Preview) {
+    if let Some(path) = std::env::var_os("PHOTOBULK_DUMP_PREVIEW") {
+        let mut out = format!("P5\n{} {}\n255\n", p.width, p.height).into_bytes();
+        out.extend_from_slice(&p.gray);
+        if let Err(e) = std::fs::write(&path, out) {
+            eprintln!("preview dump: {e}");
+        }
+    }
 }
 
 /// Read the format and stored dimensions without decoding pixels (used for reports).
