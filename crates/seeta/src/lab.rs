@@ -37,9 +37,8 @@ pub(crate) struct LabClassifier {
     features: Vec<(usize, usize)>,
     /// One threshold per base classifier (only each group's last one is used).
     thresh: Vec<f32>,
-    /// `stride` weights per base classifier, indexed by the feature value.
-    weights: Vec<f32>,
-    stride: usize,
+    /// Weights per base classifier, indexed by the feature value (no bounds check).
+    weights: Vec<[f32; 256]>,
 }
 
 impl LabClassifier {
@@ -52,7 +51,7 @@ impl LabClassifier {
         let max = (WINDOW - FEAT_SPAN) as i32;
         let ok = !features.is_empty()
             && features.len() % GROUP == 0
-            && stride >= 256
+            && stride == 256
             && thresh.len() == features.len()
             && weights.len() == features.len() * stride
             && features
@@ -64,8 +63,14 @@ impl LabClassifier {
                 .map(|&(x, y)| (x as usize, y as usize))
                 .collect(),
             thresh,
-            weights,
-            stride,
+            weights: weights
+                .chunks_exact(256)
+                .map(|w| {
+                    let mut a = [0.0; 256];
+                    a.copy_from_slice(w);
+                    a
+                })
+                .collect(),
         })
     }
 
@@ -85,10 +90,10 @@ impl LabClassifier {
         let mut positive = true;
         let groups = offsets
             .chunks_exact(GROUP)
-            .zip(self.weights.chunks_exact(GROUP * self.stride))
+            .zip(self.weights.chunks_exact(GROUP))
             .zip(self.thresh.chunks_exact(GROUP));
         for ((offs, weights), thresh) in groups {
-            for (&o, w) in offs.iter().zip(weights.chunks_exact(self.stride)) {
+            for (&o, w) in offs.iter().zip(weights) {
                 score += w[usize::from(feat[o])];
             }
             positive = score >= thresh[GROUP - 1];

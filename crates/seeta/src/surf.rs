@@ -95,40 +95,47 @@ impl SurfMap {
     /// dy >= 0: dx, |dx|; dy < 0: dx, |dx|; dx >= 0: dy, |dy|; dx < 0: dy, |dy|.
     pub(crate) fn compute(&mut self, win: &[u8]) {
         debug_assert_eq!(win.len(), WINDOW * WINDOW);
-        let px = |r: usize, c: usize| i32::from(win[r * WINDOW + c]);
+        let mut dx = [0i32; WINDOW];
+        let mut dy = [0i32; WINDOW];
         for r in 0..WINDOW {
             let (up, down, k) = match r {
                 0 => (0, 1, 2),
                 r if r == WINDOW - 1 => (r - 1, r, 2),
                 r => (r - 1, r + 1, 1),
             };
-            let mut acc = [0i32; CHANNELS];
+            let line = &win[r * WINDOW..(r + 1) * WINDOW];
+            let up = &win[up * WINDOW..(up + 1) * WINDOW];
+            let down = &win[down * WINDOW..(down + 1) * WINDOW];
+            for ((d, &a), &b) in dy.iter_mut().zip(up).zip(down) {
+                *d = (i32::from(b) - i32::from(a)) * k;
+            }
+            for ((d, &a), &b) in dx[1..WINDOW - 1].iter_mut().zip(line).zip(&line[2..]) {
+                *d = i32::from(b) - i32::from(a);
+            }
+            dx[0] = (i32::from(line[1]) - i32::from(line[0])) * 2;
+            dx[WINDOW - 1] = (i32::from(line[WINDOW - 1]) - i32::from(line[WINDOW - 2])) * 2;
+
             let (above, rest) = self.int.split_at_mut((r + 1) * SIDE);
-            let above = &above[r * SIDE..];
-            let row = &mut rest[..SIDE];
-            for c in 0..WINDOW {
-                let dx = match c {
-                    0 => (px(r, 1) - px(r, 0)) * 2,
-                    c if c == WINDOW - 1 => (px(r, c) - px(r, c - 1)) * 2,
-                    c => px(r, c + 1) - px(r, c - 1),
-                };
-                let dy = (px(down, c) - px(up, c)) * k;
-                let (ax, ay) = (dx.abs(), dy.abs());
-                let (yp, xp) = (dy >= 0, dx >= 0);
+            let above = &above[r * SIDE + 1..];
+            let row = &mut rest[1..SIDE];
+            let mut acc = [0i32; CHANNELS];
+            for (((out, up), &x), &y) in row.iter_mut().zip(above).zip(&dx).zip(&dy) {
+                // Sign masks: all ones when negative.
+                let (my, mx) = (y >> 31, x >> 31);
+                let (ax, ay) = (x.abs(), y.abs());
                 let ch = [
-                    if yp { dx } else { 0 },
-                    if yp { ax } else { 0 },
-                    if yp { 0 } else { dx },
-                    if yp { 0 } else { ax },
-                    if xp { dy } else { 0 },
-                    if xp { ay } else { 0 },
-                    if xp { 0 } else { dy },
-                    if xp { 0 } else { ay },
+                    x & !my,
+                    ax & !my,
+                    x & my,
+                    ax & my,
+                    y & !mx,
+                    ay & !mx,
+                    y & mx,
+                    ay & mx,
                 ];
-                let out = &mut row[c + 1];
                 for i in 0..CHANNELS {
                     acc[i] += ch[i];
-                    out[i] = above[c + 1][i] + acc[i];
+                    out[i] = up[i] + acc[i];
                 }
             }
         }
