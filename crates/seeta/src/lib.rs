@@ -378,7 +378,7 @@ impl FuStDetector {
                         }
                         let roi = self.window_data(image, b);
                         bboxes[m].bbox = roi;
-                        self.surf.compute(&self.window);
+                        self.surf.compute(&self.window, classifier.rows());
                         let (positive, score) = classifier.classify(&self.surf, &mut self.mlp);
                         if positive {
                             let p = classifier.outputs(&self.mlp);

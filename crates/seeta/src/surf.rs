@@ -20,9 +20,10 @@
 //! The SURF-like feature map of a 40 x 40 window and the MLP classifiers that use it: the
 //! later stages, run on the windows the LAB stage proposed (with box regression).
 //!
-//! rustface built the eight-channel integral image in six passes (gradients, four channel
-//! fills, sign masks, two cumulative sums). Here it is one pass with the eight channels of
-//! a pixel side by side. The MLP layers keep rustface's float operations in the same order
+//! rustface built the eight-channel integral image of every window in six passes. Here
+//! column sums of the eight channels run down the window in straight loops, and sums
+//! across are taken only at the rows where the stage's features have cell edges (exact
+//! integer sums: the same values). The MLP layers keep rustface's float operations in the same order
 //! per output (so scores are bit-identical) but run eight outputs at once over weights
 //! transposed into blocks of eight at load time.
 
@@ -33,11 +34,11 @@ const CELLS: usize = 4;
 /// Values in one feature vector: 2 x 2 cells, 8 channels each.
 pub(crate) const FEATURE_DIM: usize = CELLS * CHANNELS;
 const BLOCK: usize = 8;
-/// Integral image side: one zero row and column before the window's 40.
+/// Prefix sums have one more entry than the window's side (the empty sum first).
 const SIDE: usize = WINDOW + 1;
 
 /// One pooled feature: a patch of 2 x 2 cells in the window, as the four cells'
-/// (x0, y0, x1, y1) corners in the integral image (exclusive start, inclusive end, +1).
+/// (x0, y0, x1, y1) pixel ranges (end exclusive).
 #[derive(Clone, Copy)]
 struct Feature {
     cells: [(usize, usize, usize, usize); CELLS],
@@ -74,30 +75,56 @@ fn feature_pool() -> Vec<Feature> {
     pool
 }
 
-/// The window's eight-channel integral image (zero first row and column).
+/// Prefix sums of the window's eight gradient channels, kept only at the rows a stage
+/// needs: `snaps[slot[y]][ch][x]` = sum over rows < y and columns < x.
 pub(crate) struct SurfMap {
-    int: Vec<[i32; CHANNELS]>,
+    snaps: Vec<[[i32; SIDE]; CHANNELS]>,
+    slot: [usize; SIDE],
     pool: Vec<Feature>,
 }
 
 impl Default for SurfMap {
     fn default() -> Self {
         SurfMap {
-            int: vec![[0; CHANNELS]; SIDE * SIDE],
+            snaps: Vec::new(),
+            slot: [usize::MAX; SIDE],
             pool: feature_pool(),
         }
     }
 }
 
 impl SurfMap {
-    /// Compute the map of a 40 x 40 window. Channels per pixel, from the gradients dx, dy
-    /// (central differences, doubled one-sided ones at the borders):
+    /// Compute the map of a 40 x 40 window for a stage reading the integral image at
+    /// `rows` (sorted; from [`SurfMlp::rows`]). Channels per pixel, from the gradients
+    /// dx, dy (central differences, doubled one-sided ones at the borders):
     /// dy >= 0: dx, |dx|; dy < 0: dx, |dx|; dx >= 0: dy, |dy|; dx < 0: dy, |dy|.
-    pub(crate) fn compute(&mut self, win: &[u8]) {
+    /// Column sums run down the rows (straight loops over x, which vectorise); a row's
+    /// running sums across are taken only where a feature's cell starts or ends.
+    pub(crate) fn compute(&mut self, win: &[u8], rows: &[usize]) {
         debug_assert_eq!(win.len(), WINDOW * WINDOW);
+        self.snaps.clear();
+        self.slot = [usize::MAX; SIDE];
+        let mut cols = [[0i32; WINDOW]; CHANNELS];
         let mut dx = [0i32; WINDOW];
         let mut dy = [0i32; WINDOW];
-        for r in 0..WINDOW {
+        let mut next = rows.iter().copied().peekable();
+        for r in 0..=WINDOW {
+            if next.peek() == Some(&r) {
+                next.next();
+                let mut snap = [[0i32; SIDE]; CHANNELS];
+                for (p, col) in snap.iter_mut().zip(&cols) {
+                    let mut acc = 0;
+                    for (o, &v) in p[1..].iter_mut().zip(col) {
+                        acc += v;
+                        *o = acc;
+                    }
+                }
+                self.slot[r] = self.snaps.len();
+                self.snaps.push(snap);
+            }
+            if r == WINDOW || next.peek().is_none() {
+                break;
+            }
             let (up, down, k) = match r {
                 0 => (0, 1, 2),
                 r if r == WINDOW - 1 => (r - 1, r, 2),
@@ -115,28 +142,20 @@ impl SurfMap {
             dx[0] = (i32::from(line[1]) - i32::from(line[0])) * 2;
             dx[WINDOW - 1] = (i32::from(line[WINDOW - 1]) - i32::from(line[WINDOW - 2])) * 2;
 
-            let (above, rest) = self.int.split_at_mut((r + 1) * SIDE);
-            let above = &above[r * SIDE + 1..];
-            let row = &mut rest[1..SIDE];
-            let mut acc = [0i32; CHANNELS];
-            for (((out, up), &x), &y) in row.iter_mut().zip(above).zip(&dx).zip(&dy) {
+            let [c0, c1, c2, c3, c4, c5, c6, c7] = &mut cols;
+            for x in 0..WINDOW {
+                let (vx, vy) = (dx[x], dy[x]);
                 // Sign masks: all ones when negative.
-                let (my, mx) = (y >> 31, x >> 31);
-                let (ax, ay) = (x.abs(), y.abs());
-                let ch = [
-                    x & !my,
-                    ax & !my,
-                    x & my,
-                    ax & my,
-                    y & !mx,
-                    ay & !mx,
-                    y & mx,
-                    ay & mx,
-                ];
-                for i in 0..CHANNELS {
-                    acc[i] += ch[i];
-                    out[i] = up[i] + acc[i];
-                }
+                let (my, mx) = (vy >> 31, vx >> 31);
+                let (ax, ay) = (vx.abs(), vy.abs());
+                c0[x] += vx & !my;
+                c1[x] += ax & !my;
+                c2[x] += vx & my;
+                c3[x] += ax & my;
+                c4[x] += vy & !mx;
+                c5[x] += ay & !mx;
+                c6[x] += vy & mx;
+                c7[x] += ay & mx;
             }
         }
     }
@@ -147,10 +166,9 @@ impl SurfMap {
         let f = &self.pool[id];
         let mut v = [0i32; FEATURE_DIM];
         for (cell, (x0, y0, x1, y1)) in v.chunks_exact_mut(CHANNELS).zip(f.cells) {
-            let (a, b) = (&self.int[y0 * SIDE + x0], &self.int[y0 * SIDE + x1]);
-            let (c, d) = (&self.int[y1 * SIDE + x0], &self.int[y1 * SIDE + x1]);
-            for i in 0..CHANNELS {
-                cell[i] = d[i] - b[i] - c[i] + a[i];
+            let (top, bottom) = (&self.snaps[self.slot[y0]], &self.snaps[self.slot[y1]]);
+            for (i, c) in cell.iter_mut().enumerate() {
+                *c = bottom[i][x1] - top[i][x1] - bottom[i][x0] + top[i][x0];
             }
         }
         let prod: f64 = v.iter().map(|&x| f64::from(x.wrapping_mul(x))).sum();
@@ -225,6 +243,8 @@ impl Layer {
 pub(crate) struct SurfMlp {
     /// Pool indices of the input features (the model's ids minus one).
     features: Vec<usize>,
+    /// The rows where its features' cells start or end (sorted, distinct).
+    rows: Vec<usize>,
     thresh: f32,
     layers: Vec<Layer>,
 }
@@ -259,11 +279,25 @@ impl SurfMlp {
             prev = output;
             out.push(Layer::new(input, output, &w, b, k == n - 1));
         }
+        let features: Vec<usize> = ids.iter().map(|&id| (id - 1) as usize).collect();
+        let pool = feature_pool();
+        let mut rows: Vec<usize> = features
+            .iter()
+            .flat_map(|&f| pool[f].cells.iter().flat_map(|c| [c.1, c.3]))
+            .collect();
+        rows.sort_unstable();
+        rows.dedup();
         Some(SurfMlp {
-            features: ids.iter().map(|&id| (id - 1) as usize).collect(),
+            features,
+            rows,
             thresh,
             layers: out,
         })
+    }
+
+    /// The rows [`SurfMap::compute`] must keep for this classifier.
+    pub(crate) fn rows(&self) -> &[usize] {
+        &self.rows
     }
 
     pub(crate) fn output_dim(&self) -> usize {
