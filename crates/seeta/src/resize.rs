@@ -79,6 +79,8 @@ impl Resizer {
         self.rows.clear();
         self.rows.resize(2 * dw, 0.0);
         self.held = [usize::MAX; 2];
+        let ok = |t: &[(usize, f64, f64)]| t.iter().all(|&(_, w, _)| (0.0..=1.0).contains(&w));
+        let inside = ok(&self.xs) && ok(&self.ys);
         let ys = std::mem::take(&mut self.ys);
         for (&(ny, wy, wy1), out) in ys.iter().zip(dst.chunks_exact_mut(dw)) {
             // Slots of source rows ny and ny + 1 (rows advance, so a row computed as
@@ -86,11 +88,18 @@ impl Resizer {
             let a = self.row(src, sw, ny, None);
             let b = self.row(src, sw, ny + 1, Some(a));
             let (ra, rb) = (&self.rows[a * dw..(a + 1) * dw], &self.rows[b * dw..(b + 1) * dw]);
-            for ((o, &h0), &h1) in out.iter_mut().zip(ra).zip(rb) {
-                // rustface's saturating `as u8` (windows under 40 pixels extrapolate
-                // past the last source row: weights outside 0..=1), in a form that
-                // vectorises.
-                *o = (wy1 * h0 + wy * h1).clamp(0.0, 255.0) as i32 as u8;
+            if inside {
+                // Weights in 0..=1 on bytes: values in 0.0..256.0, where `as i32`
+                // truncates like rustface's `as u8` (and vectorises).
+                for ((o, &h0), &h1) in out.iter_mut().zip(ra).zip(rb) {
+                    *o = (wy1 * h0 + wy * h1) as i32 as u8;
+                }
+            } else {
+                // Windows under 40 pixels extrapolate past the last source row or
+                // column: rustface's `as u8` saturates.
+                for ((o, &h0), &h1) in out.iter_mut().zip(ra).zip(rb) {
+                    *o = (wy1 * h0 + wy * h1).clamp(0.0, 255.0) as u8;
+                }
             }
         }
         self.ys = ys;
