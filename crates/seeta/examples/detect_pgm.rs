@@ -9,6 +9,9 @@
 use photobulk_seeta::{create_detector_with_model, read_model, ImageData};
 use std::path::{Path, PathBuf};
 
+/// min_face, score threshold, pyramid scale, step.
+type Variant = (u32, f64, f32, u32);
+
 static MODEL: &[u8] = include_bytes!("../../imaging/model/seeta_fd_frontal_v1.0.bin");
 
 fn read_pgm(p: &Path) -> (Vec<u8>, u32, u32) {
@@ -26,7 +29,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(args.next().expect("DIR [FILE_NAME...]"));
     let named: Vec<PathBuf> = args.map(|n| dir.join(n)).collect();
-    let (files, variants): (Vec<PathBuf>, &[(u32, f64, f32, u32)]) = if named.is_empty() {
+    let (files, variants): (Vec<PathBuf>, &[Variant]) = if named.is_empty() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .expect("DIR")
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -50,7 +50,7 @@ impl LabClassifier {
     ) -> Option<Self> {
         let max = (WINDOW - FEAT_SPAN) as i32;
         let ok = !features.is_empty()
-            && features.len() % GROUP == 0
+            && features.len().is_multiple_of(GROUP)
             && stride == 256
             && thresh.len() == features.len()
             && weights.len() == features.len() * stride
@@ -83,7 +83,13 @@ impl LabClassifier {
     /// The boosted score of the window at (x, y) of `map` (`offsets` from [`Self::offsets`]
     /// for this map's width); positive when every group passes and the window's pixels
     /// are not flat. Same float operations, same order, as rustface.
-    pub(crate) fn classify(&self, map: &LabMap, offsets: &[usize], x: usize, y: usize) -> (bool, f32) {
+    pub(crate) fn classify(
+        &self,
+        map: &LabMap,
+        offsets: &[usize],
+        x: usize,
+        y: usize,
+    ) -> (bool, f32) {
         let base = y * map.width + x;
         let feat = &map.feat[base..];
         let mut score = 0.0f32;

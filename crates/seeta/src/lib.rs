@@ -390,12 +390,10 @@ impl FuStDetector {
                             let nb = &mut bboxes[kept];
                             nb.bbox.width = bbox_w as u32;
                             nb.bbox.height = bbox_w as u32;
-                            nb.bbox.x =
-                                ((p[1] * 2.0 - 1.0) * w + x + (w - bbox_w) * 0.5 + 0.5).floor()
-                                    as i32;
-                            nb.bbox.y =
-                                ((p[2] * 2.0 - 1.0) * h + y + (h - bbox_w) * 0.5 + 0.5).floor()
-                                    as i32;
+                            nb.bbox.x = ((p[1] * 2.0 - 1.0) * w + x + (w - bbox_w) * 0.5 + 0.5)
+                                .floor() as i32;
+                            nb.bbox.y = ((p[2] * 2.0 - 1.0) * h + y + (h - bbox_w) * 0.5 + 0.5)
+                                .floor() as i32;
                             nb.score = f64::from(score);
                             kept += 1;
                         }

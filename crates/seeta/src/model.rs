@@ -188,7 +188,10 @@ impl Model {
     /// the pyramid), the later ones SURF MLPs (run on 40x40 windows with box regression),
     /// window sources in range.
     fn check(&self) -> Result<(), io::Error> {
-        let first = *self.hierarchy_sizes.first().ok_or_else(|| invalid("empty"))?;
+        let first = *self
+            .hierarchy_sizes
+            .first()
+            .ok_or_else(|| invalid("empty"))?;
         if self.num_stages.len() != self.hierarchy_sizes.iter().sum::<usize>()
             || self.num_stages.len() != self.wnd_src_id.len()
             || self.classifiers.len() != self.num_stages.iter().sum::<usize>()

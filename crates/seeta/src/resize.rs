@@ -87,7 +87,10 @@ impl Resizer {
             // "ny + 1" is usually reused as the next "ny").
             let a = self.row(src, sw, ny, None);
             let b = self.row(src, sw, ny + 1, Some(a));
-            let (ra, rb) = (&self.rows[a * dw..(a + 1) * dw], &self.rows[b * dw..(b + 1) * dw]);
+            let (ra, rb) = (
+                &self.rows[a * dw..(a + 1) * dw],
+                &self.rows[b * dw..(b + 1) * dw],
+            );
             if inside {
                 // Weights in 0..=1 on bytes: values in 0.0..256.0, where `as i32`
                 // truncates like rustface's `as u8` (and vectorises).
@@ -118,7 +121,10 @@ impl Resizer {
         };
         let dw = self.xs.len();
         let line = &src[y * sw..(y + 1) * sw];
-        for (h, &(nx, wx, wx1)) in self.rows[slot * dw..(slot + 1) * dw].iter_mut().zip(&self.xs) {
+        for (h, &(nx, wx, wx1)) in self.rows[slot * dw..(slot + 1) * dw]
+            .iter_mut()
+            .zip(&self.xs)
+        {
             let d1 = BYTE_F64[usize::from(line[nx])];
             let d2 = BYTE_F64[usize::from(line[nx + 1])];
             *h = wx1 * d1 + wx * d2;
