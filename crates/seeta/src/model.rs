@@ -100,10 +100,10 @@ impl Reader<'_> {
             .and_then(|b| b.checked_add(self.pos))
             .filter(|&e| e <= self.bytes.len())
             .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "face model: truncated"))?;
-        let v = self.bytes[self.pos..end]
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let mut v = vec![0.0f32; n];
+        for (o, c) in v.iter_mut().zip(self.bytes[self.pos..end].chunks_exact(4)) {
+            *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
         self.pos = end;
         Ok(v)
     }
