@@ -102,7 +102,7 @@
 //! feature maps 17.5 M, classifiers 19 M, its own loop and pyramid ~19 M, plus ~6.6 M
 //! parsing the model per thread. Vendored as `photobulk-seeta` (`crates/seeta`, same
 //! boxes and scores, see its README) it is ~34-35 M, the model parsed once per process:
-//! `user01` `face` **305.4 M (1.055x `center`'s 289.5 M)**, `user03` `face` 433.3 M.
+//! `user01` `face` **304.1 M (1.05x `center`'s 289.5 M)**, `user03` `face` 432.0 M.
 //!
 //! **Detector (measured).** Candidates in the offline crate mirror: `rustface` 0.1.7
 //! (SeetaFace's funnel-structured frontal cascade, pure Rust, 1.2 MB model in the crate)
