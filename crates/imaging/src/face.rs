@@ -1,10 +1,11 @@
 //! Face detection for the `face` crop: a small upright grey preview in, face boxes out.
 //!
-//! The detector is `rustface` 0.1.7 (a Rust port of SeetaFace Detection's funnel-structured
-//! frontal cascade, BSD-2), with its model file compiled into this crate
-//! (`model/seeta_fd_frontal_v1.0.bin`, copied unchanged from the crate, licence beside it).
-//! The model is parsed from those bytes once per thread and the detector kept for the
-//! thread's next photos: no file is read at run time, and one conversion still uses
+//! The detector is `photobulk-seeta` (`crates/seeta`: rustface 0.1.7, a Rust port of
+//! SeetaFace Detection's funnel-structured frontal cascade, BSD-2, vendored and made
+//! several times cheaper with identical results), with its model file compiled into this
+//! crate (`model/seeta_fd_frontal_v1.0.bin`, copied unchanged from rustface, licence
+//! beside it). The model is parsed from those bytes once per process, and each thread
+//! keeps its detector for its next photos: no file is read at run time, and one conversion still uses
 //! one thread (callers own parallelism).
 //!
 //! Detection runs on a preview whose shorter side is [`PREVIEW_SIDE`] pixels (the longer
@@ -19,6 +20,7 @@ use crate::{orient, FaceBox, ImagingError};
 use fast_image_resize as fr;
 use std::cell::{Cell, RefCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, OnceLock};
 
 /// Shorter side of the detection preview, in pixels (the longer one is at most twice it).
 pub const PREVIEW_SIDE: u32 = 288;
@@ -71,7 +73,7 @@ impl Default for Settings {
     }
 }
 
-type Cached = Option<(Settings, Box<dyn rustface::Detector>)>;
+type Cached = Option<(Settings, Box<dyn photobulk_seeta::Detector>)>;
 
 thread_local! {
     static DETECTOR: RefCell<Cached> = const { RefCell::new(None) };
@@ -155,10 +157,21 @@ pub(crate) struct Found {
     pub score: f64,
 }
 
-fn new_detector(s: &Settings) -> Result<Box<dyn rustface::Detector>, ImagingError> {
-    let model = rustface::read_model(std::io::Cursor::new(MODEL))
-        .map_err(|e| ImagingError::Internal(format!("face model: {e}")))?;
-    let mut d = rustface::create_detector_with_model(model);
+/// The model, parsed once per process and shared by the threads' detectors.
+fn model() -> Result<Arc<photobulk_seeta::Model>, ImagingError> {
+    static PARSED: OnceLock<Result<Arc<photobulk_seeta::Model>, String>> = OnceLock::new();
+    PARSED
+        .get_or_init(|| {
+            photobulk_seeta::parse_model(MODEL)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| ImagingError::Internal(format!("face model: {e}")))
+}
+
+fn new_detector(s: &Settings) -> Result<Box<dyn photobulk_seeta::Detector>, ImagingError> {
+    let mut d = photobulk_seeta::create_detector_with_shared_model(model()?);
     d.set_min_face_size(s.min_face.max(20));
     d.set_score_thresh(if s.score_threshold > 0.0 {
         s.score_threshold
@@ -191,7 +204,7 @@ pub(crate) fn detect_with(p: &Preview, settings: &Settings) -> Result<Vec<Found>
         let Some((_, det)) = slot.as_mut() else {
             return Err(ImagingError::Internal("face detector missing".into()));
         };
-        let data = rustface::ImageData::new(&p.gray, p.width, p.height);
+        let data = photobulk_seeta::ImageData::new(&p.gray, p.width, p.height);
         let faces = catch_unwind(AssertUnwindSafe(|| det.detect(&data)));
         let faces = match faces {
             Ok(f) => f,

@@ -98,8 +98,11 @@
 //! starts. `user03` (no face: `top`'s 3000 px square): `center` 287.1 M, `face` 481.4 M
 //! (1.68x): the whole-file parse of the first decode (~82 M) and the detector (~86 M)
 //! buy nothing there. 9 of the 12 bench photos have a face found. The detector itself
-//! (rustface) is ~78-80 M a photo on its 288x384 preview: LAB feature maps 18.5 M, SURF
-//! feature maps 17.5 M, classifiers 19 M, its own loop and pyramid ~19 M.
+//! (rustface) was ~78-80 M a photo on its 288x384 preview: LAB feature maps 18.5 M, SURF
+//! feature maps 17.5 M, classifiers 19 M, its own loop and pyramid ~19 M, plus ~6.6 M
+//! parsing the model per thread. Vendored as `photobulk-seeta` (`crates/seeta`, same
+//! boxes and scores, see its README) it is ~34-35 M, the model parsed once per process:
+//! `user01` `face` **304.1 M (1.05x `center`'s 289.5 M)**, `user03` `face` 432.0 M.
 //!
 //! **Detector (measured).** Candidates in the offline crate mirror: `rustface` 0.1.7
 //! (SeetaFace's funnel-structured frontal cascade, pure Rust, 1.2 MB model in the crate)
@@ -954,10 +957,25 @@ pub fn find_faces(
     let g = decoded.geometry;
     let (uw, uh) = orient::upright_dims(g.width, g.height, g.orientation);
     let p = face::preview_sized(&decoded, side)?;
+    if std::env::var_os("PHOTOBULK_DUMP_PREVIEW").is_some() {
+        dump_preview(&p);
+    }
     Ok(face::detect_with(&p, settings)?
         .iter()
         .map(|f| face::to_source(f, &p, uw, uh))
         .collect())
+}
+
+/// `PHOTOBULK_DUMP_PREVIEW=FILE` (measuring only, `examples/face_dump.rs`): the detector's
+/// luma preview written to FILE as a binary PGM.
+fn dump_preview(p: &face::Preview) {
+    if let Some(path) = std::env::var_os("PHOTOBULK_DUMP_PREVIEW") {
+        let mut out = format!("P5\n{} {}\n255\n", p.width, p.height).into_bytes();
+        out.extend_from_slice(&p.gray);
+        if let Err(e) = std::fs::write(&path, out) {
+            eprintln!("preview dump: {e}");
+        }
+    }
 }
 
 /// Read the format and stored dimensions without decoding pixels (used for reports).
