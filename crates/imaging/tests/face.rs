@@ -170,6 +170,49 @@ fn obama_head_and_shoulders_is_framed() {
     assert!(!c.warnings.contains(&Warning::NoFace), "{:?}", c.warnings);
 }
 
+/// The vendored detector (`crates/seeta`, rewritten for speed) must find what rustface 0.1.7
+/// found: its output on these two previews, recorded from the crate itself in
+/// `crates/seeta/examples/detect_pgm.rustface-0.1.7.txt` (preview boxes, full scores):
+/// obama 288x360 `105 32 96 96` 22.419179618358612, biden 254x576 `108 53 80 80`
+/// 8.994494557380676. Here as source boxes (preview box times the preview's scale) with
+/// the scores rounded as [`photobulk_imaging::FaceBox`] carries them.
+#[test]
+fn the_detector_finds_what_rustface_0_1_7_found() {
+    use photobulk_imaging::{face::Settings, find_faces, Limits};
+    for (what, input, (w, h), (pw, ph), bx, score) in [
+        (
+            "obama",
+            OBAMA,
+            (910.0, 1137.0),
+            (288.0, 360.0),
+            [105.0, 32.0, 96.0, 96.0],
+            22.42,
+        ),
+        (
+            "biden",
+            BIDEN,
+            (970.0, 2204.0),
+            (254.0, 576.0),
+            [108.0, 53.0, 80.0, 80.0],
+            8.99,
+        ),
+    ] {
+        let faces = find_faces(input, &Limits::default(), &Settings::default()).expect(what);
+        assert_eq!(faces.len(), 1, "{what}: {faces:?}");
+        let f = faces[0];
+        assert_eq!(f.score, score, "{what}: {f:?}");
+        let (sx, sy) = (w / pw, h / ph);
+        let want = [bx[0] * sx, bx[1] * sy, bx[2] * sx, bx[3] * sy];
+        let got = [f.x, f.y, f.width, f.height].map(f64::from);
+        for (g, e) in got.iter().zip(want) {
+            assert!(
+                (g - e).abs() <= 1.0,
+                "{what}: {got:?} vs rustface's {want:?}"
+            );
+        }
+    }
+}
+
 #[test]
 fn biden_full_length_keeps_the_head() {
     let c = run(BIDEN, Crop::Face);
