@@ -114,8 +114,6 @@
 //! face), dev profile with dependencies at opt-level 3, on a 2-core machine shared with
 //! two other builds (load 5-6: the times are relative, about 2-3x an idle machine's):
 //!
-//! | preview short side, window step, pyramid | found | missed | false | ms/photo (decode incl.) |
-//! |---|---|---|---|---|
 //! Two runs on the same set (run 1 at 07:09 UTC, run 2 at 08:09); the load differed, so compare
 //! rows within a run:
 //!
