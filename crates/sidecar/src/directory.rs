@@ -1,7 +1,7 @@
 //! `directory.connect` and the single-user photo methods (`photo.get`, `photo.set`,
 //! `photo.remove`, `photo.restore`) over `photobulk_directory`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use photobulk_directory::{
@@ -58,7 +58,7 @@ pub(crate) async fn connect(p: m::ConnectParams, ctx: &Ctx) -> Outcome {
         .backup_dir
         .as_ref()
         .map(PathBuf::from)
-        .or_else(|| ctx.session.default_backup_dir.clone());
+        .or_else(|| ctx.session.default_backup_dir().map(Path::to_path_buf));
     let backup = match &backup_dir {
         Some(d) => Some(BackupStore::open(d).map_err(|e| map::directory(&e))?),
         None => None,
@@ -130,12 +130,15 @@ pub(crate) async fn connect(p: m::ConnectParams, ctx: &Ctx) -> Outcome {
         base: dir.base().ok().map(str::to_string),
         backup_dir: backup_dir.as_ref().map(|d| d.display().to_string()),
     };
-    let old = ctx.session.bound.lock().await.replace(Bound {
-        dir,
-        backup,
-        backup_dir,
-        settings,
-    });
+    let old = ctx
+        .session
+        .bind(Bound {
+            dir,
+            backup,
+            backup_dir,
+            settings,
+        })
+        .await;
     if let Some(old) = old {
         let _ = old.dir.unbind().await;
     }

@@ -22,9 +22,9 @@ pub(crate) struct Bound {
 /// Per-connection state.
 #[derive(Debug)]
 pub(crate) struct Session {
-    pub(crate) bound: Mutex<Option<Bound>>,
+    bound: Mutex<Option<Bound>>,
     graph: Mutex<Option<GraphBound>>,
-    pub(crate) default_backup_dir: Option<PathBuf>,
+    default_backup_dir: Option<PathBuf>,
 }
 
 impl Session {
@@ -44,6 +44,10 @@ impl Session {
             .await
             .clone()
             .ok_or_else(|| ResponseError::new(ErrorCode::NotConnected, "call graph.connect first"))
+    }
+    /// Bind the directory; returns the binding it replaces (to be unbound).
+    pub(crate) async fn bind(&self, b: Bound) -> Option<Bound> {
+        self.bound.lock().await.replace(b)
     }
     pub(crate) async fn set_graph(&self, g: GraphBound) {
         *self.graph.lock().await = Some(g);
