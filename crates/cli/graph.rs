@@ -40,8 +40,13 @@
 //! One array, one object per item: `{"user":…,"ok":true,"status":"uploaded","upn":…,"id":…,
 //! "bytes":…,"sha256":…,"backup_id":…,"file":…,"run":…}` or `{"user":…,"ok":false,"file":…,
 //! "error":{"kind":…,"retryable":…,"message":…}}` (`file` on every upload item, failed or not;
-//! `kind` `empty` for a zero-byte file). With `--plan`, `status` is `set`, `replace`,
-//! `unchanged` or `failed`.
+//! the kinds of `photobulk import`: `image` for a file that cannot be converted — its message
+//! says "empty" for a zero-byte file —, `no_account`, `unreadable`, `superseded` (a newer file
+//! names the same account), `user_not_found`, `ambiguous`, `duplicate`, Graph's own). With
+//! `--plan`, `status` is `set`, `replace`, `unchanged`, `failed` or `skipped`. The job itself is
+//! the engine's ([`photobulk_engine::cloud`], shared with the sidecar's `ExchangeOnline` target):
+//! files are converted and uploaded as a stream, a few at a time, so memory stays bounded
+//! however many photos there are; Ctrl+C stops conversions and lets uploads in flight finish.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
@@ -50,10 +55,11 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::{Subcommand, ValueEnum};
+use photobulk_engine::cloud::{CloudAction, CloudItem, CloudJob, CloudReport};
+use photobulk_engine::Cancel;
 use photobulk_graph::{
-    sha256_hex, upload_all, BulkOptions, CertificateCredential, Cloud, CloudBackupStore,
-    Credentials, GraphClient, GraphConfig, GraphError, Lookup, RestoreFrom, Secret, UploadItem,
-    UploadJournal, UploadResult, UploadStatus, UserIndex, WriteOptions,
+    sha256_hex, CertificateCredential, Cloud, CloudBackupStore, Credentials, GraphClient,
+    GraphConfig, GraphError, Lookup, RestoreFrom, Secret, UploadJournal, WriteOptions,
 };
 use serde::Serialize;
 
@@ -266,7 +272,7 @@ struct Item {
 
 #[derive(Debug, Serialize)]
 struct ItemError {
-    kind: &'static str,
+    kind: String,
     retryable: bool,
     message: String,
 }
@@ -276,7 +282,7 @@ impl Item {
         Item {
             user: user.to_string(),
             error: Some(ItemError {
-                kind: e.kind(),
+                kind: e.kind().to_string(),
                 retryable: e.is_retryable(),
                 message: e.to_string(),
             }),
@@ -287,7 +293,7 @@ impl Item {
         Item {
             user: user.to_string(),
             error: Some(ItemError {
-                kind,
+                kind: kind.to_string(),
                 retryable: false,
                 message,
             }),
@@ -578,22 +584,6 @@ async fn photo(graph: &GraphClient, cmd: PhotoCommand, crop: photobulk_imaging::
     }
 }
 
-/// The fingerprint of an upload job: a re-run of the same command (same tenant, inputs and
-/// options) continues the same run until it has ended complete.
-fn job_key(graph_url: &str, a: &UploadArgs) -> String {
-    let inputs = photobulk_engine::import::input_keys(&a.inputs);
-    let text = serde_json::json!({
-        "command": "graph upload",
-        "graph": graph_url,
-        "inputs": inputs,
-        "recurse": a.recurse,
-        "raw": a.raw,
-        "force": a.force,
-    })
-    .to_string();
-    sha256_hex(text.as_bytes())
-}
-
 async fn upload(
     graph: &GraphClient,
     a: UploadArgs,
@@ -616,103 +606,74 @@ async fn upload(
     } else {
         UploadJournal::open(&journal_path)?
     });
-    let plan = photobulk_engine::plan(
-        &a.inputs,
-        photobulk_engine::PlanOptions { recurse: a.recurse },
-    );
-    let mut local: Vec<Item> = Vec::new();
-    let mut items: Vec<UploadItem> = Vec::new();
-    for p in &plan.items {
-        let name = p.path.display().to_string();
-        let key = p.account.clone().unwrap_or_else(|| name.clone());
-        let with_file = |mut i: Item| {
-            i.file = Some(name.clone());
-            i.status = Some("failed");
-            i
-        };
-        match &p.verdict {
-            photobulk_engine::Verdict::Convert => {}
-            photobulk_engine::Verdict::NoAccount => {
-                local.push(with_file(Item::other(
-                    &name,
-                    "no_account",
-                    "the file name names no account".into(),
-                )));
-                continue;
-            }
-            photobulk_engine::Verdict::Duplicate { others } => {
-                local.push(with_file(Item::other(
-                    &key,
-                    "duplicate",
-                    format!("{name}: other photos name the same account: {others:?}"),
-                )));
-                continue;
-            }
-            photobulk_engine::Verdict::Unreadable { reason } => {
-                local.push(with_file(Item::other(&name, "unreadable", reason.clone())));
-                continue;
-            }
-        }
-        match prepare(&p.path, a.raw, crop) {
-            Ok(jpeg) => items.push(UploadItem {
-                key,
-                jpeg: jpeg.into(),
-                source: Some(name),
-            }),
-            Err(e) => local.push(with_file(Item::other(
-                &key,
-                conversion_kind(&e),
-                format!("{e:#}"),
-            ))),
-        }
-    }
-    let index = UserIndex::new(graph.list_users().await?);
-    if a.plan {
-        return upload_plan(graph, &index, items, local, &journal, a.force, json).await;
-    }
-    let (run, resumed) =
-        journal.begin_run(&job_key(&graph.config_graph_url(), &a), "upload", None)?;
-    let mut opts = BulkOptions::new(write);
-    opts.journal = Some(journal.clone());
-    opts.force = a.force;
-    opts.run = Some(run.clone());
+    let inputs = photobulk_engine::collect(&a.inputs, a.recurse)?;
+    let mut keys = photobulk_engine::import::input_keys(&a.inputs);
+    keys.push(format!("recurse={}", a.recurse));
+    let job_key =
+        photobulk_engine::cloud::job_key(&graph.config_graph_url(), &keys, crop, a.raw, a.force);
+    let mut job = CloudJob::new(write, journal.clone(), job_key);
+    job.crop = crop;
+    job.raw = a.raw;
+    job.force = a.force;
     let started = std::time::Instant::now();
     let quiet = json || !std::io::stderr().is_terminal();
-    if !json {
-        eprintln!(
-            "run {run}{}",
-            if resumed {
-                " (continuing the unfinished run of this job)"
-            } else {
-                ""
+    let bar = if quiet {
+        None
+    } else {
+        crate::import::progress(inputs.items.len())
+    };
+    let on_item = |it: &CloudItem| {
+        if let Some(b) = &bar {
+            b.inc(1);
+            if let Some(acc) = &it.account {
+                b.set_message(shown(acc));
             }
-        );
-    }
-    let on_result = |r: &UploadResult| {
+        }
         if !quiet {
-            if let Some(e) = &r.error {
-                eprintln!("error: {}: {e}", shown(&r.key));
+            if let Some(e) = &it.error {
+                let line = format!(
+                    "error: {}: {}",
+                    shown(it.account.as_deref().unwrap_or("")),
+                    shown(&e.message)
+                );
+                match &bar {
+                    Some(b) => b.println(line),
+                    None => eprintln!("{line}"),
+                }
             }
         }
     };
-    let results = upload_all(graph, &index, items, &opts, &on_result).await;
-    let elapsed = started.elapsed();
-    let mut out: Vec<Item> = results.iter().map(result_item).collect();
-    out.extend(local);
-    for i in &mut out {
-        i.run = Some(run.clone());
+    if a.plan {
+        let report = job.plan(graph, inputs.items, &on_item).await?;
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        return upload_plan(&report, json);
     }
-    let count = |s: UploadStatus| results.iter().filter(|r| r.status == s).count();
-    let (up, same) = (
-        count(UploadStatus::Uploaded),
-        count(UploadStatus::Unchanged),
-    );
-    let failed = out.iter().filter(|i| !i.ok).count();
-    let retryable = out
+    let cancel = Cancel::new();
+    cancel.on_ctrl_c(|| {
+        eprintln!(
+            "photobulk: Ctrl+C: finishing the uploads in flight, then stopping \
+             (Ctrl+C again quits at once)"
+        )
+    });
+    let report = job.run(graph, inputs.items, &cancel, &on_item).await?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let run = report.run.clone().unwrap_or_default();
+    let elapsed = started.elapsed();
+    let out: Vec<Item> = report
+        .items
         .iter()
-        .filter(|i| i.error.as_ref().is_some_and(|e| e.retryable))
-        .count();
-    journal.end(&run, false, up, same, failed, retryable)?;
+        .map(|i| {
+            let mut item = cloud_item(i);
+            item.run = Some(run.clone());
+            item
+        })
+        .collect();
+    let s = &report.summary;
+    let failed = out.iter().filter(|i| !i.ok).count();
     if json {
         print_items(&out, true)?;
     } else {
@@ -723,38 +684,36 @@ async fn upload(
                 }
             }
         }
-        let s = graph.stats();
+        let st = graph.stats();
         println!(
-            "{} photos: {up} uploaded, {same} unchanged, {failed} failed in {:.1} s \
-             ({} requests, {} throttled, {} unavailable, {} network errors, {} token fetches)",
+            "{} photos: {} uploaded, {} unchanged, {failed} failed in {:.1} s \
+             ({} requests, {} throttled, {} unavailable, {} network errors, {} token fetches){}",
             out.len(),
+            s.uploaded,
+            s.unchanged,
             elapsed.as_secs_f64(),
-            s.requests,
-            s.throttled,
-            s.unavailable,
-            s.network_errors,
-            s.token_fetches
+            st.requests,
+            st.throttled,
+            st.unavailable,
+            st.network_errors,
+            st.token_fetches,
+            if report.cancelled {
+                "; cancelled: run the same command again to finish"
+            } else {
+                ""
+            }
         );
         println!("journal: {}", journal.path().display());
         println!(
             "run: {run}{}  (undo with: photobulk graph restore --run {run})",
-            if resumed { ", resumed" } else { "" }
+            if report.resumed { ", resumed" } else { "" }
         );
     }
-    Ok(if failed == 0 {
+    Ok(if failed == 0 && !report.cancelled {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     })
-}
-
-/// `empty` for a zero-byte file, else `conversion`.
-fn conversion_kind(e: &anyhow::Error) -> &'static str {
-    if format!("{e:#}").contains("the file is empty") {
-        "empty"
-    } else {
-        "conversion"
-    }
 }
 
 /// A file name or message for the terminal: control characters (NUL, ESC, newlines…) escaped,
@@ -763,64 +722,48 @@ pub(crate) fn shown(s: &str) -> String {
     photobulk_engine::naming::escape_control(s)
 }
 
+/// One item of the cloud job as the CLI prints it.
+fn cloud_item(it: &CloudItem) -> Item {
+    let key = it
+        .account
+        .clone()
+        .unwrap_or_else(|| it.file.display().to_string());
+    let mut item = match &it.user {
+        Some(u) => Item::of_user(&key, u),
+        None => Item {
+            user: key,
+            ..Item::default()
+        },
+    };
+    item.ok = it.error.is_none();
+    item.status = Some(match it.action {
+        CloudAction::Uploaded => "uploaded",
+        CloudAction::Unchanged => "unchanged",
+        CloudAction::WouldSet => "set",
+        CloudAction::WouldReplace => "replace",
+        CloudAction::Failed => "failed",
+        CloudAction::Skipped => "skipped",
+    });
+    item.has_photo = match it.action {
+        CloudAction::WouldSet => Some(false),
+        CloudAction::WouldReplace => Some(true),
+        _ => None,
+    };
+    item.bytes = it.hd.as_ref().map(|h| h.bytes);
+    item.sha256 = it.hd.as_ref().map(|h| h.sha256.clone());
+    item.backup_id = it.backup_id.clone();
+    item.file = Some(it.file.display().to_string());
+    item.error = it.error.as_ref().map(|e| ItemError {
+        kind: e.kind.clone(),
+        retryable: e.retryable,
+        message: e.message.clone(),
+    });
+    item
+}
+
 /// `graph upload --plan`: who each file matches and what would happen, nothing written.
-async fn upload_plan(
-    graph: &GraphClient,
-    index: &UserIndex,
-    items: Vec<UploadItem>,
-    mut local: Vec<Item>,
-    journal: &UploadJournal,
-    force: bool,
-    json: bool,
-) -> anyhow::Result<ExitCode> {
-    let mut out = Vec::new();
-    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for it in &items {
-        let file = it.source.clone();
-        let mut item = match index.find(&it.key) {
-            Ok(u) => Item::of_user(&it.key, u),
-            Err(e) => Item::failed(&it.key, &e),
-        };
-        item.file = file;
-        if let Some(id) = item.id.clone() {
-            if let Some(&first) = seen.get(&id) {
-                let e = GraphError::Duplicate {
-                    user: item.upn.clone().unwrap_or_default(),
-                    first: items[first].key.clone(),
-                    second: it.key.clone(),
-                };
-                let f = item.file.clone();
-                item = Item::failed(&it.key, &e);
-                item.file = f;
-            } else {
-                seen.insert(id.clone(), out.len());
-                let sha = sha256_hex(&it.jpeg);
-                item.sha256 = Some(sha.clone());
-                item.bytes = Some(it.jpeg.len());
-                item.status = Some(
-                    if !force && journal.uploaded(&id).as_deref() == Some(&sha) {
-                        "unchanged"
-                    } else {
-                        match graph.photo_meta(&id).await {
-                            Ok(Some(_)) => "replace",
-                            Ok(None) => "set",
-                            Err(e) => {
-                                let f = item.file.clone();
-                                item = Item::failed(&it.key, &e);
-                                item.file = f;
-                                "failed"
-                            }
-                        }
-                    },
-                );
-            }
-        }
-        if item.error.is_some() {
-            item.status = Some("failed");
-        }
-        out.push(item);
-    }
-    out.append(&mut local);
+fn upload_plan(report: &CloudReport, json: bool) -> anyhow::Result<ExitCode> {
+    let out: Vec<Item> = report.items.iter().map(cloud_item).collect();
     let failed = out.iter().filter(|i| !i.ok).count();
     if json {
         print_items(&out, true)?;
@@ -841,12 +784,10 @@ async fn upload_plan(
                 ),
             }
         }
-        let n = |s: &str| out.iter().filter(|i| i.status == Some(s)).count();
+        let s = &report.summary;
         println!(
             "plan: {} set, {} replace, {} unchanged, {failed} failed; nothing was written",
-            n("set"),
-            n("replace"),
-            n("unchanged")
+            s.would_set, s.would_replace, s.unchanged
         );
     }
     Ok(if failed == 0 {
@@ -899,7 +840,7 @@ async fn restore_run(
             };
             if let Some(e) = &u.error {
                 i.error = Some(ItemError {
-                    kind: u.error_kind.unwrap_or("restore"),
+                    kind: u.error_kind.unwrap_or("restore").to_string(),
                     retryable: false,
                     message: e.clone(),
                 });
@@ -920,30 +861,6 @@ async fn restore_run(
     } else {
         ExitCode::from(1)
     })
-}
-
-fn result_item(r: &UploadResult) -> Item {
-    let mut item = match (&r.user, &r.error) {
-        (_, Some(e)) => Item::failed(&r.key, e),
-        (Some(u), None) => Item::of_user(&r.key, u),
-        (None, None) => Item {
-            user: r.key.clone(),
-            ok: true,
-            ..Item::default()
-        },
-    };
-    if let (Some(u), Some(_)) = (&r.user, &r.error) {
-        item.id = Some(u.id.clone());
-        item.upn = Some(u.user_principal_name.clone());
-    }
-    item.status = Some(match r.status {
-        UploadStatus::Uploaded => "uploaded",
-        UploadStatus::Unchanged => "unchanged",
-        UploadStatus::Failed => "failed",
-    });
-    item.backup_id = r.backup_id.clone();
-    item.file = r.source.clone();
-    item
 }
 
 fn print_items(items: &[Item], json: bool) -> anyhow::Result<()> {

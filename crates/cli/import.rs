@@ -143,7 +143,7 @@ fn imaging_options(args: &ImportArgs, with_hd: bool) -> anyhow::Result<Options> 
     })
 }
 
-fn progress(len: usize) -> Option<indicatif::ProgressBar> {
+pub(crate) fn progress(len: usize) -> Option<indicatif::ProgressBar> {
     if !std::io::stderr().is_terminal() || len == 0 {
         return None;
     }

@@ -1092,7 +1092,7 @@ async fn empty_and_broken_files_carry_their_file_and_control_characters_are_esca
     }
     let by = |u: &str| items.iter().find(|i| i["user"] == u).expect(u).clone();
     let empty = by("seed.00001");
-    assert_eq!(empty["error"]["kind"], "empty", "{empty}");
+    assert_eq!(empty["error"]["kind"], "image", "{empty}");
     assert!(
         empty["error"]["message"]
             .as_str()
@@ -1100,7 +1100,7 @@ async fn empty_and_broken_files_carry_their_file_and_control_characters_are_esca
             .contains("empty"),
         "{empty}"
     );
-    assert_eq!(by("seed.00002")["error"]["kind"], "conversion");
+    assert_eq!(by("seed.00002")["error"]["kind"], "image");
 
     // Plain output (plan table and stderr) never carries a raw control character.
     let plan = json_upload();

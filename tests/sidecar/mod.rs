@@ -345,6 +345,22 @@ async fn call_n(c: &mut Mem, id: i64, method: &str, params: Value) -> (Vec<Value
     }
 }
 
+/// `graph.connect` (request id 1) to `emu` with the test app's secret, backups in `backups`.
+async fn connect_emulator(c: &mut Mem, emu: &photobulk_graph_emulator::Emulator, backups: &Path) {
+    let (_, r) = call_n(
+        c,
+        1,
+        "graph.connect",
+        json!({"tenant": photobulk_graph_emulator::TEST_TENANT,
+        "clientId": photobulk_graph_emulator::TEST_CLIENT_ID,
+        "clientSecret": photobulk_graph_emulator::TEST_SECRET,
+        "authorityUrl": emu.base_url(), "graphUrl": emu.graph_url(),
+        "backupDir": backups}),
+    )
+    .await;
+    assert_eq!(r["result"]["auth"], "client_secret", "{r}");
+}
+
 fn items_of(notes: &[Value]) -> Vec<Value> {
     notes
         .iter()
@@ -421,7 +437,8 @@ async fn exchange_online_bulk_run_uploads_backs_up_journals_and_skips_on_rerun()
     let planned = plan["result"]["items"].as_array().expect("items").clone();
     assert_eq!(planned.len(), 8, "{plan}");
     assert_eq!(status_of(&planned, "seed.00001"), "ready");
-    assert_eq!(status_of(&planned, "nobody.here"), "skipped");
+    // As for AD: a user not found is a failure (the engine's cloud job, the CLI's too).
+    assert_eq!(status_of(&planned, "nobody.here"), "failed");
     assert!(planned.iter().all(|i| i["target"] == "ExchangeOnline"));
     assert_eq!(emu.summary().uploads_applied, 0, "the plan uploads nothing");
     // Only Graph is connected on this session: the plan says which kind of tenant it is for.
@@ -476,7 +493,7 @@ async fn exchange_online_bulk_run_uploads_backs_up_journals_and_skips_on_rerun()
     assert_eq!(
         (
             sum["written"].as_u64(),
-            sum["skipped"].as_u64(),
+            sum["failed"].as_u64(),
             sum["total"].as_u64()
         ),
         (Some(5), Some(3), Some(8)),
@@ -558,18 +575,7 @@ async fn exchange_online_files_match_by_alias_then_upn_prefix_and_a_shared_alias
     }
     let mut c = mem();
     c.init().await;
-    let (_, r) = call_n(
-        &mut c,
-        1,
-        "graph.connect",
-        json!({"tenant": photobulk_graph_emulator::TEST_TENANT,
-        "clientId": photobulk_graph_emulator::TEST_CLIENT_ID,
-        "clientSecret": photobulk_graph_emulator::TEST_SECRET,
-        "authorityUrl": emu.base_url(), "graphUrl": emu.graph_url(),
-        "backupDir": work.path().join("backups")}),
-    )
-    .await;
-    assert_eq!(r["result"]["auth"], "client_secret", "{r}");
+    connect_emulator(&mut c, &emu, &work.path().join("backups")).await;
     let params = json!({"items": [{"path": photos}], "targets": ["ExchangeOnline"],
         "outDir": work.path().join("out")});
     let (notes, run) = call_n(&mut c, 2, "bulk.run", params).await;
@@ -600,6 +606,157 @@ async fn exchange_online_files_match_by_alias_then_upn_prefix_and_a_shared_alias
         );
     }
     assert_eq!(run["result"]["summary"]["written"], 2, "{run}");
+}
+
+/// The journal of a cloud run as (record type, user id) pairs, sorted: what was recorded, not
+/// when or under which run id.
+fn cloud_journal_shape(path: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(path).expect("upload journal");
+    let mut shape: Vec<(String, String)> = text
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("journal line");
+            (
+                v["t"].as_str().unwrap_or("").to_string(),
+                v["user_id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    shape.sort();
+    shape
+}
+
+/// Issue 18: the cloud upload is one engine job. The same folder sent through both doors — the
+/// CLI's `graph upload` and the sidecar's `bulk.run -Target ExchangeOnline` — against two
+/// emulators in the same starting state gives every file the same outcome and the same error
+/// kind, and the same journal file with the same records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cloud_upload_gives_the_same_kinds_and_journal_from_the_cli_and_the_sidecar() {
+    use photobulk_graph_emulator::{Config as EmuConfig, Emulator};
+    let emu_config = || {
+        let mut cfg = EmuConfig::with_users(5);
+        cfg.time_scale = 0.01;
+        cfg
+    };
+    let (emu_cli, emu_rpc) = (
+        Emulator::start(emu_config()).await.expect("emulator"),
+        Emulator::start(emu_config()).await.expect("emulator"),
+    );
+    let work = tempfile::tempdir().expect("tempdir");
+    let photos = work.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    let src = Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg");
+    std::fs::copy(&src, photos.join("seed.00001 portrait.jpg")).expect("copy");
+    std::fs::write(photos.join("seed.00002.jpg"), b"").expect("empty");
+    std::fs::write(photos.join("seed.00003.jpg"), b"not a picture").expect("text");
+    std::fs::copy(&src, photos.join("nobody.here.jpg")).expect("copy");
+    // Two files for one account: the newer wins, the older is superseded.
+    std::fs::copy(&src, photos.join("seed.00004 old.jpg")).expect("copy");
+    std::fs::copy(&src, photos.join("seed.00004 new.jpg")).expect("copy");
+    let old = std::fs::File::options()
+        .write(true)
+        .open(photos.join("seed.00004 old.jpg"))
+        .expect("open");
+    old.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .expect("mtime");
+    drop(old);
+
+    // The CLI.
+    let cli_backups = work.path().join("cli-backups");
+    let out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .args(["graph", "upload", "--json"])
+        .arg(&photos)
+        .arg("--backup-dir")
+        .arg(&cli_backups)
+        .args([
+            "--authority-url",
+            &emu_cli.base_url(),
+            "--graph-url",
+            &emu_cli.graph_url(),
+            "--tenant",
+            photobulk_graph_emulator::TEST_TENANT,
+            "--client-id",
+            photobulk_graph_emulator::TEST_CLIENT_ID,
+        ])
+        .env(
+            "PHOTOBULK_GRAPH_CLIENT_SECRET",
+            photobulk_graph_emulator::TEST_SECRET,
+        )
+        .env("PHOTOBULK_STATE_DIR", work.path().join("cli-state"))
+        .output()
+        .expect("photobulk graph upload");
+    assert_eq!(out.status.code(), Some(1), "some files fail");
+    let cli: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
+    let file_name = |p: &Value| {
+        Path::new(p.as_str().unwrap_or(""))
+            .file_name()
+            .map(|f| f.to_string_lossy().to_string())
+            .unwrap_or_default()
+    };
+    let mut by_cli: Vec<(String, String, String)> = cli
+        .iter()
+        .map(|i| {
+            let status = match i["status"].as_str().unwrap_or("") {
+                "uploaded" => "written",
+                other => other,
+            };
+            (
+                file_name(&i["file"]),
+                status.to_string(),
+                i["error"]["kind"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    by_cli.sort();
+
+    // The sidecar.
+    let rpc_backups = work.path().join("rpc-backups");
+    let mut c = mem();
+    c.init().await;
+    connect_emulator(&mut c, &emu_rpc, &rpc_backups).await;
+    let (notes, _) = call_n(
+        &mut c,
+        2,
+        "bulk.run",
+        json!({"items": [{"path": photos}], "targets": ["ExchangeOnline"],
+            "outDir": work.path().join("out")}),
+    )
+    .await;
+    let mut by_rpc: Vec<(String, String, String)> = items_of(&notes)
+        .iter()
+        .map(|i| {
+            (
+                file_name(&i["path"]),
+                i["status"].as_str().unwrap_or("").to_string(),
+                i["error"]["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    by_rpc.sort();
+
+    let expected: Vec<(String, String, String)> = [
+        ("nobody.here.jpg", "failed", "user_not_found"),
+        ("seed.00001 portrait.jpg", "written", ""),
+        ("seed.00002.jpg", "failed", "image"),
+        ("seed.00003.jpg", "failed", "image"),
+        ("seed.00004 new.jpg", "written", ""),
+        ("seed.00004 old.jpg", "skipped", "superseded"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(by_cli, expected, "the CLI: {cli:?}");
+    assert_eq!(by_rpc, expected, "the sidecar: {notes:?}");
+
+    // The same journal file, with the same records for the same users.
+    let journal = photobulk_engine::locations::UPLOAD_JOURNAL;
+    let (cli_journal, rpc_journal) = (
+        cloud_journal_shape(&cli_backups.join(journal)),
+        cloud_journal_shape(&rpc_backups.join(journal)),
+    );
+    assert_eq!(cli_journal, rpc_journal);
+    let dones = cli_journal.iter().filter(|(t, _)| t == "done").count();
+    assert_eq!(dones, 2, "{cli_journal:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@
 //! JSON-RPC.
 
 pub mod audit;
+pub mod cloud;
 pub mod convert;
 pub mod environment;
 pub mod import;

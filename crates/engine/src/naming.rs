@@ -71,6 +71,20 @@ pub fn escape_control(s: &str) -> String {
     out
 }
 
+/// `name` as a file name: letters, digits and `._-@` kept, anything else (path separators,
+/// spaces, control characters) becomes `_`.
+pub fn safe_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "._-@".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

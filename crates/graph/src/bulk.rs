@@ -159,6 +159,40 @@ impl UserIndex {
     }
 }
 
+impl UserIndex {
+    /// Resolve every key ([`UserIndex::find`]) and refuse keys that land on one user: each of
+    /// them is [`GraphError::Duplicate`] (naming the first and the other), so neither photo
+    /// is uploaded and no two uploads race for one user. One result per key, in order.
+    pub fn resolve_all<'a>(
+        &self,
+        keys: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Result<User, GraphError>> {
+        let keys: Vec<&str> = keys.into_iter().collect();
+        let mut targets: Vec<Result<User, GraphError>> = Vec::with_capacity(keys.len());
+        let mut first_by_user: HashMap<String, usize> = HashMap::new();
+        for (n, key) in keys.iter().enumerate() {
+            let t = self.find(key).cloned();
+            if let Ok(u) = &t {
+                if let Some(&first) = first_by_user.get(&u.id) {
+                    let dup = |second: &str| GraphError::Duplicate {
+                        user: u.user_principal_name.clone(),
+                        first: keys[first].to_string(),
+                        second: second.to_string(),
+                    };
+                    if targets[first].is_ok() {
+                        targets[first] = Err(dup(key));
+                    }
+                    targets.push(Err(dup(key)));
+                    continue;
+                }
+                first_by_user.insert(u.id.clone(), n);
+            }
+            targets.push(t);
+        }
+        targets
+    }
+}
+
 /// One photo to upload.
 #[derive(Debug, Clone)]
 pub struct UploadItem {
@@ -232,38 +266,13 @@ pub async fn upload_all(
     on_result: &(dyn Fn(&UploadResult) + Sync),
 ) -> Vec<UploadResult> {
     // Resolve first, so two photos for one user are both refused, not raced.
-    let mut targets: Vec<Result<User, GraphError>> = Vec::with_capacity(items.len());
-    let mut first_by_user: HashMap<String, usize> = HashMap::new();
-    for (n, item) in items.iter().enumerate() {
-        let t = index.find(&item.key).cloned();
-        if let Ok(u) = &t {
-            if let Some(&first) = first_by_user.get(&u.id) {
-                let dup = |k: &str| GraphError::Duplicate {
-                    user: u.user_principal_name.clone(),
-                    first: items[first].key.clone(),
-                    second: k.to_string(),
-                };
-                if let Ok(fu) = &targets[first] {
-                    let e = GraphError::Duplicate {
-                        user: fu.user_principal_name.clone(),
-                        first: items[first].key.clone(),
-                        second: item.key.clone(),
-                    };
-                    targets[first] = Err(e);
-                }
-                targets.push(Err(dup(&item.key)));
-                continue;
-            }
-            first_by_user.insert(u.id.clone(), n);
-        }
-        targets.push(t);
-    }
+    let targets = index.resolve_all(items.iter().map(|i| i.key.as_str()));
     let work = items
         .into_iter()
         .zip(targets)
         .enumerate()
         .map(|(n, (item, target))| async move {
-            let r = upload_one(client, item, target, opts).await;
+            let r = upload_resolved(client, item, target, opts).await;
             on_result(&r);
             (n, r)
         });
@@ -275,7 +284,11 @@ pub async fn upload_all(
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-async fn upload_one(
+/// Upload one item to the user it was resolved to ([`UserIndex::resolve_all`]): check the
+/// photo, skip it when the journal records these bytes, back up (once per run), journal the
+/// intent, upload, journal the result. For callers that stream items themselves (convert one,
+/// upload it, convert the next) instead of handing [`upload_all`] a finished list.
+pub async fn upload_resolved(
     client: &GraphClient,
     item: UploadItem,
     target: Result<User, GraphError>,

@@ -66,7 +66,8 @@ mod write;
 pub use auth::{CertificateCredential, Credentials, Secret};
 pub use backup::{sha256_hex, BackupReason, CloudBackupRecord, CloudBackupStore};
 pub use bulk::{
-    upload_all, BulkOptions, ShortMatch, UploadItem, UploadResult, UploadStatus, UserIndex,
+    upload_all, upload_resolved, BulkOptions, ShortMatch, UploadItem, UploadResult, UploadStatus,
+    UserIndex,
 };
 pub use client::{
     check_photo, install_crypto_provider, user_segment, Cloud, GraphClient, GraphConfig, Lookup,

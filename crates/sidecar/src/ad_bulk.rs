@@ -6,12 +6,12 @@
 
 use std::path::{Path, PathBuf};
 
-use photobulk_engine::{import::Action, Cancel, ImportItem, ImportJob, Journal, RunMeta};
+use photobulk_engine::{import::Action, ImportItem, ImportJob, Journal, RunMeta};
 use photobulk_imaging::{Options, Target};
 use photobulk_protocol::methods::{BulkItem, BulkParams, BulkSummary, BulkTarget, ItemStatus};
-use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
+use photobulk_protocol::{ErrorCode, ResponseError};
 
-use crate::common::{self, count, inputs_of, notify_item, notify_progress};
+use crate::common::{self, inputs_of};
 use crate::ctx::Ctx;
 
 fn item_of(it: &ImportItem) -> BulkItem {
@@ -43,14 +43,7 @@ fn item_of(it: &ImportItem) -> BulkItem {
         hd_sha256: None,
         user_principal_name: None,
         backup_id: it.backup_id.clone(),
-        error: it.error.as_ref().map(|e| ItemError {
-            kind: crate::map::kind_code(&e.kind, e.retryable)
-                .kind()
-                .to_string(),
-            message: e.message.clone(),
-            retryable: e.retryable,
-            detail: Some(e.kind.clone()),
-        }),
+        error: it.error.as_ref().map(crate::map::engine_item),
         crop: it.crop.map(crate::common::crop_rect),
         face: it.face.map(crate::common::face_rect),
         // The engine's warnings are "kind: words" strings.
@@ -121,15 +114,8 @@ pub(crate) async fn import(
         scope: None,
         reconnect: Default::default(),
     };
-    let cancel = Cancel::new();
-    let bridge = {
-        let (token, c) = (ctx.cancel.clone(), cancel.clone());
-        tokio::spawn(async move {
-            token.cancelled().await;
-            c.cancel();
-        })
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<BulkItem>();
+    let (cancel, bridge) = common::engine_cancel(ctx);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<BulkItem>();
     let dir = bound.dir.clone();
     let work = async move {
         let mut on_item = |it: &ImportItem| {
@@ -137,27 +123,7 @@ pub(crate) async fn import(
         };
         job.run(&dir, inputs, &meta, &cancel, &mut on_item).await
     };
-    let forward = async {
-        let (mut items, mut summary, mut done) = (
-            Vec::new(),
-            BulkSummary {
-                total,
-                ..Default::default()
-            },
-            0,
-        );
-        while let Some(item) = rx.recv().await {
-            done += 1;
-            count(&mut summary, item.status);
-            if !dry_run {
-                notify_item(ctx, &item, done, total).await;
-            } else if p.stream_items {
-                notify_progress(ctx, done, total, item.identity.clone()).await;
-            }
-            items.push(item);
-        }
-        (items, summary)
-    };
+    let forward = common::forward_items(ctx, rx, total, dry_run, p.stream_items);
     let (report, (mut items, summary)) = tokio::join!(work, forward);
     // Notifications arrive in completion order; the returned list (the plan an admin reads
     // under -WhatIf) is in a stable order, by identity.

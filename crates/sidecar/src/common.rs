@@ -129,24 +129,15 @@ pub(crate) fn convert_file(
     for o in conv.outputs {
         let dir = out.join(&o.target);
         std::fs::create_dir_all(&dir).map_err(|e| map::io(dir.display(), &e))?;
-        let file = dir.join(format!("{}.jpg", safe_file_name(name)));
+        let file = dir.join(format!(
+            "{}.jpg",
+            photobulk_engine::naming::safe_file_name(name)
+        ));
         photobulk_engine::convert::write_atomic(&file, &o.jpeg)
             .map_err(|e| ResponseError::new(ErrorCode::Io, e.to_string()))?;
         written.outputs.push((o, file));
     }
     Ok(written)
-}
-
-fn safe_file_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "._-@".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 pub(crate) fn targets_named(names: &[String]) -> Result<Vec<Target>, ResponseError> {
@@ -269,4 +260,48 @@ pub(crate) async fn notify_progress(ctx: &Ctx, done: usize, total: usize, curren
             current,
         })
         .await;
+}
+
+/// The engine's [`photobulk_engine::Cancel`] for the request being served, set when its
+/// cancellation token fires (`$/cancelRequest`, a disconnect). Abort the handle when done.
+pub(crate) fn engine_cancel(ctx: &Ctx) -> (photobulk_engine::Cancel, tokio::task::JoinHandle<()>) {
+    let cancel = photobulk_engine::Cancel::new();
+    let bridge = {
+        let (token, c) = (ctx.cancel.clone(), cancel.clone());
+        tokio::spawn(async move {
+            token.cancelled().await;
+            c.cancel();
+        })
+    };
+    (cancel, bridge)
+}
+
+/// Items of an engine job as they finish → `bulk/item` notifications (a run) or progress
+/// alone (a plan that streams its items later), counted; returns them in completion order.
+pub(crate) async fn forward_items(
+    ctx: &Ctx,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<BulkItem>,
+    total: usize,
+    dry_run: bool,
+    stream_items: bool,
+) -> (Vec<BulkItem>, BulkSummary) {
+    let (mut items, mut summary, mut done) = (
+        Vec::with_capacity(total),
+        BulkSummary {
+            total,
+            ..Default::default()
+        },
+        0,
+    );
+    while let Some(item) = rx.recv().await {
+        done += 1;
+        count(&mut summary, item.status);
+        if !dry_run {
+            notify_item(ctx, &item, done, total).await;
+        } else if stream_items {
+            notify_progress(ctx, done, total, item.identity.clone()).await;
+        }
+        items.push(item);
+    }
+    (items, summary)
 }

@@ -1,40 +1,29 @@
 //! `graph.connect` and the `ExchangeOnline` bulk target, over `photobulk_graph`.
 //!
-//! A bulk run lists the tenant's users once ([`UserIndex`]: id, UPN or mail, else alias
-//! (`mailNickname`), UPN prefix or mail prefix — the one rule `photobulk graph upload` uses; a
-//! name two users answer to is refused), refuses two inputs that land on one user (neither is
-//! uploaded), then converts and uploads in chunks: the 648x648 JPEGs of chunk n+1 are made on
-//! the blocking pool while chunk n uploads through [`upload_all`] (backups of the cloud photo,
-//! Graph's throttling and retries, at most 4 photo requests in flight). The upload journal
-//! (`upload-journal.jsonl` beside the backups) decides "unchanged" — Graph re-encodes what it
-//! stores, so its bytes never match — and makes a re-run skip users already uploaded. Each
-//! bulk run is a run of that journal: a re-run of the same inputs after a cancel, a kill or
-//! failures continues it, and a user is backed up once per run (its first intent), never again
-//! on a resumed attempt. Cancellation is checked between chunks: uploads in flight finish and
-//! are journaled.
+//! The bulk target is the engine's cloud job ([`photobulk_engine::cloud`], the same job as
+//! `photobulk graph upload`): one matching rule, two inputs for one user refused, streaming
+//! conversion and upload, the upload journal (`upload-journal.jsonl` beside the backups) for
+//! "unchanged", resume and restore of a run. This module only maps: protocol params → job,
+//! [`CloudItem`] → `bulk/item` notifications, the request's cancellation → the engine's
+//! `Cancel` (items not yet converting stop; uploads in flight finish and are journaled).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use photobulk_engine::cloud::{self, CloudAction, CloudItem, CloudJob};
 use photobulk_graph::{
-    upload_all, BulkOptions, CertificateCredential, Cloud, CloudBackupStore, Credentials,
-    GraphClient, GraphConfig, Secret, UploadItem, UploadJournal, UploadResult, UploadStatus,
-    UserIndex, WriteOptions,
+    CertificateCredential, Cloud, CloudBackupStore, Credentials, GraphClient, GraphConfig, Secret,
+    UploadJournal, WriteOptions,
 };
-use photobulk_imaging::Target;
 use photobulk_protocol::methods::{
     self as m, BulkItem, BulkParams, BulkSummary, BulkTarget, ItemStatus,
 };
-use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
+use photobulk_protocol::{ErrorCode, ResponseError};
 
-use crate::common::{count, inputs_of, notify_item, skipped_input};
+use crate::common::inputs_of;
 use crate::ctx::Ctx;
 use crate::session::GraphBound;
 use crate::{common, map};
-
-/// Inputs converted and uploaded per chunk.
-const CHUNK: usize = 16;
 
 pub(crate) async fn connect(
     p: m::GraphConnectParams,
@@ -135,122 +124,50 @@ pub(crate) async fn connect(
     Ok(result)
 }
 
-/// One input headed for the cloud.
-struct Planned {
-    item: BulkItem,
-    /// Graph's object id when the input resolved to exactly one user.
-    user: Option<photobulk_graph::User>,
-}
-
-fn skipped(mut item: BulkItem, err: ResponseError) -> BulkItem {
-    item.status = ItemStatus::Skipped;
-    item.error = Some(map::item(err));
-    item
-}
-
-/// Inputs → items (resolved to cloud users, or skipped with why).
-fn resolve(p: &BulkParams, index: &UserIndex) -> Result<Vec<Planned>, ResponseError> {
-    let inputs = inputs_of(&p.items)?;
-    let mut out: Vec<Planned> = Vec::with_capacity(inputs.items.len());
-    let mut by_user: HashMap<String, Vec<usize>> = HashMap::new();
-    for input in &inputs.items {
-        let mut item = skipped_input(input, BulkTarget::ExchangeOnline);
-        let mut user = None;
-        if item.error.is_none() {
-            let key = input.account.clone().unwrap_or_default();
-            match index.find(&key) {
-                Ok(u) => {
-                    item.user_principal_name = Some(u.user_principal_name.clone());
-                    by_user
-                        .entry(u.id.to_ascii_lowercase())
-                        .or_default()
-                        .push(out.len());
-                    user = Some(u.clone());
-                }
-                Err(e) => item = skipped(item, map::graph(&e)),
-            }
-        }
-        out.push(Planned { item, user });
-    }
-    for idx in by_user.values().filter(|v| v.len() > 1) {
-        let paths: Vec<String> = idx.iter().map(|&i| out[i].item.path.clone()).collect();
-        for &i in idx {
-            let who = out[i].item.user_principal_name.clone().unwrap_or_default();
-            let err = ResponseError::new(
-                ErrorCode::Duplicate,
-                format!(
-                    "{who} is named by {}: neither is uploaded",
-                    paths.join(", ")
-                ),
-            );
-            out[i].item = skipped(out[i].item.clone(), err);
-            out[i].user = None;
-        }
-    }
-    Ok(out)
-}
-
-/// Convert one chunk to HD JPEGs (blocking). Failures become finished items.
-fn convert_chunk(
-    chunk: Vec<Planned>,
-    crop: photobulk_imaging::Crop,
-    out: &Path,
-) -> (Vec<(BulkItem, UploadItem)>, Vec<BulkItem>) {
-    let (mut ready, mut failed) = (Vec::new(), Vec::new());
-    for Planned { mut item, user } in chunk {
-        let Some(user) = user else {
-            failed.push(item);
-            continue;
-        };
-        let name = item
-            .identity
-            .clone()
-            .unwrap_or_else(|| user.alias().to_string());
-        match common::convert_file(Path::new(&item.path), &name, &[Target::hd()], crop, out) {
-            Ok(mut conv) if !conv.outputs.is_empty() => {
-                conv.frame(&mut item);
-                let (o, file) = conv.outputs.remove(0);
-                item.hd_path = Some(file.display().to_string());
-                item.hd_bytes = Some(o.bytes);
-                item.hd_sha256 = Some(o.sha256.clone());
-                let upload = UploadItem {
-                    key: user.id.clone(),
-                    jpeg: o.jpeg.into(),
-                    source: Some(item.path.clone()),
-                };
-                ready.push((item, upload));
-            }
-            Ok(_) => {
-                item.status = ItemStatus::Failed;
-                item.error = Some(ItemError::new(ErrorCode::ImageInvalid, "no HD output"));
-                failed.push(item);
-            }
-            Err(e) => {
-                item.status = ItemStatus::Failed;
-                item.error = Some(map::item(e));
-                failed.push(item);
-            }
-        }
-    }
-    (ready, failed)
-}
-
-fn finished(mut item: BulkItem, r: &UploadResult) -> BulkItem {
-    item.status = match r.status {
-        UploadStatus::Uploaded => ItemStatus::Written,
-        UploadStatus::Unchanged => ItemStatus::Unchanged,
-        UploadStatus::Failed => ItemStatus::Failed,
+fn item_of(it: &CloudItem) -> BulkItem {
+    let cancelled = it.error.as_ref().is_some_and(|e| e.kind == "cancelled");
+    let status = match it.action {
+        CloudAction::Uploaded => ItemStatus::Written,
+        CloudAction::Unchanged => ItemStatus::Unchanged,
+        CloudAction::WouldSet | CloudAction::WouldReplace => ItemStatus::Ready,
+        CloudAction::Failed => ItemStatus::Failed,
+        CloudAction::Skipped if cancelled => ItemStatus::Cancelled,
+        CloudAction::Skipped => ItemStatus::Skipped,
     };
-    item.backup_id = r.backup_id.clone();
-    if let Some(u) = &r.user {
-        item.user_principal_name = Some(u.user_principal_name.clone());
+    let hd = it.hd.as_ref();
+    BulkItem {
+        target: Some(BulkTarget::ExchangeOnline),
+        path: it.file.display().to_string(),
+        identity: it.account.clone(),
+        dn: None,
+        status,
+        has_photo: match it.action {
+            CloudAction::WouldSet => Some(false),
+            CloudAction::WouldReplace => Some(true),
+            _ => None,
+        },
+        ad_path: None,
+        ad_bytes: None,
+        ad_sha256: None,
+        hd_path: hd
+            .and_then(|h| h.path.as_ref())
+            .map(|p| p.display().to_string()),
+        hd_bytes: hd.map(|h| h.bytes),
+        hd_sha256: hd.map(|h| h.sha256.clone()),
+        user_principal_name: it.user.as_ref().map(|u| u.user_principal_name.clone()),
+        backup_id: it.backup_id.clone(),
+        error: it.error.as_ref().map(map::engine_item),
+        crop: hd.and_then(|h| h.crop).map(common::crop_rect),
+        face: hd.and_then(|h| h.face).map(common::face_rect),
+        warnings: hd
+            .map(|h| h.warnings.iter().map(common::image_warning).collect())
+            .unwrap_or_default(),
     }
-    item.error = r.error.as_ref().map(|e| map::item(map::graph(e)));
-    item
 }
 
-/// `bulk.plan` (`dry_run`) or `bulk.run` for the ExchangeOnline target. Returns the items,
-/// the summary, whether it was cancelled, and the upload journal.
+/// `bulk.plan` (`dry_run`) or `bulk.run` for the ExchangeOnline target, through the engine's
+/// cloud job ([`photobulk_engine::cloud`]). Returns the items, the summary, whether it was
+/// cancelled, and the upload journal.
 pub(crate) async fn bulk(
     p: &BulkParams,
     ctx: &Ctx,
@@ -267,145 +184,60 @@ pub(crate) async fn bulk(
                 "no backup folder for cloud photos: give backupDir to graph.connect, or noBackup",
             )),
         };
-    let users = g.client.list_users().await.map_err(|e| map::graph(&e))?;
-    let index = UserIndex::new(users);
-    let params = p.clone();
-    let planned = {
-        let index = index.clone();
-        tokio::task::spawn_blocking(move || resolve(&params, &index))
-            .await
-            .map_err(|e| ResponseError::new(ErrorCode::InternalError, e.to_string()))??
-    };
-    let total = planned.len();
-    let mut summary = BulkSummary {
-        total,
-        ..Default::default()
-    };
-    let journal = g.journal.path().to_path_buf();
-    if dry_run {
-        let items: Vec<BulkItem> = planned
-            .into_iter()
-            .map(|mut pl| {
-                if pl.user.is_some() {
-                    pl.item.status = ItemStatus::Ready;
-                }
-                count(&mut summary, pl.item.status);
-                pl.item
-            })
-            .collect();
-        return Ok((items, summary, false, journal));
-    }
+    let items = p.items.clone();
+    let inputs = tokio::task::spawn_blocking(move || inputs_of(&items))
+        .await
+        .map_err(map::join)??;
+    let total = inputs.items.len();
     // One job = the same inputs, crop and tenant: a re-run after a kill, a cancel or a lost
     // connection continues the same run, so one restore undoes every attempt.
-    let job = {
-        let mut inputs: Vec<(String, Option<String>)> = p
-            .items
-            .iter()
-            .map(|i| (i.path.clone(), i.identity.clone()))
-            .collect();
-        inputs.sort();
-        let text = serde_json::json!({
-            "command": "bulk ExchangeOnline",
-            "graph": g.client.config_graph_url(),
-            "inputs": inputs,
-            "crop": format!("{:?}", p.crop),
-            "force": p.force,
-        })
-        .to_string();
-        photobulk_graph::sha256_hex(text.as_bytes())
-    };
-    let (run, resumed) = g
-        .journal
-        .begin_run(&job, "upload", None)
-        .map_err(|e| map::graph(&e))?;
-    ctx.server.log(format_args!(
-        "bulk.run {} ExchangeOnline: run {run}{}",
-        ctx.id,
-        if resumed { " (continued)" } else { "" }
-    ));
-    let mut opts = BulkOptions::new(write);
-    opts.journal = Some(g.journal.clone());
-    opts.force = p.force;
-    opts.workers = 8;
-    opts.run = Some(run.clone());
-    let crop = common::crop(p.crop);
-    let mut chunks: Vec<Vec<Planned>> = Vec::new();
-    let mut rest = planned.into_iter().peekable();
-    while rest.peek().is_some() {
-        chunks.push(rest.by_ref().take(CHUNK).collect());
-    }
-    let mut chunks = chunks.into_iter();
-    let convert = |chunk: Vec<Planned>| {
-        let out = out_dir.to_path_buf();
-        tokio::task::spawn_blocking(move || convert_chunk(chunk, crop, &out))
-    };
-    let mut next = chunks.next().map(convert);
-    let (mut done, mut items, mut cancelled) = (0usize, Vec::with_capacity(total), false);
-    while let Some(job) = next.take() {
-        let (ready, failed) = job
-            .await
-            .map_err(|e| ResponseError::new(ErrorCode::InternalError, e.to_string()))?;
-        next = chunks.next().map(convert);
-        let mut finished_items = failed;
-        if ctx.cancel.is_cancelled() {
-            cancelled = true;
-        }
-        if cancelled {
-            finished_items.extend(ready.into_iter().map(|(mut i, _)| {
-                i.status = ItemStatus::Cancelled;
-                i.error = Some(ItemError::new(ErrorCode::RequestCancelled, "cancelled"));
-                i
-            }));
-        } else {
-            let mut waiting: HashMap<String, BulkItem> = HashMap::new();
-            let mut uploads = Vec::with_capacity(ready.len());
-            for (item, upload) in ready {
-                waiting.insert(upload.key.clone(), item);
-                uploads.push(upload);
-            }
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<BulkItem>();
-            let work = async {
-                let tx = tx;
-                let on_result = |r: &UploadResult| {
-                    if let Some(item) = waiting.get(&r.key) {
-                        let _ = tx.send(finished(item.clone(), r));
-                    }
-                };
-                upload_all(&g.client, &index, uploads, &opts, &on_result).await
-            };
-            let forward = async {
-                while let Some(item) = rx.recv().await {
-                    done += 1;
-                    count(&mut summary, item.status);
-                    notify_item(ctx, &item, done, total).await;
-                    items.push(item);
-                }
-            };
-            tokio::join!(work, forward);
-        }
-        for item in finished_items {
-            done += 1;
-            count(&mut summary, item.status);
-            notify_item(ctx, &item, done, total).await;
-            items.push(item);
-        }
-    }
-    let retryable = items
+    let keys: Vec<String> = p
+        .items
         .iter()
-        .filter(|i: &&BulkItem| i.error.as_ref().is_some_and(|e| e.retryable))
-        .count();
-    let _ = g.journal.end(
-        &run,
-        cancelled,
-        summary.written,
-        summary.unchanged,
-        summary.failed + summary.cancelled,
-        retryable,
-    );
-    let s = g.client.stats();
-    ctx.server.log(format_args!(
-        "bulk.run {} ExchangeOnline: {} written, {} unchanged, {} failed; {} requests, {} throttled, {} retries",
-        ctx.id, summary.written, summary.unchanged, summary.failed, s.requests, s.throttled, s.retries
-    ));
-    Ok((items, summary, cancelled, journal))
+        .map(|i| format!("{}|{}", i.path, i.identity.as_deref().unwrap_or("")))
+        .collect();
+    let crop = common::crop(p.crop);
+    let job_key = cloud::job_key(&g.client.config_graph_url(), &keys, crop, false, p.force);
+    let mut job = CloudJob::new(write, g.journal.clone(), job_key);
+    job.crop = crop;
+    job.force = p.force;
+    job.out_dir = (!dry_run).then(|| out_dir.to_path_buf());
+    job.image_threads = (p.throttle_limit as usize).max(1);
+    let (cancel, bridge) = common::engine_cancel(ctx);
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<BulkItem>();
+    let client = g.client.clone();
+    let work = async move {
+        let on_item = |it: &CloudItem| {
+            let _ = tx.send(item_of(it));
+        };
+        if dry_run {
+            job.plan(&client, inputs.items, &on_item).await
+        } else {
+            job.run(&client, inputs.items, &cancel, &on_item).await
+        }
+    };
+    let forward = common::forward_items(ctx, rx, total, dry_run, p.stream_items);
+    let (report, (items, summary)) = tokio::join!(work, forward);
+    bridge.abort();
+    let report = report.map_err(|e| map::graph(&e))?;
+    if let Some(run) = &report.run {
+        let s = g.client.stats();
+        ctx.server.log(format_args!(
+            "bulk.run {} ExchangeOnline: run {run}{}: {} written, {} unchanged, {} failed; {} requests, {} throttled, {} retries",
+            ctx.id,
+            if report.resumed { " (continued)" } else { "" },
+            summary.written,
+            summary.unchanged,
+            summary.failed,
+            s.requests,
+            s.throttled,
+            s.retries
+        ));
+    }
+    Ok((
+        items,
+        summary,
+        report.cancelled,
+        g.journal.path().to_path_buf(),
+    ))
 }

@@ -77,6 +77,17 @@ pub(crate) fn item(e: ResponseError) -> ItemError {
     ItemError::from(e)
 }
 
+/// An engine job's item error (AD import, cloud upload) → the protocol's item error: the
+/// code from [`kind_code`], the engine's kind as `detail`.
+pub(crate) fn engine_item(e: &photobulk_engine::import::ItemError) -> ItemError {
+    ItemError {
+        kind: kind_code(&e.kind, e.retryable).kind().to_string(),
+        message: e.message.clone(),
+        retryable: e.retryable,
+        detail: Some(e.kind.clone()),
+    }
+}
+
 /// The one table: a library or engine error kind (and whether it is retryable) → the
 /// protocol's error code.
 pub(crate) fn kind_code(kind: &str, retryable: bool) -> ErrorCode {
