@@ -26,7 +26,7 @@
 //! Cancellation ([`Cancel`]) stops items that have not started converting; uploads already
 //! sent finish and are journaled.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::stream::{self, StreamExt};
@@ -34,12 +34,14 @@ use photobulk_graph::{
     sha256_hex, upload_resolved, BulkOptions, GraphClient, GraphError, UploadItem, UploadJournal,
     UploadStatus, User, UserIndex, WriteOptions,
 };
-use photobulk_imaging::{Crop, CropBox, FaceBox, Options, Target, Warning};
+use photobulk_imaging::Crop;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
+use crate::hd::make_hd;
+pub use crate::hd::HdPhoto;
 use crate::import::{Cancel, ItemError};
-use crate::inputs::{Input, Take};
+use crate::inputs::{refusal, Input, Take};
 
 /// What happened (or, in a plan, would happen) to one input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -58,24 +60,6 @@ pub enum CloudAction {
     /// Not attempted: a newer file for the same account won (`superseded`), or the run was
     /// cancelled first (`cancelled`).
     Skipped,
-}
-
-/// The HD JPEG made for an input.
-#[derive(Debug, Clone, Serialize)]
-pub struct HdPhoto {
-    pub bytes: usize,
-    pub sha256: String,
-    /// Where it was written (`out_dir/hd/NAME.jpg`), when the job writes files.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub path: Option<PathBuf>,
-    /// The square taken from the (upright) source; `None` for raw uploads.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub crop: Option<CropBox>,
-    /// The face the `face` crop framed.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub face: Option<FaceBox>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub warnings: Vec<Warning>,
 }
 
 /// One input's result.
@@ -401,28 +385,14 @@ impl CloudJob {
         Fut: std::future::Future<Output = CloudItem>,
     {
         let mut item = CloudItem::new(&input);
-        let path = input.path.display().to_string();
-        match &input.take {
-            Take::Yes => {}
-            Take::NoAccount => {
-                return item.fail(
-                    "no_account",
-                    false,
-                    format!(
-                        "{path}: the file name names no account \
-                         (expected 'account.jpg' or 'account anything.jpg')"
-                    ),
-                )
-            }
-            Take::Unreadable { reason } => {
-                return item.fail("unreadable", false, format!("{path}: {reason}"))
-            }
-            Take::Superseded { by } => {
-                return item.skip(
-                    "superseded",
-                    format!("{path}: the newer {} names the same account", by.display()),
-                )
-            }
+        if let Some((skipped, e)) = refusal(&input) {
+            item.action = if skipped {
+                CloudAction::Skipped
+            } else {
+                CloudAction::Failed
+            };
+            item.error = Some(e);
+            return item;
         }
         let user = match target {
             Some(Ok(u)) => u,
@@ -447,7 +417,7 @@ impl CloudJob {
                 self.raw,
                 self.out_dir.clone(),
             );
-            tokio::task::spawn_blocking(move || prepare(&path, &name, crop, raw, out.as_deref()))
+            tokio::task::spawn_blocking(move || make_hd(&path, &name, crop, raw, out.as_deref()))
                 .await
         };
         let (jpeg, hd) = match converted {
@@ -482,65 +452,4 @@ fn finish(
         }
         (UploadStatus::Failed, None) => item.fail("internal", false, "failed".into()),
     }
-}
-
-/// Read and convert one file to the HD JPEG (or take it raw); write it to `out/hd/NAME.jpg`
-/// when asked. Errors are (kind, message): `unreadable`, `image` (an empty file says so),
-/// `io`.
-fn prepare(
-    path: &Path,
-    name: &str,
-    crop: Crop,
-    raw: bool,
-    out: Option<&Path>,
-) -> Result<(Vec<u8>, HdPhoto), (&'static str, String)> {
-    let shown = path.display();
-    let data =
-        std::fs::read(path).map_err(|e| ("unreadable", format!("cannot read {shown}: {e}")))?;
-    if data.is_empty() {
-        return Err(("image", format!("{shown}: the file is empty (0 bytes)")));
-    }
-    let (jpeg, mut hd) = if raw {
-        let hd = HdPhoto {
-            bytes: data.len(),
-            sha256: sha256_hex(&data),
-            path: None,
-            crop: None,
-            face: None,
-            warnings: Vec::new(),
-        };
-        (data, hd)
-    } else {
-        let opts = Options {
-            crop,
-            targets: vec![Target::hd()],
-            ..Options::default()
-        };
-        let conv = photobulk_imaging::convert(&data, &opts)
-            .map_err(|e| ("image", format!("{shown}: {e}")))?;
-        drop(data);
-        let o = conv
-            .outputs
-            .into_iter()
-            .next()
-            .ok_or(("image", format!("{shown}: no HD output")))?;
-        let hd = HdPhoto {
-            bytes: o.jpeg.len(),
-            sha256: o.sha256,
-            path: None,
-            crop: Some(o.crop),
-            face: conv.face,
-            warnings: conv.warnings,
-        };
-        (o.jpeg, hd)
-    };
-    if let Some(out) = out {
-        let dir = out.join(Target::hd().name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ("io", format!("cannot create {}: {e}", dir.display())))?;
-        let file = dir.join(format!("{}.jpg", crate::naming::safe_file_name(name)));
-        crate::convert::write_atomic(&file, &jpeg).map_err(|e| ("io", e.to_string()))?;
-        hd.path = Some(file);
-    }
-    Ok((jpeg, hd))
 }

@@ -367,6 +367,38 @@ impl UserExport {
     }
 }
 
+/// Why an input is not taken, as a job reports it: `Some((skipped, error))` — `no_account`
+/// and `unreadable` fail, `superseded` (a newer file names the same account) is skipped;
+/// `None` for an input to be used. The same words for every job.
+pub fn refusal(input: &Input) -> Option<(bool, crate::import::ItemError)> {
+    let path = input.path.display();
+    let (skipped, kind, message) = match &input.take {
+        Take::Yes => return None,
+        Take::NoAccount => (
+            false,
+            "no_account",
+            format!(
+                "{path}: the file name names no account \
+                 (expected 'account.jpg' or 'account anything.jpg')"
+            ),
+        ),
+        Take::Unreadable { reason } => (false, "unreadable", format!("{path}: {reason}")),
+        Take::Superseded { by } => (
+            true,
+            "superseded",
+            format!("{path}: the newer {} names the same account", by.display()),
+        ),
+    };
+    Some((
+        skipped,
+        crate::import::ItemError {
+            kind: kind.into(),
+            retryable: false,
+            message,
+        },
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,6 +26,8 @@ pub mod audit;
 pub mod cloud;
 pub mod convert;
 pub mod environment;
+pub mod exchange;
+mod hd;
 pub mod import;
 pub mod inputs;
 pub mod journal;

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use photobulk_directory::{Lookup, WriteOptions};
 use photobulk_engine::{Input, Inputs, Take};
 use photobulk_imaging::{Crop as ImgCrop, Options, Target};
-use photobulk_protocol::methods::{self as m, BulkItem, BulkSummary, BulkTarget, ItemStatus};
-use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
+use photobulk_protocol::methods::{self as m, BulkItem, BulkSummary, ItemStatus};
+use photobulk_protocol::{ErrorCode, ResponseError};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -68,15 +68,6 @@ pub(crate) struct Converted {
     pub crop: Option<m::CropRect>,
     pub face: Option<m::FaceRect>,
     pub warnings: Vec<m::ImageWarning>,
-}
-
-impl Converted {
-    /// Put the framing (crop, face, warnings) on a bulk item.
-    pub(crate) fn frame(&self, item: &mut m::BulkItem) {
-        item.crop = self.crop;
-        item.face = self.face;
-        item.warnings = self.warnings.clone();
-    }
 }
 
 pub(crate) fn crop_rect(c: photobulk_imaging::CropBox) -> m::CropRect {
@@ -195,50 +186,6 @@ pub(crate) fn inputs_of(items: &[m::BulkInput]) -> Result<Inputs, ResponseError>
     Ok(inputs)
 }
 
-/// An item for `input` of `target`: `Skipped` with why when the input will not be used
-/// (no account, unreadable, superseded by a newer file for the same account), else `Ready`.
-pub(crate) fn skipped_input(input: &Input, target: BulkTarget) -> BulkItem {
-    let path = input.path.display().to_string();
-    let error = match &input.take {
-        Take::Yes => None,
-        Take::NoAccount => Some(ItemError::new(
-            ErrorCode::NoAccount,
-            format!("{path}: the file name names no account (expected 'account.jpg' or 'account anything.jpg')"),
-        )),
-        Take::Unreadable { reason } => {
-            Some(ItemError::new(ErrorCode::Io, format!("{path}: {reason}")))
-        }
-        Take::Superseded { by } => Some(ItemError::new(
-            ErrorCode::Duplicate,
-            format!("{path}: the newer {} names the same account", by.display()),
-        )),
-    };
-    BulkItem {
-        target: Some(target),
-        path,
-        identity: input.account.clone(),
-        dn: None,
-        status: if error.is_some() {
-            ItemStatus::Skipped
-        } else {
-            ItemStatus::Ready
-        },
-        has_photo: None,
-        ad_path: None,
-        ad_bytes: None,
-        ad_sha256: None,
-        hd_path: None,
-        hd_bytes: None,
-        hd_sha256: None,
-        user_principal_name: None,
-        backup_id: None,
-        error,
-        crop: None,
-        face: None,
-        warnings: Vec::new(),
-    }
-}
-
 /// One finished item of a bulk run, to the client: its `bulk/item` notice, then `bulk/progress`.
 pub(crate) async fn notify_item(ctx: &Ctx, item: &BulkItem, done: usize, total: usize) {
     ctx.out
@@ -304,4 +251,41 @@ pub(crate) async fn forward_items(
         items.push(item);
     }
     (items, summary)
+}
+
+/// A bulk item for an engine job's item that carries an HD photo (cloud upload, Exchange
+/// hand-off): file, account, status, error, and the HD file with its framing. The caller adds
+/// what only its target knows (UPN, backup id, whether the user had a photo).
+pub(crate) fn hd_item(
+    target: m::BulkTarget,
+    file: &Path,
+    account: Option<&String>,
+    status: ItemStatus,
+    error: Option<&photobulk_engine::import::ItemError>,
+    hd: Option<&photobulk_engine::cloud::HdPhoto>,
+) -> BulkItem {
+    BulkItem {
+        target: Some(target),
+        path: file.display().to_string(),
+        identity: account.cloned(),
+        dn: None,
+        status,
+        has_photo: None,
+        ad_path: None,
+        ad_bytes: None,
+        ad_sha256: None,
+        hd_path: hd
+            .and_then(|h| h.path.as_ref())
+            .map(|p| p.display().to_string()),
+        hd_bytes: hd.map(|h| h.bytes),
+        hd_sha256: hd.map(|h| h.sha256.clone()),
+        user_principal_name: None,
+        backup_id: None,
+        error: error.map(map::engine_item),
+        crop: hd.and_then(|h| h.crop).map(crop_rect),
+        face: hd.and_then(|h| h.face).map(face_rect),
+        warnings: hd
+            .map(|h| h.warnings.iter().map(image_warning).collect())
+            .unwrap_or_default(),
+    }
 }

@@ -134,35 +134,22 @@ fn item_of(it: &CloudItem) -> BulkItem {
         CloudAction::Skipped if cancelled => ItemStatus::Cancelled,
         CloudAction::Skipped => ItemStatus::Skipped,
     };
-    let hd = it.hd.as_ref();
-    BulkItem {
-        target: Some(BulkTarget::ExchangeOnline),
-        path: it.file.display().to_string(),
-        identity: it.account.clone(),
-        dn: None,
+    let mut item = common::hd_item(
+        BulkTarget::ExchangeOnline,
+        &it.file,
+        it.account.as_ref(),
         status,
-        has_photo: match it.action {
-            CloudAction::WouldSet => Some(false),
-            CloudAction::WouldReplace => Some(true),
-            _ => None,
-        },
-        ad_path: None,
-        ad_bytes: None,
-        ad_sha256: None,
-        hd_path: hd
-            .and_then(|h| h.path.as_ref())
-            .map(|p| p.display().to_string()),
-        hd_bytes: hd.map(|h| h.bytes),
-        hd_sha256: hd.map(|h| h.sha256.clone()),
-        user_principal_name: it.user.as_ref().map(|u| u.user_principal_name.clone()),
-        backup_id: it.backup_id.clone(),
-        error: it.error.as_ref().map(map::engine_item),
-        crop: hd.and_then(|h| h.crop).map(common::crop_rect),
-        face: hd.and_then(|h| h.face).map(common::face_rect),
-        warnings: hd
-            .map(|h| h.warnings.iter().map(common::image_warning).collect())
-            .unwrap_or_default(),
-    }
+        it.error.as_ref(),
+        it.hd.as_ref(),
+    );
+    item.has_photo = match it.action {
+        CloudAction::WouldSet => Some(false),
+        CloudAction::WouldReplace => Some(true),
+        _ => None,
+    };
+    item.user_principal_name = it.user.as_ref().map(|u| u.user_principal_name.clone());
+    item.backup_id = it.backup_id.clone();
+    item
 }
 
 /// `bulk.plan` (`dry_run`) or `bulk.run` for the ExchangeOnline target, through the engine's
