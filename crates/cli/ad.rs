@@ -38,6 +38,7 @@
 //! `has_photo`, `format`, `width`, `height` (from `photobulk_imaging::probe`; absent when the
 //! bytes are not a recognised image).
 
+use photobulk_kind::ErrorKind;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -258,7 +259,7 @@ struct Item {
 
 #[derive(Debug, Serialize)]
 struct ItemError {
-    kind: String,
+    kind: ErrorKind,
     retryable: bool,
     message: String,
 }
@@ -276,19 +277,19 @@ impl Item {
             user: user.to_string(),
             ok: false,
             error: Some(ItemError {
-                kind: err.kind().into(),
+                kind: err.kind(),
                 retryable: err.is_retryable(),
                 message: err.to_string(),
             }),
             ..Default::default()
         }
     }
-    fn failed_other(user: &str, kind: &str, message: String) -> Self {
+    fn failed_other(user: &str, kind: ErrorKind, message: String) -> Self {
         Item {
             user: user.to_string(),
             ok: false,
             error: Some(ItemError {
-                kind: kind.into(),
+                kind,
                 retryable: false,
                 message,
             }),
@@ -693,14 +694,18 @@ async fn get(dir: &Directory, by: &Lookup, user: &str, out: &Path) -> Result<Ite
     let Some(photo) = found.photo else {
         let mut item = Item::failed_other(
             user,
-            "no_photo",
+            ErrorKind::NoPhoto,
             format!("{} has no thumbnailPhoto", found.dn),
         );
         item.dn = Some(found.dn);
         return Ok(item);
     };
     if let Err(e) = std::fs::write(out, &photo) {
-        let mut item = Item::failed_other(user, "io", format!("writing {}: {e}", out.display()));
+        let mut item = Item::failed_other(
+            user,
+            ErrorKind::Io,
+            format!("writing {}: {e}", out.display()),
+        );
         item.dn = Some(found.dn);
         return Ok(item);
     }

@@ -48,6 +48,7 @@
 //! files are converted and uploaded as a stream, a few at a time, so memory stays bounded
 //! however many photos there are; Ctrl+C stops conversions and lets uploads in flight finish.
 
+use photobulk_kind::ErrorKind;
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -272,7 +273,7 @@ struct Item {
 
 #[derive(Debug, Serialize)]
 struct ItemError {
-    kind: String,
+    kind: ErrorKind,
     retryable: bool,
     message: String,
 }
@@ -282,18 +283,18 @@ impl Item {
         Item {
             user: user.to_string(),
             error: Some(ItemError {
-                kind: e.kind().to_string(),
+                kind: e.kind(),
                 retryable: e.is_retryable(),
                 message: e.to_string(),
             }),
             ..Item::default()
         }
     }
-    fn other(user: &str, kind: &'static str, message: String) -> Self {
+    fn other(user: &str, kind: ErrorKind, message: String) -> Self {
         Item {
             user: user.to_string(),
             error: Some(ItemError {
-                kind: kind.to_string(),
+                kind,
                 retryable: false,
                 message,
             }),
@@ -579,7 +580,7 @@ async fn photo(graph: &GraphClient, cmd: PhotoCommand, crop: photobulk_imaging::
         Ok(()) => item,
         Err(e) => match e.downcast_ref::<GraphError>() {
             Some(g) => Item::failed(&key, g),
-            None => Item::other(&key, "local", format!("{e:#}")),
+            None => Item::other(&key, ErrorKind::Io, format!("{e:#}")),
         },
     }
 }
@@ -754,7 +755,7 @@ fn cloud_item(it: &CloudItem) -> Item {
     item.backup_id = it.backup_id.clone();
     item.file = Some(it.file.display().to_string());
     item.error = it.error.as_ref().map(|e| ItemError {
-        kind: e.kind.clone(),
+        kind: e.kind,
         retryable: e.retryable,
         message: e.message.clone(),
     });
@@ -840,7 +841,7 @@ async fn restore_run(
             };
             if let Some(e) = &u.error {
                 i.error = Some(ItemError {
-                    kind: u.error_kind.unwrap_or("restore").to_string(),
+                    kind: u.error_kind.unwrap_or(ErrorKind::Write),
                     retryable: false,
                     message: e.clone(),
                 });

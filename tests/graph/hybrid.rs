@@ -259,9 +259,10 @@ async fn sync_hd_to_ad_writes_cloud_photos_skips_the_rest_and_a_rerun_writes_not
         .expect("identities");
     assert_eq!(counts(&listed), [0, 0, 1, 0, 0, 0, 1], "{listed:#?}");
     assert_eq!(listed.items[1].identity, "synchd.99999");
+    // The directory's own kind (typed, issue 18), no longer a generic "directory".
     assert_eq!(
         listed.items[1].error.as_ref().map(|e| e.kind.as_str()),
-        Some("directory")
+        Some("user_not_found")
     );
 }
 

@@ -287,7 +287,12 @@ async fn per_user_errors_are_typed_and_the_run_goes_on() {
     .await;
     let kinds: Vec<(&str, &str)> = results
         .iter()
-        .map(|r| (r.key.as_str(), r.error.as_ref().map_or("ok", |e| e.kind())))
+        .map(|r| {
+            (
+                r.key.as_str(),
+                r.error.as_ref().map_or("ok", |e| e.kind().as_str()),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,

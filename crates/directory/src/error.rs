@@ -1,6 +1,7 @@
 //! The one error type of this crate, with LDAP result codes mapped to what an administrator
 //! can act on.
 
+pub(crate) use photobulk_kind::ErrorKind;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -221,43 +222,43 @@ impl DirectoryError {
     }
 
     /// A short stable name for reports and JSON output (`"insufficient_rights"`, ...).
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            DirectoryError::InvalidUrl { .. } => "invalid_url",
-            DirectoryError::PlaintextBindRefused { .. } => "plaintext_bind_refused",
-            DirectoryError::TlsConfig(_) => "tls_config",
-            DirectoryError::Tls { .. } => "tls",
-            DirectoryError::Connect { .. } => "connect",
-            DirectoryError::Timeout { .. } => "timeout",
-            DirectoryError::ConnectionLost { .. } => "connection_lost",
-            DirectoryError::InvalidCredentials { .. } => "invalid_credentials",
-            DirectoryError::StrongAuthRequired { .. } => "strong_auth_required",
-            DirectoryError::NoKerberosTicket { .. } => "no_kerberos_ticket",
-            DirectoryError::KerberosTicketExpired { .. } => "kerberos_ticket_expired",
-            DirectoryError::KerberosWrongRealm { .. } => "kerberos_wrong_realm",
-            DirectoryError::KerberosSpnUnknown { .. } => "kerberos_spn_unknown",
-            DirectoryError::Kerberos { .. } => "kerberos",
-            DirectoryError::NoDomain => "no_domain",
-            DirectoryError::NoDcRecord { .. } => "no_dc_record",
-            DirectoryError::Dns { .. } => "dns",
-            DirectoryError::AllDcsFailed { .. } => "all_dcs_failed",
-            DirectoryError::InsufficientRights { .. } => "insufficient_rights",
-            DirectoryError::NoSuchObject { .. } => "no_such_object",
-            DirectoryError::UserNotFound { .. } => "user_not_found",
-            DirectoryError::Ambiguous { .. } => "ambiguous",
-            DirectoryError::PhotoTooLarge { .. } => "photo_too_large",
-            DirectoryError::PhotoRejected { .. } => "photo_rejected",
-            DirectoryError::ServerBusy { .. } => "server_busy",
-            DirectoryError::Unwilling { .. } => "unwilling",
-            DirectoryError::Ldap { .. } => "ldap",
-            DirectoryError::InvalidAttribute(_) => "invalid_attribute",
-            DirectoryError::NoBaseDn => "no_base_dn",
-            DirectoryError::Protocol(_) => "protocol",
-            DirectoryError::BackupRequired => "backup_required",
-            DirectoryError::BackupIo { .. } => "backup_io",
-            DirectoryError::BackupIndex { .. } => "backup_index",
-            DirectoryError::BackupNotFound(_) => "backup_not_found",
-            DirectoryError::BackupCorrupt { .. } => "backup_corrupt",
+            DirectoryError::InvalidUrl { .. } => ErrorKind::InvalidUrl,
+            DirectoryError::PlaintextBindRefused { .. } => ErrorKind::PlaintextBindRefused,
+            DirectoryError::TlsConfig(_) => ErrorKind::TlsConfig,
+            DirectoryError::Tls { .. } => ErrorKind::Tls,
+            DirectoryError::Connect { .. } => ErrorKind::Connect,
+            DirectoryError::Timeout { .. } => ErrorKind::Timeout,
+            DirectoryError::ConnectionLost { .. } => ErrorKind::ConnectionLost,
+            DirectoryError::InvalidCredentials { .. } => ErrorKind::InvalidCredentials,
+            DirectoryError::StrongAuthRequired { .. } => ErrorKind::StrongAuthRequired,
+            DirectoryError::NoKerberosTicket { .. } => ErrorKind::NoKerberosTicket,
+            DirectoryError::KerberosTicketExpired { .. } => ErrorKind::KerberosTicketExpired,
+            DirectoryError::KerberosWrongRealm { .. } => ErrorKind::KerberosWrongRealm,
+            DirectoryError::KerberosSpnUnknown { .. } => ErrorKind::KerberosSpnUnknown,
+            DirectoryError::Kerberos { .. } => ErrorKind::Kerberos,
+            DirectoryError::NoDomain => ErrorKind::NoDomain,
+            DirectoryError::NoDcRecord { .. } => ErrorKind::NoDcRecord,
+            DirectoryError::Dns { .. } => ErrorKind::Dns,
+            DirectoryError::AllDcsFailed { .. } => ErrorKind::AllDcsFailed,
+            DirectoryError::InsufficientRights { .. } => ErrorKind::InsufficientRights,
+            DirectoryError::NoSuchObject { .. } => ErrorKind::NoSuchObject,
+            DirectoryError::UserNotFound { .. } => ErrorKind::UserNotFound,
+            DirectoryError::Ambiguous { .. } => ErrorKind::Ambiguous,
+            DirectoryError::PhotoTooLarge { .. } => ErrorKind::PhotoTooLarge,
+            DirectoryError::PhotoRejected { .. } => ErrorKind::PhotoRejected,
+            DirectoryError::ServerBusy { .. } => ErrorKind::ServerBusy,
+            DirectoryError::Unwilling { .. } => ErrorKind::Unwilling,
+            DirectoryError::Ldap { .. } => ErrorKind::Ldap,
+            DirectoryError::InvalidAttribute(_) => ErrorKind::InvalidAttribute,
+            DirectoryError::NoBaseDn => ErrorKind::NoBaseDn,
+            DirectoryError::Protocol(_) => ErrorKind::Protocol,
+            DirectoryError::BackupRequired => ErrorKind::BackupRequired,
+            DirectoryError::BackupIo { .. } => ErrorKind::BackupIo,
+            DirectoryError::BackupIndex { .. } => ErrorKind::BackupIndex,
+            DirectoryError::BackupNotFound(_) => ErrorKind::BackupNotFound,
+            DirectoryError::BackupCorrupt { .. } => ErrorKind::BackupCorrupt,
         }
     }
 }

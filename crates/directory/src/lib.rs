@@ -96,6 +96,7 @@ pub use filter::{
     escape_filter_value, user_filter, validate_attribute, Lookup, AD_USER_FILTER, LDAP_USER_FILTER,
 };
 pub use locate::{DomainController, Locator};
+pub use photobulk_kind::ErrorKind;
 
 /// The LDAP attribute this crate writes.
 pub const PHOTO_ATTR: &str = "thumbnailPhoto";

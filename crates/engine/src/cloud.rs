@@ -26,6 +26,7 @@
 //! Cancellation ([`Cancel`]) stops items that have not started converting; uploads already
 //! sent finish and are journaled.
 
+use photobulk_kind::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -98,10 +99,10 @@ impl CloudItem {
         }
     }
 
-    fn fail(mut self, kind: &str, retryable: bool, message: String) -> Self {
+    fn fail(mut self, kind: ErrorKind, retryable: bool, message: String) -> Self {
         self.action = CloudAction::Failed;
         self.error = Some(ItemError {
-            kind: kind.into(),
+            kind,
             retryable,
             message,
         });
@@ -112,10 +113,10 @@ impl CloudItem {
         self.fail(e.kind(), e.is_retryable(), e.to_string())
     }
 
-    fn skip(mut self, kind: &str, message: String) -> Self {
+    fn skip(mut self, kind: ErrorKind, message: String) -> Self {
         self.action = CloudAction::Skipped;
         self.error = Some(ItemError {
-            kind: kind.into(),
+            kind,
             retryable: false,
             message,
         });
@@ -397,11 +398,14 @@ impl CloudJob {
         let user = match target {
             Some(Ok(u)) => u,
             Some(Err(e)) => return item.graph_fail(&e),
-            None => return item.fail("internal", false, "not resolved".into()),
+            None => return item.fail(ErrorKind::Internal, false, "not resolved".into()),
         };
         item.user = Some(user.clone());
         if cancel.is_cancelled() {
-            return item.skip("cancelled", "cancelled before it was converted".into());
+            return item.skip(
+                ErrorKind::Cancelled,
+                "cancelled before it was converted".into(),
+            );
         }
         let name = input
             .account
@@ -409,7 +413,7 @@ impl CloudJob {
             .unwrap_or_else(|| user.alias().to_string());
         let converted = {
             let Ok(_permit) = images.acquire().await else {
-                return item.fail("internal", false, "image pool closed".into());
+                return item.fail(ErrorKind::Internal, false, "image pool closed".into());
             };
             let (path, crop, raw, out) = (
                 input.path.clone(),
@@ -423,11 +427,20 @@ impl CloudJob {
         let (jpeg, hd) = match converted {
             Ok(Ok(v)) => v,
             Ok(Err((kind, message))) => return item.fail(kind, false, message),
-            Err(e) => return item.fail("internal", false, format!("image task failed: {e}")),
+            Err(e) => {
+                return item.fail(
+                    ErrorKind::Internal,
+                    false,
+                    format!("image task failed: {e}"),
+                )
+            }
         };
         item.hd = Some(hd);
         if cancel.is_cancelled() {
-            return item.skip("cancelled", "cancelled before it was uploaded".into());
+            return item.skip(
+                ErrorKind::Cancelled,
+                "cancelled before it was uploaded".into(),
+            );
         }
         act(item, user, jpeg).await
     }
@@ -450,6 +463,6 @@ fn finish(
             item.action = CloudAction::Unchanged;
             item
         }
-        (UploadStatus::Failed, None) => item.fail("internal", false, "failed".into()),
+        (UploadStatus::Failed, None) => item.fail(ErrorKind::Internal, false, "failed".into()),
     }
 }

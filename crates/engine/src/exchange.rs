@@ -13,6 +13,7 @@
 //! 2. [`record`]: the client's outcomes become `done` / `failed` records of that run and, at
 //!    the end, the run's `end` (with the users never reported counted as unreported).
 
+use photobulk_kind::ErrorKind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -180,10 +181,10 @@ impl HandOff {
             error: None,
             hd: None,
         };
-        let fail = |mut item: HandOffItem, kind: &str, message: String| {
+        let fail = |mut item: HandOffItem, kind: ErrorKind, message: String| {
             item.action = HandOffAction::Failed;
             item.error = Some(ItemError {
-                kind: kind.into(),
+                kind,
                 retryable: false,
                 message,
             });
@@ -201,7 +202,7 @@ impl HandOff {
         if cancel.is_cancelled() {
             item.action = HandOffAction::Skipped;
             item.error = Some(ItemError {
-                kind: "cancelled".into(),
+                kind: ErrorKind::Cancelled,
                 retryable: false,
                 message: "cancelled before it was prepared".into(),
             });
@@ -210,7 +211,7 @@ impl HandOff {
         let account = input.account.clone().unwrap_or_default();
         let converted = {
             let Ok(_permit) = images.acquire().await else {
-                return fail(item, "internal", "image pool closed".into());
+                return fail(item, ErrorKind::Internal, "image pool closed".into());
             };
             let (path, name, crop, out) = (
                 input.path.clone(),
@@ -225,7 +226,7 @@ impl HandOff {
         let hd = match converted {
             Ok(Ok((_, hd))) => hd,
             Ok(Err((kind, message))) => return fail(item, kind, message),
-            Err(e) => return fail(item, "internal", format!("image task failed: {e}")),
+            Err(e) => return fail(item, ErrorKind::Internal, format!("image task failed: {e}")),
         };
         let last = journal
             .last_write(TARGET, &account)
@@ -356,7 +357,7 @@ pub fn record(path: &Path, outcomes: &[Outcome], end: bool) -> Result<Recorded, 
                 target: TARGET.into(),
                 dn: Some(intent.dn.clone()),
                 account: intent.account.clone(),
-                kind: "set_userphoto".into(),
+                kind: ErrorKind::SetUserphoto.as_str().into(),
                 retryable: false,
                 message: o
                     .message
@@ -431,7 +432,7 @@ mod tests {
                     (
                         i.account.clone().unwrap_or_default(),
                         i.action,
-                        i.error.as_ref().map(|e| e.kind.clone()),
+                        i.error.as_ref().map(|e| e.kind.to_string()),
                     )
                 })
                 .collect()

@@ -1,6 +1,7 @@
 //! The HD photo (648x648 JPEG) of one input file, as the cloud job and the Exchange
 //! on-premises hand-off make it.
 
+use photobulk_kind::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use photobulk_graph::sha256_hex;
@@ -34,12 +35,15 @@ pub(crate) fn make_hd(
     crop: Crop,
     raw: bool,
     out: Option<&Path>,
-) -> Result<(Vec<u8>, HdPhoto), (&'static str, String)> {
+) -> Result<(Vec<u8>, HdPhoto), (ErrorKind, String)> {
     let shown = path.display();
-    let data =
-        std::fs::read(path).map_err(|e| ("unreadable", format!("cannot read {shown}: {e}")))?;
+    let data = std::fs::read(path)
+        .map_err(|e| (ErrorKind::Unreadable, format!("cannot read {shown}: {e}")))?;
     if data.is_empty() {
-        return Err(("image", format!("{shown}: the file is empty (0 bytes)")));
+        return Err((
+            ErrorKind::Image,
+            format!("{shown}: the file is empty (0 bytes)"),
+        ));
     }
     let (jpeg, mut hd) = if raw {
         let hd = HdPhoto {
@@ -58,13 +62,13 @@ pub(crate) fn make_hd(
             ..Options::default()
         };
         let conv = photobulk_imaging::convert(&data, &opts)
-            .map_err(|e| ("image", format!("{shown}: {e}")))?;
+            .map_err(|e| (ErrorKind::Image, format!("{shown}: {e}")))?;
         drop(data);
         let o = conv
             .outputs
             .into_iter()
             .next()
-            .ok_or(("image", format!("{shown}: no HD output")))?;
+            .ok_or((ErrorKind::Image, format!("{shown}: no HD output")))?;
         let hd = HdPhoto {
             bytes: o.jpeg.len(),
             sha256: o.sha256,
@@ -77,10 +81,14 @@ pub(crate) fn make_hd(
     };
     if let Some(out) = out {
         let dir = out.join(Target::hd().name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ("io", format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            (
+                ErrorKind::Io,
+                format!("cannot create {}: {e}", dir.display()),
+            )
+        })?;
         let file = dir.join(format!("{}.jpg", crate::naming::safe_file_name(name)));
-        crate::convert::write_atomic(&file, &jpeg).map_err(|e| ("io", e.to_string()))?;
+        crate::convert::write_atomic(&file, &jpeg).map_err(|e| (ErrorKind::Io, e.to_string()))?;
         hd.path = Some(file);
     }
     Ok((jpeg, hd))

@@ -45,6 +45,7 @@
 //! to finish). The whole run fails only when its own state cannot be kept
 //! (the journal or the backup folder cannot be written): then no further write is sent.
 
+use photobulk_kind::ErrorKind;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -117,7 +118,7 @@ pub struct ItemError {
     /// `user_not_found`, `ambiguous`, `no_account`, `unreadable`, `image`, `superseded`,
     /// `cancelled`, `connection_lost`, `insufficient_rights`, ... (directory kinds as in
     /// `DirectoryError::kind`).
-    pub kind: String,
+    pub kind: ErrorKind,
     /// Running the same command again later may succeed without anyone changing anything.
     pub retryable: bool,
     pub message: String,
@@ -177,10 +178,10 @@ impl ImportItem {
             also: input.also.clone(),
         }
     }
-    fn fail(mut self, kind: &str, retryable: bool, message: String) -> Self {
+    fn fail(mut self, kind: ErrorKind, retryable: bool, message: String) -> Self {
         self.action = Action::Failed;
         self.error = Some(ItemError {
-            kind: kind.into(),
+            kind,
             retryable,
             message,
         });
@@ -195,9 +196,9 @@ impl ImportItem {
     }
     fn halted(self, h: Halt) -> Self {
         match h {
-            Halt::Cancelled(m) => self.skip("cancelled", m),
-            Halt::Stopped(m) => self.fail("stopped", true, m),
-            Halt::GaveUp(m) => self.fail("connection_lost", true, m),
+            Halt::Cancelled(m) => self.skip(ErrorKind::Cancelled, m),
+            Halt::Stopped(m) => self.fail(ErrorKind::Stopped, true, m),
+            Halt::GaveUp(m) => self.fail(ErrorKind::ConnectionLost, true, m),
         }
     }
     fn op_fail(self, f: &OpFailure) -> Self {
@@ -207,10 +208,10 @@ impl ImportItem {
         }
         it
     }
-    fn skip(mut self, kind: &str, message: String) -> Self {
+    fn skip(mut self, kind: ErrorKind, message: String) -> Self {
         self.action = Action::Skipped;
         self.error = Some(ItemError {
-            kind: kind.into(),
+            kind,
             retryable: kind == "cancelled",
             message,
         });
@@ -378,7 +379,10 @@ pub const MAX_OP_RETRIES: u32 = 3;
 
 /// The connection is gone (as opposed to the server answering with an error).
 fn is_outage(e: &DirectoryError) -> bool {
-    matches!(e.kind(), "connection_lost" | "connect" | "timeout")
+    matches!(
+        e.kind(),
+        ErrorKind::ConnectionLost | ErrorKind::Connect | ErrorKind::Timeout
+    )
 }
 
 /// Why an item does not go on (see `Ctx::halt`).
@@ -686,7 +690,7 @@ fn merge_same_user(resolved: &mut Vec<Resolved>) -> Vec<ImportItem> {
             r.item.also.push(win_path.clone());
             r.item.action = Action::Skipped;
             r.item.error = Some(ItemError {
-                kind: "superseded".into(),
+                kind: ErrorKind::Superseded,
                 retryable: false,
                 message: format!(
                     "{win_name} is for the same user ({dn}, named here as {account}) and is \
@@ -738,21 +742,21 @@ impl Ctx<'_> {
         let account = match (&input.take, &input.account) {
             (Take::Yes, Some(a)) => a.clone(),
             (Take::Yes, None) | (Take::NoAccount, _) => return Err(item.fail(
-                "no_account",
+                ErrorKind::NoAccount,
                 false,
                 "the file name names no account (the account is the name up to the first space)"
                     .into(),
             )),
             (Take::Unreadable { reason }, _) => {
                 return Err(item.fail(
-                    "unreadable",
+                    ErrorKind::Unreadable,
                     false,
                     format!("cannot read {}: {reason}", input.path.display()),
                 ))
             }
             (Take::Superseded { by }, _) => {
                 return Err(item.skip(
-                    "superseded",
+                    ErrorKind::Superseded,
                     format!(
                         "{} also names {}, and is newer: the newest file wins",
                         by.display(),
@@ -1057,13 +1061,13 @@ impl Ctx<'_> {
         dn: &str,
         current_sha: Option<&str>,
         current_len: Option<usize>,
-    ) -> Result<Prepared, (&'static str, String)> {
+    ) -> Result<Prepared, (ErrorKind, String)> {
         let permit = self
             .images
             .clone()
             .acquire_owned()
             .await
-            .map_err(|e| ("internal", e.to_string()))?;
+            .map_err(|e| (ErrorKind::Internal, e.to_string()))?;
         let path = input.path.clone();
         let options = self.job.options.clone();
         // With `force` the journal's "already written from this source" shortcut is not taken.
@@ -1079,11 +1083,15 @@ impl Ctx<'_> {
             .run(move || {
                 let _permit = permit;
                 let limit = options.limits.max_input_bytes;
-                let meta = std::fs::metadata(&path)
-                    .map_err(|e| ("unreadable", format!("cannot read {}: {e}", path.display())))?;
+                let meta = std::fs::metadata(&path).map_err(|e| {
+                    (
+                        ErrorKind::Unreadable,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
                 if meta.len() > limit as u64 {
                     return Err((
-                        "image",
+                        ErrorKind::Image,
                         format!(
                             "{}: the file is {} bytes, over the {limit}-byte input limit",
                             path.display(),
@@ -1091,8 +1099,12 @@ impl Ctx<'_> {
                         ),
                     ));
                 }
-                let data = std::fs::read(&path)
-                    .map_err(|e| ("unreadable", format!("cannot read {}: {e}", path.display())))?;
+                let data = std::fs::read(&path).map_err(|e| {
+                    (
+                        ErrorKind::Unreadable,
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
                 let source_sha256 = sha256_hex(&data);
                 if let (Some(last), Some(cur)) = (&last, &current_sha) {
                     if last.source_sha256.as_deref() == Some(source_sha256.as_str())
@@ -1106,7 +1118,7 @@ impl Ctx<'_> {
                     }
                 }
                 let conv = photobulk_imaging::convert(&data, &options)
-                    .map_err(|e| ("image", format!("{}: {e}", path.display())))?;
+                    .map_err(|e| (ErrorKind::Image, format!("{}: {e}", path.display())))?;
                 drop(data);
                 let mut warnings = Vec::new();
                 let target = options.targets.first().map(|t| t.size).unwrap_or(96);
@@ -1136,7 +1148,7 @@ impl Ctx<'_> {
                     .outputs
                     .into_iter()
                     .next()
-                    .ok_or(("image", "no output".to_string()))?;
+                    .ok_or((ErrorKind::Image, "no output".to_string()))?;
                 Ok(Prepared::Converted {
                     sha256: out.sha256,
                     crop: out.crop,
@@ -1147,7 +1159,7 @@ impl Ctx<'_> {
                 })
             })
             .await
-            .map_err(|e| ("internal", format!("image task failed: {e}")))?;
+            .map_err(|e| (ErrorKind::Internal, format!("image task failed: {e}")))?;
         result
     }
 
@@ -1160,7 +1172,7 @@ impl Ctx<'_> {
         if let Ok(mut f) = self.fatal.lock() {
             f.get_or_insert_with(|| reason.clone());
         }
-        item.fail("stopped", false, format!("not written: {reason}"))
+        item.fail(ErrorKind::Stopped, false, format!("not written: {reason}"))
     }
 
     fn journal_failed(&self, dn: Option<&str>, account: Option<&str>, e: &DirectoryError) {
@@ -1305,10 +1317,10 @@ async fn restore_one(
         backup_id: None,
         error: None,
     };
-    let fail = |mut item: RestoreItem, kind: &str, retryable: bool, message: String| {
+    let fail = |mut item: RestoreItem, kind: ErrorKind, retryable: bool, message: String| {
         item.action = Action::Failed;
         item.error = Some(ItemError {
-            kind: kind.into(),
+            kind,
             retryable,
             message,
         });
@@ -1317,7 +1329,7 @@ async fn restore_one(
     let Some(id) = &intent.backup_id else {
         return fail(
             item,
-            "no_backup",
+            ErrorKind::NoBackup,
             false,
             "the run wrote this user without a backup (--no-backup)".into(),
         );
@@ -1325,7 +1337,7 @@ async fn restore_one(
     let Some(rec) = backups.get(id).cloned() else {
         return fail(
             item,
-            "backup_not_found",
+            ErrorKind::BackupNotFound,
             false,
             format!("backup {id} is not in {}", store.dir().display()),
         );
@@ -1355,7 +1367,7 @@ async fn restore_one(
     let bytes = match tokio::task::spawn_blocking(move || s2.load(&r2)).await {
         Ok(Ok(b)) => b,
         Ok(Err(e)) => return fail(item, e.kind(), false, e.to_string()),
-        Err(e) => return fail(item, "internal", false, e.to_string()),
+        Err(e) => return fail(item, ErrorKind::Internal, false, e.to_string()),
     };
     let s3 = store.clone();
     let u2 = user.clone();
@@ -1373,7 +1385,7 @@ async fn restore_one(
                 format!("cannot back up the current photo: {e}"),
             )
         }
-        Err(e) => return fail(item, "internal", false, e.to_string()),
+        Err(e) => return fail(item, ErrorKind::Internal, false, e.to_string()),
     };
     item.backup_id = Some(backup.id.clone());
     let intent_rec = Record::Intent(Intent {
@@ -1392,7 +1404,7 @@ async fn restore_one(
         had_photo: Some(user.photo.is_some()),
     });
     if let Err(e) = journal.append_durable(&intent_rec).await {
-        return fail(item, "journal", false, e.to_string());
+        return fail(item, ErrorKind::Journal, false, e.to_string());
     }
     let res = match &bytes {
         Some(b) => {

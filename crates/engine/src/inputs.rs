@@ -24,6 +24,7 @@
 //! UPN) are merged the same way by the import once the users are found
 //! ([`crate::import`], phase 2).
 
+use photobulk_kind::ErrorKind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -376,23 +377,23 @@ pub fn refusal(input: &Input) -> Option<(bool, crate::import::ItemError)> {
         Take::Yes => return None,
         Take::NoAccount => (
             false,
-            "no_account",
+            ErrorKind::NoAccount,
             format!(
                 "{path}: the file name names no account \
                  (expected 'account.jpg' or 'account anything.jpg')"
             ),
         ),
-        Take::Unreadable { reason } => (false, "unreadable", format!("{path}: {reason}")),
+        Take::Unreadable { reason } => (false, ErrorKind::Unreadable, format!("{path}: {reason}")),
         Take::Superseded { by } => (
             true,
-            "superseded",
+            ErrorKind::Superseded,
             format!("{path}: the newer {} names the same account", by.display()),
         ),
     };
     Some((
         skipped,
         crate::import::ItemError {
-            kind: kind.into(),
+            kind,
             retryable: false,
             message,
         },

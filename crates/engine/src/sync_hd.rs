@@ -29,6 +29,7 @@
 //! `written`, `would_write`, `unchanged`, `no_cloud_photo`, `no_mailbox`, `not_in_cloud`,
 //! `failed`; `error` is `{"kind":"image","message":"…"}` on failures.
 
+use photobulk_kind::ErrorKind;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -128,11 +129,11 @@ pub enum SyncStatus {
     Failed,
 }
 
-/// Why a user failed: a stable `kind` (`directory`, `graph`, `image`, `write`, `journal`,
-/// `ambiguous`, …) and a message for people.
+/// Why a user failed: a typed kind ([`ErrorKind`]: the directory's or Graph's own, or `image`,
+/// `write`, `journal`, `ambiguous`, …) and a message for people (a Graph failure says so).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncError {
-    pub kind: String,
+    pub kind: ErrorKind,
     pub message: String,
 }
 
@@ -322,7 +323,7 @@ pub async fn sync_hd_to_ad(
                 .map(|v| async move {
                     dir.find_user(by, v, true)
                         .await
-                        .map_err(|e| failed_item(v.clone(), "directory", e.to_string()))
+                        .map_err(|e| failed_item(v.clone(), e.kind(), e.to_string()))
                 })
                 .buffered(opts.workers.max(1))
                 .collect::<Vec<_>>()
@@ -381,12 +382,9 @@ pub async fn sync_hd_to_ad(
     Ok(report)
 }
 
-fn failed_item(identity: String, kind: &str, message: String) -> SyncItem {
+fn failed_item(identity: String, kind: ErrorKind, message: String) -> SyncItem {
     SyncItem {
-        error: Some(SyncError {
-            kind: kind.to_string(),
-            message,
-        }),
+        error: Some(SyncError { kind, message }),
         ..SyncItem::new(identity, None)
     }
 }
@@ -394,14 +392,8 @@ fn failed_item(identity: String, kind: &str, message: String) -> SyncItem {
 /// A user's outcome other than success: its status and why.
 type Outcome = (SyncStatus, SyncError);
 
-fn outcome(status: SyncStatus, kind: &str, message: String) -> Outcome {
-    (
-        status,
-        SyncError {
-            kind: kind.to_string(),
-            message,
-        },
-    )
+fn outcome(status: SyncStatus, kind: ErrorKind, message: String) -> Outcome {
+    (status, SyncError { kind, message })
 }
 
 /// Why an AD user has no cloud key.
@@ -473,8 +465,10 @@ impl Ctx<'_> {
     /// The cloud key for `user` (a UPN, or an object id found in the index).
     fn cloud_key(&self, user: &AdUser) -> Result<(String, String), Outcome> {
         cloud_key(self.opts.match_by, self.index, user).map_err(|e| match e {
-            CloudKeyError::NotInCloud(m) => outcome(SyncStatus::NotInCloud, "not_in_cloud", m),
-            CloudKeyError::Ambiguous(m) => outcome(SyncStatus::Failed, "ambiguous", m),
+            CloudKeyError::NotInCloud(m) => {
+                outcome(SyncStatus::NotInCloud, ErrorKind::UserNotFound, m)
+            }
+            CloudKeyError::Ambiguous(m) => outcome(SyncStatus::Failed, ErrorKind::Ambiguous, m),
         })
     }
 
@@ -495,7 +489,7 @@ impl Ctx<'_> {
     }
 
     async fn run(&self, user: &AdUser, item: &mut SyncItem) -> Result<SyncStatus, Outcome> {
-        let fail = |kind: &str, message: String| outcome(SyncStatus::Failed, kind, message);
+        let fail = |kind: ErrorKind, message: String| outcome(SyncStatus::Failed, kind, message);
         let (key, upn) = self.cloud_key(user)?;
         item.cloud_user = Some(upn);
         let cloud = match self.graph.get_photo(&key).await {
@@ -507,11 +501,11 @@ impl Ctx<'_> {
             Err(e @ GraphError::UserNotFound(_)) => {
                 return Err(outcome(
                     SyncStatus::NotInCloud,
-                    "not_in_cloud",
+                    ErrorKind::UserNotFound,
                     e.to_string(),
                 ))
             }
-            Err(e) => return Err(fail(&format!("graph_{}", e.kind()), e.to_string())),
+            Err(e) => return Err(fail(e.kind(), format!("Microsoft Graph: {e}"))),
         };
         let source_sha = sha256_hex(&cloud);
         item.source_sha256 = Some(source_sha.clone());
@@ -532,14 +526,24 @@ impl Ctx<'_> {
         let converted =
             tokio::task::spawn_blocking(move || photobulk_imaging::convert(&cloud, &imaging))
                 .await
-                .map_err(|e| fail("internal", format!("conversion task: {e}")))?
-                .map_err(|e| fail("image", format!("the cloud photo cannot be converted: {e}")))?;
+                .map_err(|e| fail(ErrorKind::Internal, format!("conversion task: {e}")))?
+                .map_err(|e| {
+                    fail(
+                        ErrorKind::Image,
+                        format!("the cloud photo cannot be converted: {e}"),
+                    )
+                })?;
         let jpeg = converted
             .outputs
             .into_iter()
             .next()
             .map(|o| o.jpeg)
-            .ok_or_else(|| fail("internal", "the conversion produced no output".into()))?;
+            .ok_or_else(|| {
+                fail(
+                    ErrorKind::Internal,
+                    "the conversion produced no output".into(),
+                )
+            })?;
         let written_sha = sha256_hex(&jpeg);
         item.written_sha256 = Some(written_sha.clone());
         item.written_bytes = Some(jpeg.len());
@@ -560,7 +564,7 @@ impl Ctx<'_> {
             if let (Some(j), false) = (&self.opts.journal, self.opts.dry_run) {
                 if j.last(&ukey).map(|(s, _)| s) != Some(source_sha.clone()) {
                     j.record(record(None))
-                        .map_err(|e| fail("journal", e.to_string()))?;
+                        .map_err(|e| fail(ErrorKind::Journal, e.to_string()))?;
                 }
             }
             return Ok(SyncStatus::Unchanged);
@@ -572,13 +576,13 @@ impl Ctx<'_> {
             .dir
             .set_photo(&user.dn, &jpeg, &self.opts.write)
             .await
-            .map_err(|e| fail("write", e.to_string()))?;
+            .map_err(|e| fail(ErrorKind::Write, e.to_string()))?;
         let backup_id = outcome.backup.map(|b| b.id);
         item.backup_id.clone_from(&backup_id);
         if let Some(j) = &self.opts.journal {
             j.record(record(backup_id)).map_err(|e| {
                 fail(
-                    "journal",
+                    ErrorKind::Journal,
                     format!("written, but the journal could not record it: {e}"),
                 )
             })?;

@@ -1,6 +1,7 @@
 //! [`GraphError`]: what went wrong, typed so a bulk run can record it per user and decide
 //! whether trying again later could help ([`GraphError::is_retryable`]).
 
+pub(crate) use photobulk_kind::ErrorKind;
 use std::path::PathBuf;
 
 /// Everything this crate can fail with. Graph's own error bodies
@@ -129,28 +130,30 @@ impl GraphError {
     }
 
     /// A short stable name for reports and JSON output (`no_mailbox`, `too_large`, …).
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            GraphError::Auth { .. } => "auth",
-            GraphError::TokenRejected { .. } => "token_rejected",
-            GraphError::Credential(_) => "credential",
-            GraphError::Forbidden { .. } => "forbidden",
-            GraphError::UserNotFound(_) => "user_not_found",
-            GraphError::Ambiguous { .. } => "ambiguous",
-            GraphError::Duplicate { .. } => "duplicate",
-            GraphError::NoMailbox { .. } => "no_mailbox",
-            GraphError::PhotoTooLarge { .. } | GraphError::PayloadTooLarge { .. } => "too_large",
-            GraphError::NotJpeg => "not_jpeg",
-            GraphError::ImageRejected { .. } => "image_rejected",
-            GraphError::Http { .. } => "http",
-            GraphError::GaveUp { .. } => "gave_up",
-            GraphError::Transport { .. } => "network",
-            GraphError::InvalidResponse { .. } => "invalid_response",
-            GraphError::Config(_) => "config",
-            GraphError::Io { .. } => "io",
-            GraphError::BadRecord { .. } => "bad_record",
-            GraphError::BackupNotFound(_) => "backup_not_found",
-            GraphError::BackupCorrupt { .. } => "backup_corrupt",
+            GraphError::Auth { .. } => ErrorKind::Auth,
+            GraphError::TokenRejected { .. } => ErrorKind::TokenRejected,
+            GraphError::Credential(_) => ErrorKind::Credential,
+            GraphError::Forbidden { .. } => ErrorKind::Forbidden,
+            GraphError::UserNotFound(_) => ErrorKind::UserNotFound,
+            GraphError::Ambiguous { .. } => ErrorKind::Ambiguous,
+            GraphError::Duplicate { .. } => ErrorKind::Duplicate,
+            GraphError::NoMailbox { .. } => ErrorKind::NoMailbox,
+            GraphError::PhotoTooLarge { .. } | GraphError::PayloadTooLarge { .. } => {
+                ErrorKind::TooLarge
+            }
+            GraphError::NotJpeg => ErrorKind::NotJpeg,
+            GraphError::ImageRejected { .. } => ErrorKind::ImageRejected,
+            GraphError::Http { .. } => ErrorKind::Http,
+            GraphError::GaveUp { .. } => ErrorKind::GaveUp,
+            GraphError::Transport { .. } => ErrorKind::Network,
+            GraphError::InvalidResponse { .. } => ErrorKind::InvalidResponse,
+            GraphError::Config(_) => ErrorKind::Config,
+            GraphError::Io { .. } => ErrorKind::Io,
+            GraphError::BadRecord { .. } => ErrorKind::BadRecord,
+            GraphError::BackupNotFound(_) => ErrorKind::BackupNotFound,
+            GraphError::BackupCorrupt { .. } => ErrorKind::BackupCorrupt,
         }
     }
 

@@ -77,6 +77,7 @@ pub use error::GraphError;
 pub use journal::{
     new_run_id, CloudRecord, JournalEntry, RunEnd, RunInfo, RunStart, UploadIntent, UploadJournal,
 };
+pub use photobulk_kind::ErrorKind;
 pub use retry::{parse_retry_after, RetryPolicy, Sleeper, TokioSleeper};
 pub use undo::{restore_run, RestoredUser, RunRestore};
 pub use write::{RestoreFrom, WriteOptions, WriteOutcome};

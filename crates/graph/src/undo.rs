@@ -14,6 +14,7 @@ use crate::backup::{BackupReason, CloudBackupStore};
 use crate::client::{GraphClient, User};
 use crate::journal::{JournalEntry, UploadIntent, UploadJournal};
 use crate::write::WriteOptions;
+use crate::ErrorKind;
 use crate::GraphError;
 
 /// One user's restore.
@@ -30,7 +31,7 @@ pub struct RestoredUser {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub error_kind: Option<&'static str>,
+    pub error_kind: Option<ErrorKind>,
 }
 
 /// What a run restore did.
@@ -104,7 +105,7 @@ async fn restore_user(
         out
     };
     let Some(id) = &intent.backup_id else {
-        out.error_kind = Some("no_backup");
+        out.error_kind = Some(ErrorKind::NoBackup);
         out.error = Some("the run wrote this user without a backup (--no-backup)".into());
         return out;
     };

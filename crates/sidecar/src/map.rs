@@ -1,18 +1,19 @@
 //! Library errors → protocol errors. The only place that knows both sides.
 //!
-//! Every library error has a stable `kind()` (`DirectoryError`, `GraphError`) and the engine
-//! carries those kinds on its per-item results (plus a few of its own: `image`, `journal`,
-//! `superseded`, …; the HD sync prefixes Graph's with `graph_`). [`kind_code`] is the one
-//! table from a kind to a protocol error code: a library error and the same error met inside
-//! a bulk job's item come out as the same code.
+//! Every library error has a typed `kind()` ([`ErrorKind`], `photobulk-kind`: `DirectoryError`,
+//! `GraphError`) and the engine carries those kinds on its per-item results (plus a few of its
+//! own: `image`, `journal`, `superseded`, …). [`kind_code`] is the one table from a kind to a
+//! protocol error code, an exhaustive match: a library error and the same error met inside a
+//! bulk job's item come out as the same code, with the kind's name as `detail`.
 
 use photobulk_directory::DirectoryError;
 use photobulk_imaging::ImagingError;
+use photobulk_kind::ErrorKind;
 use photobulk_protocol::{ErrorCode, ItemError, ResponseError};
 
 pub(crate) fn directory(e: &DirectoryError) -> ResponseError {
     ResponseError::new(kind_code(e.kind(), e.is_retryable()), e.to_string())
-        .with_detail(e.kind())
+        .with_detail(e.kind().as_str())
         .retryable(e.is_retryable())
 }
 
@@ -34,7 +35,7 @@ pub(crate) fn imaging(e: &ImagingError) -> ResponseError {
 
 pub(crate) fn graph(e: &photobulk_graph::GraphError) -> ResponseError {
     ResponseError::new(kind_code(e.kind(), e.is_retryable()), e.to_string())
-        .with_detail(e.kind())
+        .with_detail(e.kind().as_str())
         .retryable(e.is_retryable())
 }
 
@@ -81,65 +82,79 @@ pub(crate) fn item(e: ResponseError) -> ItemError {
 /// code from [`kind_code`], the engine's kind as `detail`.
 pub(crate) fn engine_item(e: &photobulk_engine::import::ItemError) -> ItemError {
     ItemError {
-        kind: kind_code(&e.kind, e.retryable).kind().to_string(),
+        kind: kind_code(e.kind, e.retryable).kind().to_string(),
         message: e.message.clone(),
         retryable: e.retryable,
-        detail: Some(e.kind.clone()),
+        detail: Some(e.kind.to_string()),
     }
 }
 
-/// The one table: a library or engine error kind (and whether it is retryable) → the
-/// protocol's error code.
-pub(crate) fn kind_code(kind: &str, retryable: bool) -> ErrorCode {
-    // The HD sync names Graph's kinds `graph_<kind>`; they mean what Graph's own do.
-    let kind = kind.strip_prefix("graph_").unwrap_or(kind);
+/// The one table: a library or engine error kind (and whether this instance is retryable) →
+/// the protocol's error code. Exhaustive: a new [`ErrorKind`] does not build until it is here.
+pub(crate) fn kind_code(kind: ErrorKind, retryable: bool) -> ErrorCode {
+    use ErrorKind as K;
     match kind {
         // Sign-in (directory and Graph).
-        "invalid_credentials"
-        | "no_kerberos_ticket"
-        | "kerberos_ticket_expired"
-        | "kerberos_wrong_realm"
-        | "kerberos_spn_unknown"
-        | "kerberos" => ErrorCode::InvalidCredentials,
-        "auth" | "token_rejected" | "credential" => ErrorCode::GraphAuth,
+        K::InvalidCredentials
+        | K::NoKerberosTicket
+        | K::KerberosTicketExpired
+        | K::KerberosWrongRealm
+        | K::KerberosSpnUnknown
+        | K::Kerberos => ErrorCode::InvalidCredentials,
+        K::Auth | K::TokenRejected | K::Credential => ErrorCode::GraphAuth,
         // Reaching the server.
-        "no_domain"
-        | "no_dc_record"
-        | "dns"
-        | "all_dcs_failed"
-        | "invalid_url"
-        | "plaintext_bind_refused"
-        | "tls_config"
-        | "tls"
-        | "connect"
-        | "config" => ErrorCode::ConnectionFailed,
-        "timeout" | "connection_lost" | "server_busy" | "gave_up" => ErrorCode::Unavailable,
-        "network" | "http" if retryable => ErrorCode::Unavailable,
-        "network" => ErrorCode::ConnectionFailed,
+        K::NoDomain
+        | K::NoDcRecord
+        | K::Dns
+        | K::AllDcsFailed
+        | K::InvalidUrl
+        | K::PlaintextBindRefused
+        | K::TlsConfig
+        | K::Tls
+        | K::Connect
+        | K::Config => ErrorCode::ConnectionFailed,
+        K::Timeout | K::ConnectionLost | K::ServerBusy | K::GaveUp | K::Stopped => {
+            ErrorCode::Unavailable
+        }
+        K::Network | K::Http if retryable => ErrorCode::Unavailable,
+        K::Network => ErrorCode::ConnectionFailed,
         // Rights.
-        "insufficient_rights" | "unwilling" | "strong_auth_required" | "forbidden" => {
+        K::InsufficientRights | K::Unwilling | K::StrongAuthRequired | K::Forbidden => {
             ErrorCode::AccessDenied
         }
         // Who.
-        "user_not_found" | "no_such_object" => ErrorCode::UserNotFound,
-        "ambiguous" => ErrorCode::AmbiguousUser,
-        "no_account" => ErrorCode::NoAccount,
-        "no_mailbox" => ErrorCode::NoMailbox,
-        "duplicate" | "superseded" => ErrorCode::Duplicate,
+        K::UserNotFound | K::NoSuchObject => ErrorCode::UserNotFound,
+        K::Ambiguous => ErrorCode::AmbiguousUser,
+        K::NoAccount => ErrorCode::NoAccount,
+        K::NoMailbox => ErrorCode::NoMailbox,
+        K::Duplicate | K::Superseded => ErrorCode::Duplicate,
         // The photo.
-        "photo_too_large" | "too_large" => ErrorCode::PhotoTooLarge,
-        "photo_rejected" | "not_jpeg" | "image_rejected" => ErrorCode::PhotoRejected,
-        "image" => ErrorCode::ImageInvalid,
-        // Backups, journals, files.
-        "backup_not_found" => ErrorCode::BackupNotFound,
-        "backup_required" => ErrorCode::BackupRequired,
-        "backup_io" | "backup_corrupt" | "io" | "bad_record" | "unreadable" | "journal" => {
-            ErrorCode::Io
+        K::PhotoTooLarge | K::TooLarge => ErrorCode::PhotoTooLarge,
+        K::PhotoRejected | K::NotJpeg | K::ImageRejected | K::SetUserphoto => {
+            ErrorCode::PhotoRejected
         }
-        "invalid_attribute" => ErrorCode::InvalidParams,
-        "cancelled" => ErrorCode::RequestCancelled,
-        "internal" => ErrorCode::InternalError,
-        _ => ErrorCode::Directory,
+        K::Image => ErrorCode::ImageInvalid,
+        // Backups, journals, files.
+        K::BackupNotFound | K::NoBackup => ErrorCode::BackupNotFound,
+        K::BackupRequired => ErrorCode::BackupRequired,
+        K::BackupIo
+        | K::BackupIndex
+        | K::BackupCorrupt
+        | K::Io
+        | K::BadRecord
+        | K::Unreadable
+        | K::Journal => ErrorCode::Io,
+        K::InvalidAttribute => ErrorCode::InvalidParams,
+        K::Cancelled => ErrorCode::RequestCancelled,
+        K::Internal => ErrorCode::InternalError,
+        // What the server said that PhotoBulk has no better word for.
+        K::Ldap
+        | K::NoBaseDn
+        | K::Protocol
+        | K::InvalidResponse
+        | K::Http
+        | K::Write
+        | K::NoPhoto => ErrorCode::Directory,
     }
 }
 
@@ -153,20 +168,28 @@ mod tests {
         let e = DirectoryError::InvalidAttribute("thumbnailPhoto".into());
         assert_eq!(directory(&e).code, kind_code(e.kind(), false).code());
         assert_eq!(
-            kind_code("invalid_attribute", false),
+            kind_code(ErrorKind::InvalidAttribute, false),
             ErrorCode::InvalidParams
         );
-        // Graph's kinds, bare (Graph calls) and prefixed (the HD sync's items).
+        let item = photobulk_engine::import::ItemError {
+            kind: e.kind(),
+            retryable: false,
+            message: e.to_string(),
+        };
+        let (one, other) = (engine_item(&item), directory(&e).data.expect("data"));
+        assert_eq!((one.kind, one.detail), (other.kind, other.detail));
         for (k, code) in [
-            ("ambiguous", ErrorCode::AmbiguousUser),
-            ("auth", ErrorCode::GraphAuth),
-            ("forbidden", ErrorCode::AccessDenied),
-            ("gave_up", ErrorCode::Unavailable),
+            (ErrorKind::Ambiguous, ErrorCode::AmbiguousUser),
+            (ErrorKind::Auth, ErrorCode::GraphAuth),
+            (ErrorKind::Forbidden, ErrorCode::AccessDenied),
+            (ErrorKind::GaveUp, ErrorCode::Unavailable),
         ] {
             assert_eq!(kind_code(k, false), code, "{k}");
-            assert_eq!(kind_code(&format!("graph_{k}"), false), code, "graph_{k}");
         }
-        assert_eq!(kind_code("network", true), ErrorCode::Unavailable);
-        assert_eq!(kind_code("network", false), ErrorCode::ConnectionFailed);
+        assert_eq!(kind_code(ErrorKind::Network, true), ErrorCode::Unavailable);
+        assert_eq!(
+            kind_code(ErrorKind::Network, false),
+            ErrorCode::ConnectionFailed
+        );
     }
 }

@@ -172,10 +172,10 @@ fn wire_item(i: SyncItem) -> m::SyncHdItem {
         let code = match i.status {
             SyncStatus::NoMailbox => ErrorCode::NoMailbox,
             SyncStatus::NotInCloud => ErrorCode::UserNotFound,
-            _ => map::kind_code(&e.kind, false),
+            _ => map::kind_code(e.kind, false),
         };
         ItemError {
-            detail: Some(e.kind),
+            detail: Some(e.kind.to_string()),
             ..ItemError::new(code, e.message)
         }
     });
