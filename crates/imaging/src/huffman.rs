@@ -409,8 +409,10 @@ pub(crate) struct DcPreview {
     qc: [[i16; 64]; 2],
     /// Y, Cb, Cr, `stride` x (`plane_rows` + 1) each (one spare row of padding).
     planes: [Vec<u8>; 3],
-    /// MCUs decoded so far.
+    /// MCUs decoded so far, and the next one's row and column.
     next: usize,
+    row: usize,
+    col: usize,
     /// The MCU's blocks: zero between MCUs except the luma DCs.
     blocks: [[i16; 64]; 6],
 }
@@ -576,10 +578,14 @@ impl DcPreview {
     /// leaving the chroma blocks zero again.
     #[inline(always)]
     fn put(&mut self) {
-        let i = self.next;
+        // Position by counters (no division per MCU).
+        let (y, x) = (2 * self.row, 2 * self.col);
         self.next += 1;
-        let (r, c) = (i / self.per_row, i % self.per_row);
-        let (y, x) = (2 * r, 2 * c);
+        self.col += 1;
+        if self.col == self.per_row {
+            self.col = 0;
+            self.row += 1;
+        }
         let blocks = &mut self.blocks;
         if y >= self.plane_rows {
             // Below the rows the preview computes (libjpeg decodes those).
@@ -819,6 +825,8 @@ impl Installed {
             qc: [q16(1), q16(2)],
             planes: std::array::from_fn(|_| vec![0u8; stride * (plane_rows + 1)]),
             next: 0,
+            row: 0,
+            col: 0,
             blocks: [[0; 64]; 6],
         };
         // SAFETY: as in `take_recording`.
