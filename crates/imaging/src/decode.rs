@@ -628,9 +628,7 @@ mod jpeg {
                     let mut head = d
                         .take_dc(rows)
                         .ok_or_else(|| decode_err("jpeg", "preview rows missing"))?;
-                    let tail = d
-                        .read(bw, ph - rows)
-                        .map_err(|e| decode_err("jpeg", e))?;
+                    let tail = d.read(bw, ph - rows).map_err(|e| decode_err("jpeg", e))?;
                     head.extend_from_slice(&tail);
                     head
                 }

@@ -417,7 +417,14 @@ fn dc_preview_matches_libjpeg() {
         s.finish().expect("finish")
     };
     let mut sources: Vec<(String, Vec<u8>, bool)> = Vec::new();
-    for (w, h) in [(803, 610), (16, 16), (17, 9), (250, 31), (129, 1000), (1000, 8)] {
+    for (w, h) in [
+        (803, 610),
+        (16, 16),
+        (17, 9),
+        (250, 31),
+        (129, 1000),
+        (1000, 8),
+    ] {
         for (q, noise) in [(75, false), (92, false), (100, true)] {
             sources.push((
                 format!("{w}x{h} q{q} noise {noise}"),
