@@ -537,7 +537,8 @@ fn idct_2x2(c: &[i16; 64], q: &[i16; 64]) -> [[u8; 2]; 2] {
         let x2 = _mm_madd_epi16(x2, f085_mf072);
         let x4 = _mm_add_epi32(x4, x5); // tmp0[col0 col1 -- col3]
         let x0 = _mm_add_epi32(x0, x2); // tmp0[col1 col3 col5 col7]
-                                        // Even part.
+
+        // Even part.
         let x6 = _mm_mullo_epi16(ld(c, 0), ld(q, 0));
         let x1 = _mm_srai_epi32(_mm_and_si128(x6, hi), 1); // tmp10[col1 col3 col5 col7]
         let x6 = _mm_srai_epi32(_mm_slli_epi32(x6, 16), 1); // tmp10[col0 ...]
@@ -549,7 +550,8 @@ fn idct_2x2(c: &[i16; 64], q: &[i16; 64]) -> [[u8; 2]; 2] {
         let x6 = _mm_srai_epi32(_mm_add_epi32(_mm_unpacklo_epi32(a0, b0), p1), 13); // A0 B0
         let x1 = _mm_srai_epi32(_mm_add_epi32(_mm_unpacklo_epi64(a, b), p1), 13); // A1 A3 B1 B3
         let x7 = _mm_srai_epi32(_mm_add_epi32(_mm_unpackhi_epi64(a, b), p1), 13); // A5 A7 B5 B7
-                                                                                  // Pass 2: rows.
+
+        // Pass 2: rows.
         let x1 = _mm_madd_epi16(_mm_packs_epi32(x1, x1), f362_mf127);
         let x7 = _mm_madd_epi16(_mm_packs_epi32(x7, x7), f085_mf072);
         let t0 = _mm_add_epi32(x1, x7); // tmp0[row0 row1 ...]
