@@ -394,9 +394,10 @@ pub(crate) enum Tape {
 /// (`jsimd_idct_2x2_sse2`: 16-bit dequantisation, 32-bit sums, saturating packs), at
 /// the output size (no upsampling at this scale); then libjpeg's own colour converter
 /// makes the RGB rows. The same pixels as libjpeg's decode (tests
-/// `dc_preview_matches_libjpeg*`), without its per-MCU and per-block calls, zeroing
-/// and buffering, which cost a whole-picture 1/8 decode ~30 M instructions on a
-/// 12 MP photo.
+/// `dc_preview_matches_libjpeg`), without its per-MCU and per-block calls, zeroing
+/// and buffering: on a 12 MP bench photo libjpeg's share of the whole-picture 1/8
+/// decode was ~32 M instructions besides the ~80 M of Huffman parsing; this costs ~14 M
+/// (the decode 120.7 M → 102.9 M, callgrind, `examples/face_cost.rs`).
 pub(crate) struct DcPreview {
     per_row: usize,
     /// Bytes per plane row (a multiple of 64, past the last MCU's pixels).
