@@ -124,3 +124,88 @@ void pb_entropy_columns(j_decompress_ptr cinfo, unsigned int *per_row,
   *first = cinfo->master->first_iMCU_col;
   *last = cinfo->master->last_iMCU_col;
 }
+
+/*
+ * The DC preview (src/huffman.rs, `DcPreview`): a 1/8-scale decode of a
+ * YCbCr 4:2:0 file whose rows are skipped (jpeg_skip_scanlines, which hands
+ * the entropy decoder a null MCU) while photobulk computes their pixels from
+ * the coefficients itself. Returns 1 and fills `out` only for exactly the
+ * layout that code handles (checked after jpeg_start_decompress at scale 1/8,
+ * before any row): three components in one interleaved scan in component
+ * order, luma 2x2-sampled at DCT size 1, chroma 1x1-sampled at DCT size 2
+ * (so no upsampling: libjpeg's fullsize_upsample), YCbCr to RGB, no crop, no
+ * quantisation. The quantisation tables are those the IDCTs use (dct_table,
+ * ISLOW_MULT_TYPE = MULTIPLIER, 16 bits with SIMD; natural order).
+ */
+struct pb_dc {
+  unsigned int mcus_per_row;
+  unsigned int mcu_rows;
+  unsigned int output_width;
+  unsigned int output_height;
+  int quant[3][64];
+};
+
+int pb_dc_layout(j_decompress_ptr cinfo, struct pb_dc *out)
+{
+  int ci, i;
+  static const int membership[6] = { 0, 0, 0, 0, 1, 2 };
+
+  if (sizeof(MULTIPLIER) != 2)
+    return 0;
+  if (cinfo->num_components != 3 || cinfo->comps_in_scan != 3 ||
+      cinfo->jpeg_color_space != JCS_YCbCr || cinfo->out_color_space != JCS_RGB ||
+      cinfo->out_color_components != 3 || cinfo->output_components != 3 ||
+      cinfo->quantize_colors || cinfo->raw_data_out ||
+      cinfo->blocks_in_MCU != 6 || cinfo->max_h_samp_factor != 2 ||
+      cinfo->max_v_samp_factor != 2 || cinfo->_min_DCT_scaled_size != 1 ||
+      cinfo->output_scanline != 0 || cinfo->upsample == NULL ||
+      cinfo->upsample->need_context_rows || cinfo->cconvert == NULL ||
+      cinfo->idct == NULL || cinfo->master == NULL ||
+      cinfo->master->first_iMCU_col != 0 ||
+      cinfo->master->last_iMCU_col + 1 != cinfo->MCUs_per_row)
+    return 0;
+  for (i = 0; i < 6; i++)
+    if (cinfo->MCU_membership[i] != membership[i])
+      return 0;
+  for (ci = 0; ci < 3; ci++) {
+    jpeg_component_info *c = &cinfo->comp_info[ci];
+    int size = ci == 0 ? 1 : 2;
+    int samp = ci == 0 ? 2 : 1;
+    /* ISLOW_MULT_TYPE (jdct.h) is MULTIPLIER: short where libjpeg has SIMD. */
+    const MULTIPLIER *q = (const MULTIPLIER *)c->dct_table;
+    if (cinfo->cur_comp_info[ci] != c || c->h_samp_factor != samp ||
+        c->v_samp_factor != samp || c->_DCT_scaled_size != size ||
+        !c->component_needed || q == NULL ||
+        c->downsampled_width != cinfo->output_width)
+      return 0;
+    for (i = 0; i < 64; i++)
+      out->quant[ci][i] = q[i];
+  }
+  if (cinfo->output_width > 2 * cinfo->MCUs_per_row ||
+      cinfo->output_height > 2 * cinfo->total_iMCU_rows)
+    return 0;
+  out->mcus_per_row = cinfo->MCUs_per_row;
+  out->mcu_rows = cinfo->total_iMCU_rows;
+  out->output_width = cinfo->output_width;
+  out->output_height = cinfo->output_height;
+  return 1;
+}
+
+/*
+ * One row of Y, Cb and Cr samples (output_width each, readable up to a
+ * multiple of 64 past it) to RGB through libjpeg's own colour deconverter
+ * (the very function jpeg_read_scanlines would use, SIMD included).
+ */
+void pb_dc_color_row(j_decompress_ptr cinfo, JSAMPROW y, JSAMPROW cb,
+                     JSAMPROW cr, JSAMPROW rgb)
+{
+  JSAMPROW rows[3];
+  JSAMPARRAY planes[3];
+  rows[0] = y;
+  rows[1] = cb;
+  rows[2] = cr;
+  planes[0] = &rows[0];
+  planes[1] = &rows[1];
+  planes[2] = &rows[2];
+  (*cinfo->cconvert->color_convert) (cinfo, planes, 0, &rgb, 1);
+}

@@ -609,7 +609,31 @@ mod jpeg {
                 ));
             }
             let (bw, n) = (x1 - x0, y1 - y0);
-            let mut px = d.read(bw, n).map_err(|e| decode_err("jpeg", e))?;
+            // A whole picture recorded at 1/8 (the `face` crop's preview decode): all
+            // but its last iMCU row are skipped by libjpeg and decoded by our Huffman
+            // decoder straight into pixels (`huffman::DcPreview`, the same pixels).
+            let dc_rows = if record && num == 1 && (x0, x1, y0, y1) == (0, pw, 0, ph) {
+                d.start_dc()
+            } else {
+                None
+            };
+            let mut px = match dc_rows {
+                Some(rows) => {
+                    if d.skip(rows) != rows || d.next_row() != rows {
+                        return Err(decode_err(
+                            "jpeg",
+                            "decoder skipped the wrong number of rows",
+                        ));
+                    }
+                    let mut head = d
+                        .take_dc(rows)
+                        .ok_or_else(|| decode_err("jpeg", "preview rows missing"))?;
+                    let tail = d.read(bw, ph - rows).map_err(|e| decode_err("jpeg", e))?;
+                    head.extend_from_slice(&tail);
+                    head
+                }
+                None => d.read(bw, n).map_err(|e| decode_err("jpeg", e))?,
+            };
             if y1 == ph && !d.replaying() {
                 d.finish();
             }

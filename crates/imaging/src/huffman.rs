@@ -77,6 +77,12 @@ thread_local! {
     pub(crate) static LIBJPEG_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Tests: DC previews started on this thread (`Installed::start_dc`).
+    pub(crate) static DC_PREVIEWS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 /// Which Huffman decoder JPEG scans are decoded with, process-wide.
 ///
 /// Both give the same coefficients, so the same pixels (tests compare them on every
@@ -157,6 +163,24 @@ extern "C-unwind" {
         first: *mut c_uint,
         last: *mut c_uint,
     );
+    fn pb_dc_layout(cinfo: *mut jpeg_decompress_struct, out: *mut DcLayoutC) -> c_int;
+    fn pb_dc_color_row(
+        cinfo: *mut jpeg_decompress_struct,
+        y: *const u8,
+        cb: *const u8,
+        cr: *const u8,
+        rgb: *mut u8,
+    );
+}
+
+/// `struct pb_dc` of `csrc/entropy_hook.c`.
+#[repr(C)]
+struct DcLayoutC {
+    mcus_per_row: c_uint,
+    mcu_rows: c_uint,
+    output_width: c_uint,
+    output_height: c_uint,
+    quant: [[c_int; 64]; 3],
 }
 
 /// One Huffman table, ready for decoding.
@@ -302,6 +326,8 @@ pub(crate) struct Entropy {
     /// Decode only, or also record where each MCU starts (for a later decode of the same
     /// file), or use such a recording to parse only the MCUs libjpeg uses.
     tape: Tape,
+    /// While set, the MCUs libjpeg skips (null `mcu`) are decoded into it (1/8 scale).
+    dc: Option<Box<DcPreview>>,
 }
 
 /// Where each MCU of one scan starts: the decoder's whole state before it (bit reader,
@@ -358,6 +384,271 @@ pub(crate) enum Tape {
         at: usize,
         cols: Option<(usize, usize, usize)>,
     },
+}
+
+/// A 1/8-scale decode of a YCbCr 4:2:0 picture made by this decoder instead of
+/// libjpeg's per-MCU machinery: libjpeg skips the rows (`jpeg_skip_scanlines`, which
+/// calls the decoder with a null MCU) and each such MCU is decoded here into three
+/// planes: luma by libjpeg's 1x1 IDCT (`jpeg_idct_1x1`: the dequantised DC, descaled,
+/// range-limited), chroma by its 2x2 IDCT as libjpeg-turbo's SSE2 code computes it
+/// (`jsimd_idct_2x2_sse2`: 16-bit dequantisation, 32-bit sums, saturating packs), at
+/// the output size (no upsampling at this scale); then libjpeg's own colour converter
+/// makes the RGB rows. The same pixels as libjpeg's decode (tests
+/// `dc_preview_matches_libjpeg`), without its per-MCU and per-block calls, zeroing
+/// and buffering: on a 12 MP bench photo libjpeg's share of the whole-picture 1/8
+/// decode was ~32 M instructions besides the ~80 M of Huffman parsing; this costs ~14 M
+/// (the decode 120.7 M → 102.9 M, callgrind, `examples/face_cost.rs`).
+pub(crate) struct DcPreview {
+    per_row: usize,
+    /// Bytes per plane row (a multiple of 64, past the last MCU's pixels).
+    stride: usize,
+    /// Rows the preview computes (libjpeg decodes the rest).
+    plane_rows: usize,
+    width: c_uint,
+    /// Luma DC quantiser; chroma tables (natural order).
+    qy: i32,
+    qc: [[i16; 64]; 2],
+    /// Y, Cb, Cr, `stride` x (`plane_rows` + 1) each (one spare row of padding).
+    planes: [Vec<u8>; 3],
+    /// MCUs decoded so far, and the next one's row and column.
+    next: usize,
+    row: usize,
+    col: usize,
+    /// The MCU's blocks: zero between MCUs except the luma DCs.
+    blocks: [[i16; 64]; 6],
+}
+
+/// libjpeg's post-IDCT range limit (`IDCT_range_limit`, indexed `& RANGE_MASK`): the
+/// value's low 10 bits taken as signed, clamped to -128..=127, plus 128.
+#[inline(always)]
+fn range_limit(v: i32) -> u8 {
+    let s = ((v << 22) >> 22).clamp(-128, 127);
+    (s + 128) as u8
+}
+
+/// `jpeg_idct_1x1`: `dc` dequantised by `q`, descaled by 3 bits, range-limited.
+#[inline(always)]
+fn idct_1x1(dc: i16, q: i32) -> u8 {
+    let v = i32::from(dc) * q;
+    range_limit((v + 4) >> 3)
+}
+
+/// `jsimd_idct_2x2_sse2` (libjpeg-turbo, x86-64) written out in scalar code: rows
+/// `[out[0], out[1]]`. The reference for [`idct_2x2`] (test `idct_2x2_is_libjpegs`).
+#[cfg(test)]
+fn idct_2x2_scalar(c: &[i16; 64], q: &[i16; 64]) -> [[u8; 2]; 2] {
+    const F362: i32 = 29692;
+    const F127: i32 = 10426;
+    const F085: i32 = 6967;
+    const F072: i32 = 5906;
+    // pmullw: the low 16 bits of the product.
+    let d = |i: usize| i32::from(c[i].wrapping_mul(q[i]));
+    let odd = |a: i32, b: i32, e: i32, f: i32| {
+        (a.wrapping_mul(F362))
+            .wrapping_add(b.wrapping_mul(-F127))
+            .wrapping_add(e.wrapping_mul(F085).wrapping_add(f.wrapping_mul(-F072)))
+    };
+    // Pass 1, columns 0, 1, 3, 5, 7: A (top half) and B (bottom), descaled by 13.
+    let mut a = [0i32; 5];
+    let mut b = [0i32; 5];
+    for (j, col) in [0usize, 1, 3, 5, 7].into_iter().enumerate() {
+        let tmp0 = odd(d(8 + col), d(24 + col), d(40 + col), d(56 + col));
+        let tmp10 = d(col).wrapping_shl(15);
+        a[j] = tmp10.wrapping_add(tmp0).wrapping_add(1 << 12) >> 13;
+        b[j] = tmp10.wrapping_sub(tmp0).wrapping_add(1 << 12) >> 13;
+    }
+    // Pass 2: packssdw of the odd terms, descaled by 20, packed with saturation.
+    let sat = |v: i32| v.clamp(-32768, 32767);
+    let row = |r: &[i32; 5]| -> [u8; 2] {
+        let tmp0 = odd(sat(r[1]), sat(r[2]), sat(r[3]), sat(r[4]));
+        let tmp10 = r[0].wrapping_shl(15);
+        let out = |v: i32| (((v.wrapping_add(1 << 19)) >> 20).clamp(-128, 127) + 128) as u8;
+        [out(tmp10.wrapping_add(tmp0)), out(tmp10.wrapping_sub(tmp0))]
+    };
+    [row(&a), row(&b)]
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+#[test]
+fn idct_2x2_is_libjpegs() {
+    // The intrinsics against the scalar reading of the same assembly, on random blocks:
+    // small values, photo-like ones and the extremes (16-bit wrap, saturating packs).
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..20_000 {
+        let span: i64 = match round % 4 {
+            0 => 8,
+            1 => 300,
+            2 => 2048,
+            _ => 65_536,
+        };
+        let pick = |v: u64| ((v as i64).rem_euclid(span) - span / 2) as i16;
+        let c: [i16; 64] = std::array::from_fn(|i| {
+            let v = next();
+            if i > 0 && v % 3 == 0 {
+                0
+            } else {
+                pick(v >> 8)
+            }
+        });
+        let q: [i16; 64] = std::array::from_fn(|_| {
+            let v = next();
+            if round % 4 == 3 {
+                v as i16
+            } else {
+                (v % 255 + 1) as i16
+            }
+        });
+        assert_eq!(idct_2x2(&c, &q), idct_2x2_scalar(&c, &q), "{c:?} {q:?}");
+    }
+}
+
+/// `jsimd_idct_2x2_sse2` (libjpeg-turbo's `simd/x86_64/jidctred-sse2.asm`), the same
+/// instructions as intrinsics: rows `[out[0], out[1]]` of the 2x2 output.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn idct_2x2(c: &[i16; 64], q: &[i16; 64]) -> [[u8; 2]; 2] {
+    use std::arch::x86_64::*;
+    // SAFETY: SSE2 is part of x86-64 (every intrinsic below is SSE2); the loads read
+    // 8 coefficients (16 bytes) from row `row < 8` of a 64-coefficient block.
+    unsafe {
+        let ld =
+            |p: &[i16; 64], row: usize| _mm_loadu_si128(p.as_ptr().add(row * 8).cast::<__m128i>());
+        let pair = |lo: i16, hi: i16| {
+            _mm_set1_epi32(((i32::from(hi) << 16) as u32 | u32::from(lo as u16)) as i32)
+        };
+        let f362_mf127 = pair(29692, -10426);
+        let f085_mf072 = pair(6967, -5906);
+        // Pass 1: columns. Odd part.
+        let x0 = _mm_mullo_epi16(ld(c, 1), ld(q, 1));
+        let x1 = _mm_mullo_epi16(ld(c, 3), ld(q, 3));
+        let x2 = _mm_mullo_epi16(ld(c, 5), ld(q, 5));
+        let x3 = _mm_mullo_epi16(ld(c, 7), ld(q, 7));
+        let hi = _mm_slli_epi32(_mm_cmpeq_epi32(x0, x0), 16);
+        let x4 = _mm_madd_epi16(_mm_unpacklo_epi16(x0, x1), f362_mf127);
+        let x5 = _mm_madd_epi16(_mm_unpacklo_epi16(x2, x3), f085_mf072);
+        let x0 = _mm_or_si128(_mm_srli_epi32(x0, 16), _mm_and_si128(x1, hi));
+        let x2 = _mm_or_si128(_mm_srli_epi32(x2, 16), _mm_and_si128(x3, hi));
+        let x0 = _mm_madd_epi16(x0, f362_mf127);
+        let x2 = _mm_madd_epi16(x2, f085_mf072);
+        let x4 = _mm_add_epi32(x4, x5); // tmp0[col0 col1 -- col3]
+        let x0 = _mm_add_epi32(x0, x2); // tmp0[col1 col3 col5 col7]
+
+        // Even part.
+        let x6 = _mm_mullo_epi16(ld(c, 0), ld(q, 0));
+        let x1 = _mm_srai_epi32(_mm_and_si128(x6, hi), 1); // tmp10[col1 col3 col5 col7]
+        let x6 = _mm_srai_epi32(_mm_slli_epi32(x6, 16), 1); // tmp10[col0 ...]
+        let a0 = _mm_add_epi32(x6, x4);
+        let a = _mm_add_epi32(x1, x0); // A1 A3 A5 A7
+        let b0 = _mm_sub_epi32(x6, x4);
+        let b = _mm_sub_epi32(x1, x0); // B1 B3 B5 B7
+        let p1 = _mm_set1_epi32(1 << 12);
+        let x6 = _mm_srai_epi32(_mm_add_epi32(_mm_unpacklo_epi32(a0, b0), p1), 13); // A0 B0
+        let x1 = _mm_srai_epi32(_mm_add_epi32(_mm_unpacklo_epi64(a, b), p1), 13); // A1 A3 B1 B3
+        let x7 = _mm_srai_epi32(_mm_add_epi32(_mm_unpackhi_epi64(a, b), p1), 13); // A5 A7 B5 B7
+
+        // Pass 2: rows.
+        let x1 = _mm_madd_epi16(_mm_packs_epi32(x1, x1), f362_mf127);
+        let x7 = _mm_madd_epi16(_mm_packs_epi32(x7, x7), f085_mf072);
+        let t0 = _mm_add_epi32(x1, x7); // tmp0[row0 row1 ...]
+        let t10 = _mm_slli_epi32(x6, 15);
+        let cc = _mm_add_epi32(t10, t0);
+        let dd = _mm_sub_epi32(t10, t0);
+        let x6 = _mm_unpacklo_epi32(cc, dd); // C0 D0 C1 D1
+        let x6 = _mm_srai_epi32(_mm_add_epi32(x6, _mm_set1_epi32(1 << 19)), 20);
+        let x6 = _mm_packs_epi32(x6, x6);
+        let x6 = _mm_packs_epi16(x6, x6);
+        let x6 = _mm_add_epi8(x6, _mm_set1_epi8(-128));
+        let w = (_mm_cvtsi128_si32(x6) as u32).to_le_bytes();
+        [[w[0], w[1]], [w[2], w[3]]]
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn idct_2x2(_c: &[i16; 64], _q: &[i16; 64]) -> [[u8; 2]; 2] {
+    // Never called: `start_dc` runs only on x86-64.
+    [[0; 2]; 2]
+}
+
+impl DcPreview {
+    /// The pixels of the next MCU, from its six blocks (Y00, Y01, Y10, Y11, Cb, Cr),
+    /// leaving the chroma blocks zero again.
+    #[inline(always)]
+    fn put(&mut self) {
+        // Position by counters (no division per MCU).
+        let (y, x) = (2 * self.row, 2 * self.col);
+        self.next += 1;
+        self.col += 1;
+        if self.col == self.per_row {
+            self.col = 0;
+            self.row += 1;
+        }
+        let blocks = &mut self.blocks;
+        if y >= self.plane_rows {
+            // Below the rows the preview computes (libjpeg decodes those).
+            blocks[4] = [0; 64];
+            blocks[5] = [0; 64];
+            return;
+        }
+        let s = self.stride;
+        let at = y * s + x;
+        let [py, pcb, pcr] = &mut self.planes;
+        let qy = self.qy;
+        if let Some(t) = py.get_mut(at..at + 2) {
+            t[0] = idct_1x1(blocks[0][0], qy);
+            t[1] = idct_1x1(blocks[1][0], qy);
+        }
+        if let Some(t) = py.get_mut(at + s..at + s + 2) {
+            t[0] = idct_1x1(blocks[2][0], qy);
+            t[1] = idct_1x1(blocks[3][0], qy);
+        }
+        let (_, chroma) = blocks.split_at_mut(4);
+        for (plane, (blk, q)) in [pcb, pcr].into_iter().zip(chroma.iter_mut().zip(&self.qc)) {
+            let v = idct_2x2(blk, q);
+            *blk = [0; 64];
+            if let Some(t) = plane.get_mut(at..at + 2) {
+                t.copy_from_slice(&v[0]);
+            }
+            if let Some(t) = plane.get_mut(at + s..at + s + 2) {
+                t.copy_from_slice(&v[1]);
+            }
+        }
+    }
+
+    /// RGB8 of the first `rows` rows (`width` pixels each), by libjpeg's colour
+    /// converter; `None` unless every MCU of those rows was decoded.
+    fn rgb(&self, cinfo: &mut jpeg_decompress_struct, rows: usize) -> Option<Vec<u8>> {
+        if rows > self.plane_rows || self.next < rows.div_ceil(2) * self.per_row {
+            return None;
+        }
+        let w = self.width as usize;
+        if w + 64 > self.stride || cinfo.output_width != self.width {
+            return None;
+        }
+        let mut out = vec![0u8; rows * w * 3];
+        for (y, line) in out.chunks_exact_mut(w * 3).enumerate() {
+            let at = y * self.stride;
+            // SAFETY: each plane has `stride` readable bytes from `at` (row `y` of
+            // `plane_rows` + 1), more than the `width` samples plus the SIMD reads past
+            // them; `line` holds `width x 3` bytes, what the converter writes for one
+            // row of `output_width` (checked equal to `width`) RGB pixels.
+            unsafe {
+                pb_dc_color_row(
+                    cinfo,
+                    self.planes[0].as_ptr().add(at),
+                    self.planes[1].as_ptr().add(at),
+                    self.planes[2].as_ptr().add(at),
+                    line.as_mut_ptr(),
+                );
+            }
+        }
+        Some(out)
+    }
 }
 
 /// The bit reader's hot part, copied into a local for each MCU so that the decoding
@@ -464,6 +755,7 @@ pub(crate) unsafe fn install(cinfo: &mut jpeg_decompress_struct, tape: Tape) -> 
         restarts_to_go: scan.restart_interval,
         reader: Reader::at(src),
         tape,
+        dc: None,
     });
     cinfo.common.client_data = st.0.as_ptr().cast::<c_void>();
     // SAFETY: `decode_mcu` has the C signature libjpeg calls, and finds its state through
@@ -497,6 +789,71 @@ impl Installed {
                 None
             }
         }
+    }
+
+    /// Starts the DC preview when the started, unread decompressor `cinfo` (at scale
+    /// 1/8) has the one layout it handles: from now on the MCUs libjpeg skips are
+    /// decoded into it. Returns how many rows (from the top) to skip so that the
+    /// preview computes them: all but the last iMCU row (libjpeg decodes that one, and
+    /// then reads to the end of the file as usual). `None`: not this layout.
+    pub(crate) fn start_dc(&mut self, cinfo: &mut jpeg_decompress_struct) -> Option<u32> {
+        if !cfg!(target_arch = "x86_64") {
+            // The 2x2 IDCT below reproduces libjpeg-turbo's x86-64 SIMD one.
+            return None;
+        }
+        // SAFETY: all-zero is a valid `DcLayoutC` (integers).
+        let mut l: DcLayoutC = unsafe { std::mem::zeroed() };
+        // SAFETY: `cinfo` is the started decompressor this decoder is installed in; the
+        // C side only reads it.
+        if unsafe { pb_dc_layout(cinfo, &mut l) } == 0 {
+            return None;
+        }
+        let rows = (l.output_height.saturating_sub(1) / 2) * 2;
+        if rows == 0 {
+            return None;
+        }
+        let per_row = l.mcus_per_row as usize;
+        // Room for every MCU's 2x2 pixels, and for the SIMD colour converter's
+        // 32-byte reads past the last column.
+        let stride = (2 * per_row).div_ceil(64) * 64 + 64;
+        let plane_rows = rows as usize;
+        let q16 = |c: usize| -> [i16; 64] { std::array::from_fn(|i| l.quant[c][i] as i16) };
+        let dc = DcPreview {
+            per_row,
+            stride,
+            plane_rows,
+            width: l.output_width,
+            qy: l.quant[0][0],
+            qc: [q16(1), q16(2)],
+            planes: std::array::from_fn(|_| vec![0u8; stride * (plane_rows + 1)]),
+            next: 0,
+            row: 0,
+            col: 0,
+            blocks: [[0; 64]; 6],
+        };
+        // SAFETY: as in `take_recording`.
+        let e = unsafe { &mut *self.0.as_ptr() };
+        if matches!(e.tape, Tape::Replay { .. }) {
+            return None;
+        }
+        e.dc = Some(Box::new(dc));
+        #[cfg(test)]
+        DC_PREVIEWS.with(|n| n.set(n.get() + 1));
+        Some(rows)
+    }
+
+    /// Ends the DC preview (after the rows `start_dc` named were skipped) and returns
+    /// its RGB pixels, `rows` rows of the output width, converted by libjpeg's own
+    /// colour converter; `None` when no preview was running or it did not cover them.
+    pub(crate) fn take_dc(
+        &mut self,
+        cinfo: &mut jpeg_decompress_struct,
+        rows: u32,
+    ) -> Option<Vec<u8>> {
+        // SAFETY: as in `take_recording`.
+        let e = unsafe { &mut *self.0.as_ptr() };
+        let dc = e.dc.take()?;
+        dc.rgb(cinfo, rows as usize)
     }
 
     /// Whether this decoder uses a recording (the data is then not read to its end:
@@ -577,13 +934,35 @@ impl Entropy {
         // SAFETY: see `decode_mcu`: `mcu`, when not null, holds one valid, exclusive,
         // zeroed block per block of the MCU.
         unsafe {
-            if mcu.is_null() {
+            if mcu.is_null() && self.dc.is_some() {
+                self.dc_mcu(cinfo);
+            } else if mcu.is_null() {
                 self.blocks::<false>(cinfo, mcu);
             } else {
                 self.blocks::<true>(cinfo, mcu);
             }
         }
         self.after_mcu(cinfo);
+    }
+
+    /// One MCU libjpeg skips, decoded into the DC preview (see [`DcPreview`]).
+    ///
+    /// # Safety
+    /// `self.dc` is set, so the scan has the layout `pb_dc_layout` accepted (6 blocks).
+    #[inline(never)]
+    unsafe fn dc_mcu(&mut self, cinfo: &mut jpeg_decompress_struct) {
+        let Some(mut dc) = self.dc.take() else {
+            return;
+        };
+        let mut ptrs: [*mut [i16; 64]; 6] = [std::ptr::null_mut(); 6];
+        for (p, b) in ptrs.iter_mut().zip(dc.blocks.iter_mut()) {
+            *p = b;
+        }
+        // SAFETY: six valid, exclusive blocks, one per block of the MCU, zero but for
+        // the luma DCs (the only luma coefficient stored at this scale, overwritten).
+        unsafe { self.blocks::<true>(cinfo, ptrs.as_mut_ptr().cast::<JBLOCKROW>()) };
+        dc.put();
+        self.dc = Some(dc);
     }
 
     /// The checks and bookkeeping after each parsed MCU.

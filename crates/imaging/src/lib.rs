@@ -77,7 +77,12 @@
 //! keeps the preview's [`face::PREVIEW_SIDE`] (1/8 for a 12 MP photo), while our Huffman
 //! decoder records where each MCU starts (`huffman::Recording`: the bit reader, DC
 //! predictors and restart count, 80 bytes an MCU, for pictures up to
-//! `RECORD_MAX_PIXELS`); the preview is made from those pixels (box filter, EXIF
+//! `RECORD_MAX_PIXELS`); at 1/8 a YCbCr 4:2:0 file (phone and camera photos) is
+//! not run through libjpeg's per-MCU loop: libjpeg skips all but its last MCU row and
+//! our decoder turns each skipped MCU into pixels itself (`huffman::DcPreview`:
+//! libjpeg's 1x1 IDCT for luma, its SSE2 2x2 IDCT written as the same intrinsics for
+//! chroma, libjpeg's own colour converter; the same pixels byte for byte, test
+//! `dc_preview_matches_libjpeg`); the preview is made from those pixels (box filter, EXIF
 //! orientation applied, BT.601 luma), faces are detected and the square chosen; then
 //! only the window that square needs is decoded, at the scale it needs, and only the
 //! MCUs libjpeg uses are parsed, the reader jumping to the recorded start of the first
@@ -103,6 +108,13 @@
 //! parsing the model per thread. Vendored as `photobulk-seeta` (`crates/seeta`, same
 //! boxes and scores, see its README) it is ~34-35 M, the model parsed once per process:
 //! `user01` `face` **304.1 M (1.05x `center`'s 289.5 M)**, `user03` `face` 432.0 M.
+//! With the DC preview (2026-12-05, third session, same measurement): the first,
+//! whole-picture decode of `user01` 120.7 M → 102.9 M (libjpeg's per-MCU loop, its
+//! IDCT calls and their zeroing gone; the Huffman parse, ~80 M, is left); `user01`
+//! `face` **286.3 M (0.99x `center`)**, `user03` (no face) 414.2 M (1.44x); all 12
+//! bench photos 3,889.6 M → 3,676.3 M (`center` 3,331.4 M: 1.17x → 1.10x). A photo
+//! with a face now costs about what `center` does; the 3 without one still pay the
+//! preview decode (~100 M), the detector (~35 M) and a second parse of `top`'s square.
 //!
 //! **Detector (measured).** Candidates in the offline crate mirror: `rustface` 0.1.7
 //! (SeetaFace's funnel-structured frontal cascade, pure Rust, 1.2 MB model in the crate)

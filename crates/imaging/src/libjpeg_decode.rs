@@ -146,6 +146,21 @@ impl<'a> Decompressor<'a> {
         self.entropy.as_mut()?.take_recording()
     }
 
+    /// Starts the DC preview (`huffman::DcPreview`) on a decompressor started at scale
+    /// 1/8 whose layout it handles, before any row is read: returns the rows to skip
+    /// (`skip`) so that it computes them, then `take_dc` gives their pixels.
+    pub(crate) fn start_dc(&mut self) -> Option<u32> {
+        if self.cinfo.output_scanline != 0 {
+            return None;
+        }
+        self.entropy.as_mut()?.start_dc(&mut self.cinfo)
+    }
+
+    /// The DC preview's RGB rows `0..rows` (see `start_dc`), ending it.
+    pub(crate) fn take_dc(&mut self, rows: u32) -> Option<Vec<u8>> {
+        self.entropy.as_mut()?.take_dc(&mut self.cinfo, rows)
+    }
+
     /// Whether MCUs are found from a recording (then `finish` must not be called: the
     /// data is not read to its end).
     pub(crate) fn replaying(&self) -> bool {

@@ -376,3 +376,93 @@ fn replayed_mcus_on_the_fixtures() {
         }
     }
 }
+
+/// The `face` crop's preview decode (the whole picture at 1/8, recorded) has our
+/// decoder compute the rows libjpeg skips (`huffman::DcPreview`: 1x1 and 2x2 IDCTs,
+/// libjpeg's colour converter): the same pixels, byte for byte, as libjpeg's own decode
+/// at 1/8, on baseline 4:2:0 pictures of awkward sizes (partial MCUs, one MCU row),
+/// at qualities up to 100 with noise (large coefficients), with restart markers, and
+/// on the fixtures; layouts it does not take (4:4:4, 4:2:2, grey, CMYK, progressive)
+/// are decoded by libjpeg as before.
+#[test]
+fn dc_preview_matches_libjpeg() {
+    let plan = |record: bool| {
+        move |g: &decode::Geometry| {
+            Ok(decode::Plan {
+                denom: 8,
+                window: decode::Window::all(g.width, g.height),
+                record,
+            })
+        }
+    };
+    let baseline = |w: u32, h: u32, q: u8, noise: bool| {
+        let mut rgb = picture(w, h);
+        if noise {
+            let mut seed = 0x2545_F491_4F6C_DD1D_u64 ^ u64::from(w * 31 + h);
+            for p in &mut rgb {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                *p = p.wrapping_add((seed % 97) as u8);
+            }
+        }
+        // Baseline (one interleaved scan), 4:2:0.
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_fastest_defaults();
+        c.set_size(w as usize, h as usize);
+        c.set_quality(f32::from(q));
+        c.set_chroma_sampling_pixel_sizes((2, 2), (2, 2));
+        let mut s = c.start_compress(Vec::new()).expect("start");
+        s.write_scanlines(&rgb).expect("write");
+        s.finish().expect("finish")
+    };
+    let mut sources: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    for (w, h) in [
+        (803, 610),
+        (16, 16),
+        (17, 9),
+        (250, 31),
+        (129, 1000),
+        (1000, 8),
+    ] {
+        for (q, noise) in [(75, false), (92, false), (100, true)] {
+            sources.push((
+                format!("{w}x{h} q{q} noise {noise}"),
+                with_orientation(&baseline(w, h, q, noise), 6),
+                true,
+            ));
+        }
+    }
+    for (name, taken) in [
+        ("formats/restart.jpg", true),
+        ("formats/restart_rows_422.jpg", false),
+        ("real/pil_sample_cmyk.jpg", false),
+        ("real/hopper_orientation_6.jpg", true),
+    ] {
+        sources.push((name.into(), crate::huffman_tests::fixture(name), taken));
+    }
+    for (layout, name) in [(Layout::Yuv444, "4:4:4"), (Layout::Grey, "grey")] {
+        sources.push((name.into(), jpeg(803, 610, layout), false));
+    }
+    for (what, src, taken) in &sources {
+        let before = crate::huffman::DC_PREVIEWS.with(std::cell::Cell::get);
+        let ours = decode::decode(src, &Limits::default(), [255; 3], &mut plan(true)).expect(what);
+        let used = crate::huffman::DC_PREVIEWS.with(std::cell::Cell::get) > before;
+        let theirs =
+            decode::decode(src, &Limits::default(), [255; 3], &mut plan(false)).expect(what);
+        assert_eq!(
+            used,
+            *taken && cfg!(target_arch = "x86_64") && ours.rows > 2,
+            "{what}: preview taken"
+        );
+        assert_eq!(
+            (ours.x0, ours.y0, ours.buf_width, ours.rows),
+            (theirs.x0, theirs.y0, theirs.buf_width, theirs.rows),
+            "{what}"
+        );
+        assert!(ours.rgb == theirs.rgb, "{what}: pixels differ");
+        if *taken {
+            assert!(ours.recording.is_some(), "{what}: recorded");
+        }
+    }
+}
