@@ -24,11 +24,12 @@ use photobulk_graph_emulator::{
 /// Real seconds per emulated second.
 const SCALE: f64 = 0.01;
 
-/// Sleeps `d * scale` and records `d`.
+/// Sleeps `d * scale` and records `d`; its clock is the real one moved on by `advanced`.
 #[derive(Debug)]
 struct ScaledSleeper {
     scale: f64,
     waits: Mutex<Vec<Duration>>,
+    advanced: Mutex<Duration>,
 }
 
 impl Sleeper for ScaledSleeper {
@@ -38,6 +39,10 @@ impl Sleeper for ScaledSleeper {
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
         self.waits.lock().expect("waits").push(d);
         Box::pin(tokio::time::sleep(d.mul_f64(self.scale)))
+    }
+
+    fn now(&self) -> std::time::Instant {
+        std::time::Instant::now() + *self.advanced.lock().expect("clock")
     }
 }
 
@@ -79,6 +84,7 @@ fn client_for(emu: &Emulator, creds: Credentials) -> (GraphClient, Arc<ScaledSle
     let sleeper = Arc::new(ScaledSleeper {
         scale: SCALE,
         waits: Mutex::new(Vec::new()),
+        advanced: Mutex::new(Duration::ZERO),
     });
     let mut cfg = GraphConfig::with_urls(emu.base_url(), emu.graph_url());
     cfg.retry = RetryPolicy {
@@ -499,25 +505,24 @@ async fn two_thousand_uploads_with_five_percent_faults() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_are_refreshed_before_expiry_and_after_revocation() {
     let mut cfg = Config::with_users(5);
-    cfg.token_lifetime = 2; // real seconds
+    cfg.token_lifetime = 600; // seconds of the emulator's clock
     let emu = start(cfg).await;
-    let (graph, _) = client_for(&emu, secret_creds());
+    let (graph, clock) = client_for(&emu, secret_creds());
     let user = graph
         .find_user(Lookup::Alias, "seed.00001")
         .await
         .expect("user");
-    // ~4.5 s of calls over 2-second tokens.
-    let t0 = std::time::Instant::now();
+    // 40 calls, 60 s apart on both clocks: 2,400 s over 600-second tokens, no real waiting.
     let mut calls = 0;
-    while t0.elapsed() < Duration::from_millis(4_500) {
+    while calls < 40 {
         graph
             .put_photo(&user.id, jpeg(64, 64, calls as u8))
             .await
             .expect("put");
         calls += 1;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        *clock.advanced.lock().expect("clock") += Duration::from_secs(60);
+        emu.advance_clock(Duration::from_secs(60));
     }
-    assert!(calls > 20);
     assert!(graph.stats().token_fetches >= 3, "{:?}", graph.stats());
     assert_eq!(
         emu.summary().unauthorized,
@@ -525,7 +530,12 @@ async fn tokens_are_refreshed_before_expiry_and_after_revocation() {
         "refreshed before expiry, never presented expired"
     );
 
-    // Revoked mid-run: one 401, a new token, the call succeeds.
+    // Revoked mid-run: one 401, a new token, the call succeeds. (One call first with the
+    // clocks still, so the client holds a token it believes good when it is revoked.)
+    graph
+        .put_photo(&user.id, jpeg(64, 64, 2))
+        .await
+        .expect("put");
     emu.revoke_tokens();
     graph
         .put_photo(&user.id, jpeg(64, 64, 1))
@@ -606,6 +616,7 @@ async fn tls_through_rustls_ring() {
     let sleeper = Arc::new(ScaledSleeper {
         scale: SCALE,
         waits: Mutex::new(Vec::new()),
+        advanced: Mutex::new(Duration::ZERO),
     });
     let mut gc = GraphConfig::with_urls(emu.base_url(), emu.graph_url());
     gc.ca_file = Some(format!("{}/tests/graph/fixtures/ca.pem", env!("CARGO_MANIFEST_DIR")).into());

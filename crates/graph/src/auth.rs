@@ -207,7 +207,7 @@ impl TokenSource {
             return Ok(t.clone());
         }
         let mut cache = self.cache.lock().await;
-        let now = Instant::now();
+        let now = client.now();
         if let Some(c) = cache.as_ref() {
             let lifetime = c.expires.saturating_duration_since(c.fetched);
             let margin = self.refresh_before.min(lifetime / 2);
@@ -267,7 +267,7 @@ impl TokenSource {
             }
         }
         let body = form_urlencode(&form);
-        let started = Instant::now();
+        let started = client.now();
         let answer = client
             .send_raw(
                 reqwest::Method::POST,

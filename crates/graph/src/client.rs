@@ -497,6 +497,11 @@ impl GraphClient {
         self.inner.graph_url.clone()
     }
 
+    /// Now, by the client's clock ([`crate::Sleeper::now`]).
+    pub(crate) fn now(&self) -> std::time::Instant {
+        self.inner.retry.sleeper.now()
+    }
+
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.inner.graph_url)
     }

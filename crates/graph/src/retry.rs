@@ -14,7 +14,7 @@ use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Retry limits. [`Default`] is: 8 attempts, 1 s base, 60 s cap, honour Retry-After up to
 /// 10 minutes.
@@ -66,10 +66,17 @@ impl RetryPolicy {
     }
 }
 
-/// Something that can wait. The default is `tokio::time::sleep`.
+/// The client's time: how it waits (retries, `Retry-After`) and what time it is (token
+/// expiry). The default is `tokio::time::sleep` and `Instant::now`; tests scale the waits and
+/// move the clock, so no test waits on the wall clock.
 pub trait Sleeper: Send + Sync + Debug {
     /// Wait for `d` (or a scaled version of it, in tests).
     fn sleep(&self, d: Duration) -> Pin<Box<dyn Future<Output = ()> + Send>>;
+
+    /// Now, for deciding whether a cached token is still good.
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 }
 
 /// `tokio::time::sleep`.

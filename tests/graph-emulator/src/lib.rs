@@ -149,8 +149,8 @@ pub struct Throttle {
 pub struct Config {
     pub users: Vec<UserSpec>,
     pub apps: Vec<App>,
-    /// `expires_in` of issued tokens, in **real** seconds (so a client's refresh-before-expiry
-    /// logic is tested as is).
+    /// `expires_in` of issued tokens, in seconds of the emulator's clock (real time plus
+    /// [`Emulator::advance_clock`]), so a client's refresh-before-expiry logic is tested as is.
     pub token_lifetime: u64,
     /// Real seconds per emulated second (Retry-After, throttle, slow answers, read-after-write).
     pub time_scale: f64,
@@ -255,6 +255,8 @@ struct State {
     by_key: HashMap<String, usize>,
     photos: Mutex<HashMap<usize, Photos>>,
     tokens: Mutex<HashMap<String, (String, Instant)>>,
+    /// Added to the real clock for token expiry ([`Emulator::advance_clock`]).
+    clock_offset: Mutex<Duration>,
     inflight: Mutex<HashMap<String, usize>>,
     buckets: Mutex<HashMap<String, Bucket>>,
     not_before: Mutex<HashMap<String, Instant>>,
@@ -322,6 +324,7 @@ impl Emulator {
             by_key,
             photos: Mutex::new(HashMap::new()),
             tokens: Mutex::new(HashMap::new()),
+            clock_offset: Mutex::new(Duration::ZERO),
             inflight: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
             not_before: Mutex::new(HashMap::new()),
@@ -386,6 +389,12 @@ impl Emulator {
     /// Change behaviour while running.
     pub fn configure(&self, f: impl FnOnce(&mut Config)) {
         f(&mut lock(&self.state.cfg));
+    }
+
+    /// Move the emulator's clock for token expiry forward by `d` (tests move the client's clock
+    /// the same way, so token lifetimes are tested without waiting on the wall clock).
+    pub fn advance_clock(&self, d: Duration) {
+        *lock(&self.state.clock_offset) += d;
     }
 
     /// Forget every issued token (as if revoked): the next call with one gets 401.
@@ -726,7 +735,7 @@ async fn route(
                     rid,
                 ))
             }
-            Some((_, exp)) if Instant::now() >= exp => {
+            Some((_, exp)) if Instant::now() + *lock(&st.clock_offset) >= exp => {
                 return Ok(Reply::error(
                     401,
                     "InvalidAuthenticationToken",
@@ -1309,7 +1318,7 @@ fn token(st: &State, ctx: &mut Ctx, form: &str, token_url: &str) -> Reply {
         tok.clone(),
         (
             client_id.to_string(),
-            Instant::now() + Duration::from_secs(lifetime),
+            Instant::now() + *lock(&st.clock_offset) + Duration::from_secs(lifetime),
         ),
     );
     Reply::json(
