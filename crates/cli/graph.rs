@@ -54,7 +54,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use clap::{Subcommand, ValueEnum};
 use photobulk_engine::cloud::{CloudAction, CloudItem, CloudJob, CloudReport};
 use photobulk_engine::Cancel;
@@ -465,29 +465,6 @@ fn write_options(b: &BackupArgs) -> anyhow::Result<WriteOptions> {
     Ok(WriteOptions::backup_to(CloudBackupStore::open(&dir)?))
 }
 
-/// The HD JPEG for `file`: converted to 648x648 (≤ 240 KB), or the bytes as they are.
-fn prepare(file: &Path, raw: bool, crop: photobulk_imaging::Crop) -> anyhow::Result<Vec<u8>> {
-    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    if data.is_empty() {
-        bail!("{}: the file is empty (0 bytes)", file.display());
-    }
-    if raw {
-        return Ok(data);
-    }
-    let opts = photobulk_imaging::Options {
-        crop,
-        targets: vec![photobulk_imaging::Target::hd()],
-        ..photobulk_imaging::Options::default()
-    };
-    let conv = photobulk_imaging::convert(&data, &opts)
-        .with_context(|| format!("converting {}", file.display()))?;
-    conv.outputs
-        .into_iter()
-        .next()
-        .map(|o| o.jpeg)
-        .context("the conversion produced no HD photo")
-}
-
 async fn photo(graph: &GraphClient, cmd: PhotoCommand, crop: photobulk_imaging::Crop) -> Item {
     let key = match &cmd {
         PhotoCommand::Get { user, .. }
@@ -523,7 +500,8 @@ async fn photo(graph: &GraphClient, cmd: PhotoCommand, crop: photobulk_imaging::
                 file, raw, backup, ..
             } => {
                 let opts = write_options(&backup)?;
-                let jpeg = prepare(&file, raw, crop)?;
+                let (jpeg, _) = photobulk_engine::hd::make_hd(&file, &key, crop, raw, None)
+                    .map_err(|(_, message)| anyhow!(message))?;
                 item.bytes = Some(jpeg.len());
                 item.sha256 = Some(sha256_hex(&jpeg));
                 item.file = Some(file.display().to_string());

@@ -225,7 +225,6 @@ async fn photo_round_trip_backups_restore_and_read_after_write() {
     assert_eq!(meta.content_type.as_deref(), Some("image/jpeg"));
 
     // Replace: the backup holds what Graph had (its re-encoded copy).
-    tokio::time::sleep(Duration::from_millis(10)).await;
     let out = graph
         .set_photo(&user, jpeg(300, 300, 2), &opts)
         .await

@@ -3,8 +3,9 @@
 //! socket (start line, mode 0600, first instance, two clients, garbage, oversize, another uid
 //! refused, shutdown), and against the Samba DC (`PB_SAMBA_*`, see tests/ad): the PowerShell
 //! module's request fixtures replayed, a client that disconnects in the middle of `bulk.run`,
-//! report flags, set/restore. Samba users: OU=Sidecar (`scripts/samba-dc seed 60 --ou Sidecar`):
-//! sidecar.00001–00003 fixtures, 00011–00050 disconnect test, 00051–00052 report and restore.
+//! report flags, set/restore. Samba users: OU=Sidecar (`scripts/samba-dc seed 70 --ou Sidecar`):
+//! sidecar.00001–00003 fixtures, 00011–00050 disconnect test, 00051–00052 report and restore,
+//! 00061–00064 AD import through both doors, 00065–00069 HD sync through both doors.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -759,6 +760,325 @@ async fn cloud_upload_gives_the_same_kinds_and_journal_from_the_cli_and_the_side
     assert_eq!(dones, 2, "{cli_journal:?}");
 }
 
+/// Clear the AD photos of `users` (OU=Sidecar), without a backup, so each door starts alike.
+async fn clear_ad_photos(sb: &Samba, users: &[&str]) {
+    let dir = sb.directory().await;
+    for u in users {
+        let found = dir
+            .find_user(&photobulk_directory::Lookup::SamAccountName, u, false)
+            .await
+            .unwrap_or_else(|e| panic!("{u}: {e}"));
+        dir.remove_photo(
+            &found.dn,
+            &photobulk_directory::WriteOptions::without_backup(),
+        )
+        .await
+        .expect("clear photo");
+    }
+}
+
+/// A JSONL journal as a sorted list of (record type, DN or user, SHA-256 written): what was
+/// done to whom, without the times, run ids and backup ids that differ between two runs.
+fn journal_shape(path: &Path, who: &str) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut shape: Vec<(String, String, String)> = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("journal line"))
+        .map(|r| {
+            let sha = r["sha256"]
+                .as_str()
+                .or(r["written_sha256"].as_str())
+                .unwrap_or("");
+            (
+                r["t"].as_str().unwrap_or("").to_string(),
+                r[who].as_str().unwrap_or("").to_lowercase(),
+                sha.to_string(),
+            )
+        })
+        .collect();
+    shape.sort();
+    shape
+}
+
+fn file_name_of(p: &Value) -> String {
+    Path::new(p.as_str().unwrap_or(""))
+        .file_name()
+        .map(|f| f.to_string_lossy().to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ad_import_gives_the_same_kinds_and_journal_from_the_cli_and_the_sidecar() {
+    let sb = samba();
+    let users = [
+        "sidecar.00061",
+        "sidecar.00062",
+        "sidecar.00063",
+        "sidecar.00064",
+    ];
+    let work = tempfile::tempdir().expect("tempdir");
+    let photos = work.path().join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    let src = Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg");
+    std::fs::copy(&src, photos.join("sidecar.00061 portrait.jpg")).expect("copy");
+    std::fs::write(photos.join("sidecar.00062.jpg"), b"").expect("empty");
+    std::fs::write(photos.join("sidecar.00063.jpg"), b"not a picture").expect("text");
+    std::fs::copy(&src, photos.join("nobody.here.jpg")).expect("copy");
+    // LDAP filter metacharacters in the name: escaped, so they match nobody.
+    std::fs::copy(&src, photos.join("a*b)(c.jpg")).expect("copy");
+    // Two files for one account: the newer wins, the older is superseded.
+    std::fs::copy(&src, photos.join("sidecar.00064 old.jpg")).expect("copy");
+    std::fs::copy(&src, photos.join("sidecar.00064 new.jpg")).expect("copy");
+    let old = std::fs::File::options()
+        .write(true)
+        .open(photos.join("sidecar.00064 old.jpg"))
+        .expect("open");
+    old.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .expect("mtime");
+    drop(old);
+
+    // The CLI.
+    clear_ad_photos(&sb, &users).await;
+    let cli_state = work.path().join("cli-state");
+    let out = Command::new(env!("CARGO_BIN_EXE_photobulk"))
+        .arg("import")
+        .arg(&photos)
+        .args(["--server", &sb.url, "--ca-file", &sb.ca, "--bind", &sb.bind])
+        .arg("--state-dir")
+        .arg(&cli_state)
+        .arg("--backup-dir")
+        .arg(work.path().join("cli-backups"))
+        .arg("--json")
+        .env("PHOTOBULK_LDAP_PASSWORD", &sb.password)
+        .env_remove("PHOTOBULK_LDAP_SERVER")
+        .env_remove("PHOTOBULK_BACKUP_DIR")
+        .env_remove("PHOTOBULK_STATE_DIR")
+        .output()
+        .expect("photobulk import");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some files fail: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut by_cli: Vec<(String, String, String)> = stdout
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("a JSON line"))
+        .filter(|v| v["type"] == "item")
+        .map(|i| {
+            let status = match i["action"].as_str().unwrap_or("") {
+                "set" | "replace" => "written",
+                other => other,
+            };
+            (
+                file_name_of(&i["file"]),
+                status.to_string(),
+                i["error"]["kind"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    by_cli.sort();
+
+    // The sidecar, after the same users lost their photos again.
+    clear_ad_photos(&sb, &users).await;
+    let mut c = mem();
+    c.init().await;
+    let (_, r) = call_n(
+        &mut c,
+        1,
+        "directory.connect",
+        sb.connect_params(Some(&work.path().join("rpc-backups"))),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let (notes, r) = call_n(
+        &mut c,
+        2,
+        "bulk.run",
+        json!({"items": [{"path": photos}], "targets": ["ActiveDirectory"],
+            "outDir": work.path().join("out")}),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let mut by_rpc: Vec<(String, String, String)> = items_of(&notes)
+        .iter()
+        .map(|i| {
+            (
+                file_name_of(&i["path"]),
+                i["status"].as_str().unwrap_or("").to_string(),
+                i["error"]["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    by_rpc.sort();
+
+    let expected: Vec<(String, String, String)> = [
+        ("a*b)(c.jpg", "failed", "user_not_found"),
+        ("nobody.here.jpg", "failed", "user_not_found"),
+        ("sidecar.00061 portrait.jpg", "written", ""),
+        ("sidecar.00062.jpg", "failed", "image"),
+        ("sidecar.00063.jpg", "failed", "image"),
+        ("sidecar.00064 new.jpg", "written", ""),
+        ("sidecar.00064 old.jpg", "skipped", "superseded"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(by_cli, expected, "the CLI: {stdout}");
+    assert_eq!(by_rpc, expected, "the sidecar: {notes:?}");
+
+    // The same journal file name, with the same records for the same users and bytes.
+    let rpc_journal = PathBuf::from(r["result"]["journal"].as_str().expect("journal"));
+    let name = photobulk_engine::locations::IMPORT_JOURNAL;
+    assert_eq!(rpc_journal.file_name().and_then(|n| n.to_str()), Some(name));
+    let (cli_shape, rpc_shape) = (
+        journal_shape(&cli_state.join(name), "dn"),
+        journal_shape(&rpc_journal, "dn"),
+    );
+    assert_eq!(cli_shape, rpc_shape);
+    let dones = cli_shape.iter().filter(|(t, _, _)| t == "done").count();
+    assert_eq!(dones, 2, "{cli_shape:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hd_sync_gives_the_same_statuses_and_journal_from_the_cli_and_the_sidecar() {
+    use photobulk_graph_emulator::{self as emu, Config as EmuConfig, Emulator, UserSpec};
+    let sb = samba();
+    // sidecar.00065 has a cloud photo, 00066 none, 00067 no mailbox, 00068 is not in the
+    // tenant, 00069's cloud photo is not an image; nobody.here is not in AD.
+    let users = [
+        "sidecar.00065",
+        "sidecar.00066",
+        "sidecar.00067",
+        "sidecar.00068",
+        "sidecar.00069",
+    ];
+    let mut cfg = EmuConfig::with_users(0);
+    cfg.time_scale = 0.01;
+    let spec = |n: usize| {
+        let mut u = UserSpec::numbered(n);
+        u.id = format!("00000000-0000-4000-8000-5ec0000000{n:02}");
+        u.upn = format!("sidecar.{n:05}@photobulk.test");
+        u.mail = Some(format!("sidecar.{n:05}@mail.photobulk.test"));
+        u
+    };
+    for n in [65, 66, 67, 69] {
+        let mut u = spec(n);
+        u.mailbox = n != 67;
+        cfg.users.push(u);
+    }
+    let e = Emulator::start(cfg).await.expect("emulator");
+    let astronaut =
+        std::fs::read(Path::new(ROOT).join("tests/fixtures/real/astronaut.jpg")).expect("read");
+    e.seed_photo(&spec(65).id, &astronaut, 512, 512);
+    e.seed_photo(&spec(69).id, b"not a picture at all", 648, 648);
+    let mut asked: Vec<&str> = users.to_vec();
+    asked.push("nobody.here");
+    let work = tempfile::tempdir().expect("tempdir");
+
+    // The CLI.
+    clear_ad_photos(&sb, &users).await;
+    let cli_backups = work.path().join("cli-backups");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_photobulk"));
+    cmd.arg("sync-hd-to-ad")
+        .args(["--server", &sb.url, "--ca-file", &sb.ca, "--bind", &sb.bind])
+        .arg("--backup-dir")
+        .arg(&cli_backups)
+        .args([
+            "--authority-url",
+            &e.base_url(),
+            "--graph-url",
+            &e.graph_url(),
+            "--tenant",
+            emu::TEST_TENANT,
+            "--client-id",
+            emu::TEST_CLIENT_ID,
+            "--json",
+        ])
+        .env("PHOTOBULK_LDAP_PASSWORD", &sb.password)
+        .env("PHOTOBULK_GRAPH_CLIENT_SECRET", emu::TEST_SECRET)
+        .env_remove("PHOTOBULK_LDAP_SERVER")
+        .env_remove("PHOTOBULK_BACKUP_DIR")
+        .env_remove("PHOTOBULK_STATE_DIR");
+    for u in &asked {
+        cmd.args(["--user", u]);
+    }
+    let out = cmd.output().expect("photobulk sync-hd-to-ad");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "some users fail: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(&stdout).expect("the report is JSON");
+    let shape = |i: &Value, kind: &str| {
+        (
+            i["identity"].as_str().unwrap_or("").to_lowercase(),
+            i["status"].as_str().unwrap_or("").to_string(),
+            i["error"][kind].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let mut by_cli: Vec<(String, String, String)> = report["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|i| shape(i, "kind"))
+        .collect();
+    by_cli.sort();
+
+    // The sidecar, after the same users lost their photos again.
+    clear_ad_photos(&sb, &users).await;
+    let rpc_backups = work.path().join("rpc-backups");
+    let mut c = mem();
+    c.init().await;
+    connect_emulator(&mut c, &e, &rpc_backups).await;
+    let (_, r) = call_n(
+        &mut c,
+        2,
+        "directory.connect",
+        sb.connect_params(Some(&rpc_backups)),
+    )
+    .await;
+    assert!(r.get("error").is_none(), "{r}");
+    let (notes, r) = call_n(&mut c, 3, "photo.syncHdToAd", json!({"identities": asked})).await;
+    assert!(r.get("error").is_none(), "{r}");
+    let mut by_rpc: Vec<(String, String, String)> = notes
+        .iter()
+        .filter(|n| n["method"] == "syncHd/item")
+        .map(|n| shape(&n["params"]["item"], "detail"))
+        .collect();
+    by_rpc.sort();
+
+    let expected: Vec<(String, String, String)> = [
+        ("nobody.here", "failed", "user_not_found"),
+        ("sidecar.00065", "written", ""),
+        ("sidecar.00066", "no_cloud_photo", ""),
+        ("sidecar.00067", "no_mailbox", "no_mailbox"),
+        ("sidecar.00068", "not_in_cloud", "user_not_found"),
+        ("sidecar.00069", "failed", "image"),
+    ]
+    .iter()
+    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+    .collect();
+    assert_eq!(by_cli, expected, "the CLI: {stdout}");
+    assert_eq!(by_rpc, expected, "the sidecar: {notes:?}");
+
+    // The same journal file name in each backup folder, with the same record.
+    let name = photobulk_engine::locations::SYNC_HD_JOURNAL;
+    assert_eq!(
+        Path::new(r["result"]["journal"].as_str().expect("journal")),
+        rpc_backups.join(name)
+    );
+    let (cli_shape, rpc_shape) = (
+        journal_shape(&cli_backups.join(name), "user"),
+        journal_shape(&rpc_backups.join(name), "user"),
+    );
+    assert_eq!(cli_shape, rpc_shape);
+    assert_eq!(cli_shape.len(), 1, "one user written: {cli_shape:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // The real binary on its socket
 
@@ -1034,7 +1354,7 @@ fn samba() -> Samba {
     static SEEDED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     SEEDED.get_or_init(|| {
         let out = Command::new(Path::new(ROOT).join("scripts/samba-dc"))
-            .args(["seed", "60", "--ou", "Sidecar"])
+            .args(["seed", "70", "--ou", "Sidecar"])
             .output()
             .expect("scripts/samba-dc seed");
         assert!(

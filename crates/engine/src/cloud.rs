@@ -39,7 +39,7 @@ use photobulk_imaging::Crop;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::hd::make_hd;
+use crate::hd::make_hd_pooled;
 pub use crate::hd::HdPhoto;
 use crate::import::{Cancel, ItemError};
 use crate::inputs::{refusal, Input, Take};
@@ -344,24 +344,18 @@ impl CloudJob {
             .iter()
             .map(|i| (i.take == Take::Yes).then(|| resolved.next()).flatten())
             .collect();
-        let images = Arc::new(Semaphore::new(self.image_threads.max(1)));
-        let act = &act;
-        let work = inputs
-            .into_iter()
-            .zip(targets)
-            .enumerate()
-            .map(|(n, (input, target))| {
-                let images = images.clone();
-                async move {
-                    let item = self
-                        .one(input, target, cancel, &images, |item, user, jpeg| {
-                            act(item, user, jpeg)
-                        })
-                        .await;
+        let images = Semaphore::new(self.image_threads.max(1));
+        let (images, act) = (&images, &act);
+        let work =
+            inputs
+                .into_iter()
+                .zip(targets)
+                .enumerate()
+                .map(|(n, (input, target))| async move {
+                    let item = self.one(input, target, cancel, images, act).await;
                     on_item(&item);
                     (n, item)
-                }
-            });
+                });
         let mut out: Vec<(usize, CloudItem)> = stream::iter(work)
             .buffer_unordered(self.workers.max(1))
             .collect()
@@ -386,12 +380,8 @@ impl CloudJob {
         Fut: std::future::Future<Output = CloudItem>,
     {
         let mut item = CloudItem::new(&input);
-        if let Some((skipped, e)) = refusal(&input) {
-            item.action = if skipped {
-                CloudAction::Skipped
-            } else {
-                CloudAction::Failed
-            };
+        if let Some((action, e)) = refusal(&input, CloudAction::Skipped, CloudAction::Failed) {
+            item.action = action;
             item.error = Some(e);
             return item;
         }
@@ -411,29 +401,11 @@ impl CloudJob {
             .account
             .clone()
             .unwrap_or_else(|| user.alias().to_string());
-        let converted = {
-            let Ok(_permit) = images.acquire().await else {
-                return item.fail(ErrorKind::Internal, false, "image pool closed".into());
-            };
-            let (path, crop, raw, out) = (
-                input.path.clone(),
-                self.crop,
-                self.raw,
-                self.out_dir.clone(),
-            );
-            tokio::task::spawn_blocking(move || make_hd(&path, &name, crop, raw, out.as_deref()))
-                .await
-        };
-        let (jpeg, hd) = match converted {
-            Ok(Ok(v)) => v,
-            Ok(Err((kind, message))) => return item.fail(kind, false, message),
-            Err(e) => {
-                return item.fail(
-                    ErrorKind::Internal,
-                    false,
-                    format!("image task failed: {e}"),
-                )
-            }
+        let out = self.out_dir.clone();
+        let converted = make_hd_pooled(images, input.path.clone(), name, self.crop, self.raw, out);
+        let (jpeg, hd) = match converted.await {
+            Ok(v) => v,
+            Err((kind, message)) => return item.fail(kind, false, message),
         };
         item.hd = Some(hd);
         if cancel.is_cancelled() {

@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::hd::{make_hd, HdPhoto};
+use crate::hd::{make_hd_pooled, HdPhoto};
 use crate::import::{Cancel, ItemError};
 use crate::inputs::{refusal, Input};
 use crate::journal::{new_run_id, now_rfc3339, Intent, Record};
@@ -190,12 +190,8 @@ impl HandOff {
             });
             Ok(item)
         };
-        if let Some((skipped, e)) = refusal(&input) {
-            item.action = if skipped {
-                HandOffAction::Skipped
-            } else {
-                HandOffAction::Failed
-            };
+        if let Some((action, e)) = refusal(&input, HandOffAction::Skipped, HandOffAction::Failed) {
+            item.action = action;
             item.error = Some(e);
             return Ok(item);
         }
@@ -209,24 +205,19 @@ impl HandOff {
             return Ok(item);
         }
         let account = input.account.clone().unwrap_or_default();
-        let converted = {
-            let Ok(_permit) = images.acquire().await else {
-                return fail(item, ErrorKind::Internal, "image pool closed".into());
-            };
-            let (path, name, crop, out) = (
-                input.path.clone(),
-                account.clone(),
-                self.options.crop,
-                // A plan writes no file.
-                (!self.dry_run).then(|| self.out_dir.clone()),
-            );
-            tokio::task::spawn_blocking(move || make_hd(&path, &name, crop, false, out.as_deref()))
-                .await
-        };
-        let hd = match converted {
-            Ok(Ok((_, hd))) => hd,
-            Ok(Err((kind, message))) => return fail(item, kind, message),
-            Err(e) => return fail(item, ErrorKind::Internal, format!("image task failed: {e}")),
+        // A plan writes no file.
+        let out = (!self.dry_run).then(|| self.out_dir.clone());
+        let converted = make_hd_pooled(
+            images,
+            input.path.clone(),
+            account.clone(),
+            self.options.crop,
+            false,
+            out,
+        );
+        let hd = match converted.await {
+            Ok((_, hd)) => hd,
+            Err((kind, message)) => return fail(item, kind, message),
         };
         let last = journal
             .last_write(TARGET, &account)

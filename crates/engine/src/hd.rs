@@ -3,6 +3,7 @@
 
 use photobulk_kind::ErrorKind;
 use std::path::{Path, PathBuf};
+use tokio::sync::Semaphore;
 
 use photobulk_graph::sha256_hex;
 use photobulk_imaging::{Crop, CropBox, FaceBox, Options, Target, Warning};
@@ -29,7 +30,7 @@ pub struct HdPhoto {
 /// Read and convert one file to the HD JPEG (or take it raw); write it to `out/hd/NAME.jpg`
 /// when asked. Errors are (kind, message): `unreadable`, `image` (an empty file says so),
 /// `io`.
-pub(crate) fn make_hd(
+pub fn make_hd(
     path: &Path,
     name: &str,
     crop: Crop,
@@ -92,4 +93,23 @@ pub(crate) fn make_hd(
         hd.path = Some(file);
     }
     Ok((jpeg, hd))
+}
+
+/// [`make_hd`] on the blocking pool, holding one of `images`' permits while it runs, so a job
+/// converts at most as many photos at once as the pool has permits. A closed pool or a
+/// conversion task that died is an `internal` error.
+pub(crate) async fn make_hd_pooled(
+    images: &Semaphore,
+    path: PathBuf,
+    name: String,
+    crop: Crop,
+    raw: bool,
+    out: Option<PathBuf>,
+) -> Result<(Vec<u8>, HdPhoto), (ErrorKind, String)> {
+    let Ok(_permit) = images.acquire().await else {
+        return Err((ErrorKind::Internal, "image pool closed".into()));
+    };
+    tokio::task::spawn_blocking(move || make_hd(&path, &name, crop, raw, out.as_deref()))
+        .await
+        .unwrap_or_else(|e| Err((ErrorKind::Internal, format!("image task failed: {e}"))))
 }

@@ -3,22 +3,26 @@
 //!
 //! # Pipeline
 //! Inputs ([`crate::inputs`]) go through three phases, each with a window of `window` items in
-//! flight (default 32):
+//! flight (default 32); phases 1 and 3 run at the same time:
 //! 1. **Find the users**: one search per input (it also returns the current photo, of which
-//!    only the SHA-256 and size are kept, so 10,000 found users cost a few MB).
+//!    only the SHA-256 and size are kept, so 10,000 found users cost a few MB). Each found
+//!    user goes straight on to phase 3's image work.
 //! 2. **One user, one write**: inputs that turned out to name the same directory user (same
 //!    objectGUID, else DN) — a file named by sAMAccountName and a CSV row naming the UPN, two
 //!    CSV rows — are "two files for one user": the newest file wins, the others are skipped as
 //!    `superseded`, and all of them are reported (plan and run) with the others in `also`.
-//!    This needs every lookup done before the first write, hence the separate phase.
+//!    This needs every lookup done before the first write: phase 3 converts while the lookups
+//!    go on, but sends no write before phase 2 has decided (a loser's conversion is wasted,
+//!    which is rare and costs no write).
 //! 3. **Convert and write**: read and hash the source → convert it on the image threads
-//!    (a fixed pool of `image_threads`, default one per core, see `ImagePool`) → compare with
-//!    the directory's current bytes → read the photo being replaced again and back it up
-//!    (fsync'd, [`photobulk_directory::BackupStore`]) → journal the intent (fsync'd, group
-//!    commit, [`crate::journal`]) → replace → journal done. Image work and LDAP writes overlap:
-//!    while two items convert, up to `window` - 2 others wait for a thread or are being
-//!    written. Results are handed to the caller as each item finishes. Memory is bounded by
-//!    the window: at most `image_threads` decodes and `window` small JPEGs exist at once.
+//!    (a fixed pool of `image_threads`, default one per core, see `ImagePool`) → wait for
+//!    phase 2 → compare with the directory's current bytes → read the photo being replaced
+//!    again and back it up (fsync'd, [`photobulk_directory::BackupStore`]) → journal the
+//!    intent (fsync'd, group commit, [`crate::journal`]) → replace → journal done. Image work
+//!    and LDAP work overlap: while two items convert, other users are looked up or written.
+//!    Results are handed to the caller as each item finishes. Memory is bounded by the
+//!    window: at most `image_threads` decodes and `window` small JPEGs exist at once (found
+//!    users waiting for an image thread hold a few hundred bytes each).
 //!
 //! Only the targets the job asks for are made: the CLI's online import asks for the AD photo
 //! alone, and the imaging crate then decodes a 12 MP JPEG at 1/8 DCT scale (96 px from a
@@ -61,7 +65,7 @@ use photobulk_imaging::{Crop, CropBox, FaceBox, Options, Warning};
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
-use crate::inputs::{Input, Inputs, Take};
+use crate::inputs::{refusal, Input, Inputs};
 use crate::journal::{new_run_id, now_rfc3339, Intent, Journal, Record};
 use crate::EngineError;
 
@@ -398,7 +402,7 @@ struct OpFailure {
     gave_up: Option<String>,
 }
 
-/// An input whose user was found (phase 1), before any image work. The user's photo bytes
+/// An input whose user was found (phase 1), before its image work. The user's photo bytes
 /// are not kept (only their SHA-256 and size), so 10,000 resolved users cost a few MB.
 struct Resolved {
     index: usize,
@@ -542,40 +546,59 @@ impl ImportJob {
         let skipped_files = inputs.skipped;
         let mut summary = ImportSummary::default();
         let mut items = Vec::with_capacity(inputs.items.len());
-        let mut finish = |item: ImportItem| {
+        let finish = std::sync::Mutex::new(|item: ImportItem| {
             summary.add(&item);
             on_item(&item);
             items.push(item);
+        });
+        // Both halves below hand on finished items (never across an await).
+        let finish = |item: ImportItem| {
+            let mut f = finish.lock().unwrap_or_else(|p| p.into_inner());
+            f(item)
         };
         let window = self.window.max(1);
         let ctx = &ctx;
-        // Phase 1: find every input's user (lookups only, `window` in flight).
-        let mut resolved = Vec::new();
-        {
+        // Phases 1 and 3 overlap: an input's photo is converted as soon as its user is found,
+        // while the other lookups go on, so the image threads are busy from the first user on.
+        // No write is sent before every lookup is done and phase 2 has said which input wins
+        // for each user.
+        let (found_tx, found_rx) = tokio::sync::mpsc::unbounded_channel::<Resolved>();
+        let (merged_tx, merged_rx) = tokio::sync::watch::channel(None::<Arc<Verdicts>>);
+        let lookups = async {
+            let mut same_user = Vec::new();
             let mut found = stream::iter(inputs.items.into_iter().enumerate())
                 .map(|(index, input)| async move { ctx.resolve(index, input).await })
                 .buffer_unordered(window);
             while let Some(r) = found.next().await {
                 match r {
-                    Ok(r) => resolved.push(r),
+                    Ok(r) => {
+                        same_user.push(SameUser::of(&r));
+                        // The receiver lives until every resolved input is taken.
+                        let _ = found_tx.send(r);
+                    }
                     Err(item) => finish(item),
                 }
             }
-        }
-        resolved.sort_by_key(|r| r.index);
-        // Phase 2: one user, one write — whatever names led to them.
-        for loser in merge_same_user(&mut resolved) {
-            finish(loser);
-        }
-        // Phase 3: image work on the image threads (one per core) overlapped with the writes.
-        {
-            let mut results = stream::iter(resolved)
-                .map(|r| async move { ctx.write(r).await })
+            drop(found_tx);
+            // Phase 2: one user, one write — whatever names led to them.
+            let _ = merged_tx.send(Some(Arc::new(merge_same_user(same_user))));
+        };
+        let work = async {
+            let resolved = stream::unfold(found_rx, |mut rx| async move {
+                rx.recv().await.map(|r| (r, rx))
+            });
+            let results = resolved
+                .map(|r| {
+                    let merged = merged_rx.clone();
+                    async move { ctx.write(r, merged).await }
+                })
                 .buffer_unordered(window);
+            let mut results = std::pin::pin!(results);
             while let Some(item) = results.next().await {
                 finish(item);
             }
-        }
+        };
+        futures_util::future::join(lookups, work).await;
         let fatal = ctx.fatal.lock().ok().and_then(|f| f.clone());
         let mut users_without_file = None;
         if self.dry_run {
@@ -643,23 +666,57 @@ enum Prepared {
     },
 }
 
+/// What phase 1 learnt about a resolved input that phase 2 needs.
+struct SameUser {
+    index: usize,
+    key: String,
+    dn: String,
+    path: PathBuf,
+    origin: Option<String>,
+    account: String,
+}
+
+impl SameUser {
+    fn of(r: &Resolved) -> Self {
+        SameUser {
+            index: r.index,
+            key: match &r.user.object_guid {
+                Some(g) => format!("guid:{}", g.to_ascii_lowercase()),
+                None => format!("dn:{}", r.user.dn.to_lowercase()),
+            },
+            dn: r.user.dn.clone(),
+            path: r.input.path.clone(),
+            origin: r.input.origin.clone(),
+            account: r.input.account.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Phase 2's word on one input that shares its user with others.
+enum Verdict {
+    /// Written: these other files named the same user.
+    Wins { also: Vec<PathBuf> },
+    /// Not written (`superseded`): `winner` names the same user and is newer.
+    Loses { winner: PathBuf, message: String },
+}
+
+/// By input index; inputs alone on their user have none.
+type Verdicts = HashMap<usize, Verdict>;
+
 /// Among resolved inputs for the same directory user (same objectGUID, else same DN — e.g.
 /// one file named by sAMAccountName and a CSV row naming the UPN), the newest file wins
-/// (modification time, ties broken by path, then by CSV line); the others are returned as
-/// skipped (`superseded`), and every one of them lists the others in `also`.
-fn merge_same_user(resolved: &mut Vec<Resolved>) -> Vec<ImportItem> {
-    let key = |r: &Resolved| match &r.user.object_guid {
-        Some(g) => format!("guid:{}", g.to_ascii_lowercase()),
-        None => format!("dn:{}", r.user.dn.to_lowercase()),
-    };
-    let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
-    for (i, r) in resolved.iter().enumerate() {
-        groups.entry(key(r)).or_default().push(i);
+/// (modification time, ties broken by path, then by CSV line); the others are skipped
+/// (`superseded`), and every one of them lists the others in `also`.
+fn merge_same_user(mut found: Vec<SameUser>) -> Verdicts {
+    found.sort_by_key(|f| f.index);
+    let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, f) in found.iter().enumerate() {
+        groups.entry(f.key.as_str()).or_default().push(i);
     }
-    let mut losing = HashSet::new();
+    let mut verdicts = Verdicts::new();
     for idx in groups.values().filter(|g| g.len() > 1) {
         let mtime = |i: usize| {
-            std::fs::metadata(&resolved[i].input.path)
+            std::fs::metadata(&found[i].path)
                 .and_then(|m| m.modified())
                 .ok()
         };
@@ -669,52 +726,36 @@ fn merge_same_user(resolved: &mut Vec<Resolved>) -> Vec<ImportItem> {
             .max_by(|&a, &b| {
                 mtime(a)
                     .cmp(&mtime(b))
-                    .then_with(|| resolved[a].input.path.cmp(&resolved[b].input.path))
-                    .then_with(|| resolved[b].input.origin.cmp(&resolved[a].input.origin))
+                    .then_with(|| found[a].path.cmp(&found[b].path))
+                    .then_with(|| found[b].origin.cmp(&found[a].origin))
             })
             .unwrap_or(idx[0]);
-        let name = |i: usize| {
-            let r = &resolved[i];
-            match &r.input.origin {
-                Some(o) => format!("{} ({o})", r.input.path.display()),
-                None => r.input.path.display().to_string(),
-            }
+        let w = &found[winner];
+        let win_name = match &w.origin {
+            Some(o) => format!("{} ({o})", w.path.display()),
+            None => w.path.display().to_string(),
         };
-        let win_name = name(winner);
-        let win_path = resolved[winner].input.path.clone();
-        let dn = resolved[winner].user.dn.clone();
-        for &i in idx.iter().filter(|&&i| i != winner) {
-            let r = &mut resolved[i];
-            let account = r.input.account.clone().unwrap_or_default();
-            let path = r.input.path.clone();
-            r.item.also.push(win_path.clone());
-            r.item.action = Action::Skipped;
-            r.item.error = Some(ItemError {
-                kind: ErrorKind::Superseded,
-                retryable: false,
-                message: format!(
-                    "{win_name} is for the same user ({dn}, named here as {account}) and is \
-                     newer: the newest file wins"
-                ),
-            });
-            resolved[winner].item.also.push(path);
-            losing.insert(i);
+        let mut also = Vec::new();
+        let mut losers: Vec<usize> = idx.iter().copied().filter(|&i| i != winner).collect();
+        losers.sort_unstable();
+        for i in losers {
+            let f = &found[i];
+            verdicts.insert(
+                f.index,
+                Verdict::Loses {
+                    winner: w.path.clone(),
+                    message: format!(
+                        "{win_name} is for the same user ({}, named here as {}) and is \
+                         newer: the newest file wins",
+                        w.dn, f.account
+                    ),
+                },
+            );
+            also.push(f.path.clone());
         }
+        verdicts.insert(w.index, Verdict::Wins { also });
     }
-    let mut losers = Vec::new();
-    let mut i = 0;
-    resolved.retain_mut(|r| {
-        let keep = !losing.contains(&i);
-        if !keep {
-            losers.push(std::mem::replace(
-                &mut r.item,
-                ImportItem::new(&r.input, false),
-            ));
-        }
-        i += 1;
-        keep
-    });
-    losers
+    verdicts
 }
 
 impl Ctx<'_> {
@@ -739,31 +780,19 @@ impl Ctx<'_> {
     async fn resolve(&self, index: usize, input: Input) -> Result<Resolved, ImportItem> {
         let dry = self.job.dry_run;
         let item = ImportItem::new(&input, dry);
-        let account = match (&input.take, &input.account) {
-            (Take::Yes, Some(a)) => a.clone(),
-            (Take::Yes, None) | (Take::NoAccount, _) => return Err(item.fail(
+        if let Some((action, e)) = refusal(&input, Action::Skipped, Action::Failed) {
+            let mut item = item;
+            item.action = action;
+            item.error = Some(e);
+            return Err(item);
+        }
+        let Some(account) = input.account.clone() else {
+            return Err(item.fail(
                 ErrorKind::NoAccount,
                 false,
                 "the file name names no account (the account is the name up to the first space)"
                     .into(),
-            )),
-            (Take::Unreadable { reason }, _) => {
-                return Err(item.fail(
-                    ErrorKind::Unreadable,
-                    false,
-                    format!("cannot read {}: {reason}", input.path.display()),
-                ))
-            }
-            (Take::Superseded { by }, _) => {
-                return Err(item.skip(
-                    ErrorKind::Superseded,
-                    format!(
-                        "{} also names {}, and is newer: the newest file wins",
-                        by.display(),
-                        input.account.as_deref().unwrap_or("?")
-                    ),
-                ))
-            }
+            ));
         };
         if let Some(h) = self.halt("started") {
             return Err(item.halted(h));
@@ -810,25 +839,47 @@ impl Ctx<'_> {
         })
     }
 
-    /// Phase 3: convert, compare, back up, journal, write.
-    async fn write(&self, r: Resolved) -> ImportItem {
+    /// Phase 3: convert, then (once phase 2 has spoken) compare, back up, journal, write.
+    async fn write(
+        &self,
+        r: Resolved,
+        mut merged: tokio::sync::watch::Receiver<Option<Arc<Verdicts>>>,
+    ) -> ImportItem {
         let Resolved {
+            index,
             input,
             mut item,
             user,
             current_sha,
             current_len,
-            ..
         } = r;
         let dry = self.job.dry_run;
         if let Some(h) = self.halt("started") {
             return item.halted(h);
         }
         let account = input.account.clone().unwrap_or_default();
-        let prepared = match self
+        let prepared = self
             .prepare(&input, &user.dn, current_sha.as_deref(), current_len)
-            .await
-        {
+            .await;
+        let verdicts = match merged.wait_for(Option::is_some).await {
+            Ok(v) => v.clone().unwrap_or_default(),
+            Err(_) => return item.fail(ErrorKind::Internal, false, "phase 2 ended".into()),
+        };
+        match verdicts.get(&index) {
+            Some(Verdict::Loses { winner, message }) => {
+                item.also.push(winner.clone());
+                item.action = Action::Skipped;
+                item.error = Some(ItemError {
+                    kind: ErrorKind::Superseded,
+                    retryable: false,
+                    message: message.clone(),
+                });
+                return item;
+            }
+            Some(Verdict::Wins { also }) => item.also.extend(also.iter().cloned()),
+            None => {}
+        }
+        let prepared = match prepared {
             Ok(p) => p,
             Err((kind, msg)) => return item.fail(kind, false, msg),
         };

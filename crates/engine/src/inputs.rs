@@ -368,30 +368,34 @@ impl UserExport {
     }
 }
 
-/// Why an input is not taken, as a job reports it: `Some((skipped, error))` — `no_account`
-/// and `unreadable` fail, `superseded` (a newer file names the same account) is skipped;
-/// `None` for an input to be used. The same words for every job.
-pub fn refusal(input: &Input) -> Option<(bool, crate::import::ItemError)> {
+/// Why an input is not taken, as every job reports it: `Some((action, error))` with the job's
+/// own `skipped` action for `superseded` (a newer file names the same account) and its
+/// `failed` action for `no_account` and `unreadable`; `None` for an input to be used. The
+/// same words for every job.
+pub fn refusal<A>(input: &Input, skipped: A, failed: A) -> Option<(A, crate::import::ItemError)> {
     let path = input.path.display();
-    let (skipped, kind, message) = match &input.take {
+    let (action, kind, message) = match &input.take {
         Take::Yes => return None,
         Take::NoAccount => (
-            false,
+            failed,
             ErrorKind::NoAccount,
             format!(
                 "{path}: the file name names no account \
                  (expected 'account.jpg' or 'account anything.jpg')"
             ),
         ),
-        Take::Unreadable { reason } => (false, ErrorKind::Unreadable, format!("{path}: {reason}")),
+        Take::Unreadable { reason } => (failed, ErrorKind::Unreadable, format!("{path}: {reason}")),
         Take::Superseded { by } => (
-            true,
+            skipped,
             ErrorKind::Superseded,
-            format!("{path}: the newer {} names the same account", by.display()),
+            format!(
+                "{path}: the newer {} names the same account (the newest file wins)",
+                by.display()
+            ),
         ),
     };
     Some((
-        skipped,
+        action,
         crate::import::ItemError {
             kind,
             retryable: false,

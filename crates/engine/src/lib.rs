@@ -27,7 +27,7 @@ pub mod cloud;
 pub mod convert;
 pub mod environment;
 pub mod exchange;
-mod hd;
+pub mod hd;
 pub mod import;
 pub mod inputs;
 pub mod journal;
