@@ -688,12 +688,6 @@ async fn cloud_upload_gives_the_same_kinds_and_journal_from_the_cli_and_the_side
         .expect("photobulk graph upload");
     assert_eq!(out.status.code(), Some(1), "some files fail");
     let cli: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json");
-    let file_name = |p: &Value| {
-        Path::new(p.as_str().unwrap_or(""))
-            .file_name()
-            .map(|f| f.to_string_lossy().to_string())
-            .unwrap_or_default()
-    };
     let mut by_cli: Vec<(String, String, String)> = cli
         .iter()
         .map(|i| {
@@ -702,7 +696,7 @@ async fn cloud_upload_gives_the_same_kinds_and_journal_from_the_cli_and_the_side
                 other => other,
             };
             (
-                file_name(&i["file"]),
+                file_name_of(&i["file"]),
                 status.to_string(),
                 i["error"]["kind"].as_str().unwrap_or("").to_string(),
             )
@@ -723,29 +717,16 @@ async fn cloud_upload_gives_the_same_kinds_and_journal_from_the_cli_and_the_side
             "outDir": work.path().join("out")}),
     )
     .await;
-    let mut by_rpc: Vec<(String, String, String)> = items_of(&notes)
-        .iter()
-        .map(|i| {
-            (
-                file_name(&i["path"]),
-                i["status"].as_str().unwrap_or("").to_string(),
-                i["error"]["detail"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    by_rpc.sort();
+    let by_rpc = bulk_outcomes(&notes);
 
-    let expected: Vec<(String, String, String)> = [
+    let expected = outcomes(&[
         ("nobody.here.jpg", "failed", "user_not_found"),
         ("seed.00001 portrait.jpg", "written", ""),
         ("seed.00002.jpg", "failed", "image"),
         ("seed.00003.jpg", "failed", "image"),
         ("seed.00004 new.jpg", "written", ""),
         ("seed.00004 old.jpg", "skipped", "superseded"),
-    ]
-    .iter()
-    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-    .collect();
+    ]);
     assert_eq!(by_cli, expected, "the CLI: {cli:?}");
     assert_eq!(by_rpc, expected, "the sidecar: {notes:?}");
 
@@ -798,6 +779,29 @@ fn journal_shape(path: &Path, who: &str) -> Vec<(String, String, String)> {
         .collect();
     shape.sort();
     shape
+}
+
+/// (file name, status, kind) of every `bulk/item` in `notes`, sorted: what a bulk run did.
+fn bulk_outcomes(notes: &[Value]) -> Vec<(String, String, String)> {
+    let mut out: Vec<(String, String, String)> = items_of(notes)
+        .iter()
+        .map(|i| {
+            (
+                file_name_of(&i["path"]),
+                i["status"].as_str().unwrap_or("").to_string(),
+                i["error"]["detail"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Expected outcomes, written as string triples.
+fn outcomes(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    list.iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect()
 }
 
 fn file_name_of(p: &Value) -> String {
@@ -901,19 +905,9 @@ async fn ad_import_gives_the_same_kinds_and_journal_from_the_cli_and_the_sidecar
     )
     .await;
     assert!(r.get("error").is_none(), "{r}");
-    let mut by_rpc: Vec<(String, String, String)> = items_of(&notes)
-        .iter()
-        .map(|i| {
-            (
-                file_name_of(&i["path"]),
-                i["status"].as_str().unwrap_or("").to_string(),
-                i["error"]["detail"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect();
-    by_rpc.sort();
+    let by_rpc = bulk_outcomes(&notes);
 
-    let expected: Vec<(String, String, String)> = [
+    let expected = outcomes(&[
         ("a*b)(c.jpg", "failed", "user_not_found"),
         ("nobody.here.jpg", "failed", "user_not_found"),
         ("sidecar.00061 portrait.jpg", "written", ""),
@@ -921,10 +915,7 @@ async fn ad_import_gives_the_same_kinds_and_journal_from_the_cli_and_the_sidecar
         ("sidecar.00063.jpg", "failed", "image"),
         ("sidecar.00064 new.jpg", "written", ""),
         ("sidecar.00064 old.jpg", "skipped", "superseded"),
-    ]
-    .iter()
-    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-    .collect();
+    ]);
     assert_eq!(by_cli, expected, "the CLI: {stdout}");
     assert_eq!(by_rpc, expected, "the sidecar: {notes:?}");
 
@@ -1051,17 +1042,14 @@ async fn hd_sync_gives_the_same_statuses_and_journal_from_the_cli_and_the_sideca
         .collect();
     by_rpc.sort();
 
-    let expected: Vec<(String, String, String)> = [
+    let expected = outcomes(&[
         ("nobody.here", "failed", "user_not_found"),
         ("sidecar.00065", "written", ""),
         ("sidecar.00066", "no_cloud_photo", ""),
         ("sidecar.00067", "no_mailbox", "no_mailbox"),
         ("sidecar.00068", "not_in_cloud", "user_not_found"),
         ("sidecar.00069", "failed", "image"),
-    ]
-    .iter()
-    .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-    .collect();
+    ]);
     assert_eq!(by_cli, expected, "the CLI: {stdout}");
     assert_eq!(by_rpc, expected, "the sidecar: {notes:?}");
 

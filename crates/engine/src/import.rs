@@ -868,13 +868,7 @@ impl Ctx<'_> {
         match verdicts.get(&index) {
             Some(Verdict::Loses { winner, message }) => {
                 item.also.push(winner.clone());
-                item.action = Action::Skipped;
-                item.error = Some(ItemError {
-                    kind: ErrorKind::Superseded,
-                    retryable: false,
-                    message: message.clone(),
-                });
-                return item;
+                return item.skip(ErrorKind::Superseded, message.clone());
             }
             Some(Verdict::Wins { also }) => item.also.extend(also.iter().cloned()),
             None => {}
