@@ -41,6 +41,30 @@ struct Row {
     undo: String,
 }
 
+impl Row {
+    /// The row of run `r` of `target`, undone by `undo` followed by the run id.
+    fn of<E>(
+        target: &'static str,
+        undo: &str,
+        r: photobulk_store::RunInfo<E>,
+        counts: Option<serde_json::Value>,
+    ) -> Row {
+        Row {
+            target,
+            undo: format!("{undo} {}", r.run),
+            run: r.run,
+            command: r.command,
+            state: r.state,
+            resumed: r.attempts > 1,
+            attempts: r.attempts,
+            users: r.users,
+            started: r.started,
+            restores: r.restores,
+            counts,
+        }
+    }
+}
+
 pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
     let mut rows = Vec::new();
     let state = photobulk_engine::locations::state_dir(args.state_dir.as_deref());
@@ -49,19 +73,8 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
         let j = photobulk_engine::Journal::read_only(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         for r in j.runs() {
-            rows.push(Row {
-                target: "ad",
-                undo: format!("photobulk restore --run {}", r.run),
-                run: r.run,
-                command: r.command,
-                state: r.state,
-                resumed: r.attempts > 1,
-                attempts: r.attempts,
-                users: r.users,
-                started: r.started,
-                restores: r.restores,
-                counts: r.summary,
-            });
+            let counts = r.last_end.clone();
+            rows.push(Row::of("ad", "photobulk restore --run", r, counts));
         }
     }
     let gdir = photobulk_engine::locations::graph_backup_dir(
@@ -73,22 +86,11 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
         let j = photobulk_graph::UploadJournal::read_only(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         for r in j.runs() {
-            rows.push(Row {
-                target: "graph",
-                undo: format!("photobulk graph restore --run {}", r.run),
-                run: r.run,
-                command: r.command,
-                state: r.state,
-                resumed: r.attempts > 1,
-                attempts: r.attempts,
-                users: r.users,
-                started: r.started,
-                restores: r.restores,
-                counts: r.last_end.map(|e| {
-                    serde_json::json!({"uploaded": e.uploaded, "unchanged": e.unchanged,
-                        "failed": e.failed, "retryable": e.retryable, "cancelled": e.cancelled})
-                }),
+            let counts = r.last_end.as_ref().map(|e| {
+                serde_json::json!({"uploaded": e.uploaded, "unchanged": e.unchanged,
+                    "failed": e.failed, "retryable": e.retryable, "cancelled": e.cancelled})
             });
+            rows.push(Row::of("graph", "photobulk graph restore --run", r, counts));
         }
     }
     rows.sort_by(|a, b| a.started.cmp(&b.started));

@@ -156,36 +156,16 @@ pub struct LastWrite {
     pub options: Option<String>,
 }
 
-/// What `photobulk runs` shows of one run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunInfo {
-    pub run: String,
-    pub job: String,
-    pub command: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restores: Option<String>,
-    /// When the first attempt started.
-    pub started: String,
-    /// Attempts: 1 + the times the run was continued (after a kill, Ctrl+C, a lost server).
-    pub attempts: usize,
-    /// `complete` (the last attempt ended, not cancelled, with no retryable failure),
-    /// `interrupted` (killed: no end record) or `incomplete` (ended cancelled or with failures
-    /// that may pass on a re-run). A re-run of
-    /// the same job continues any run that is not complete.
-    pub state: &'static str,
-    /// Distinct users the run wrote to (from its intents).
-    pub users: usize,
-    /// The summary of the last attempt that ended.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub summary: Option<serde_json::Value>,
-}
+/// What `photobulk runs` shows of one run; `last_end` is the summary of the last attempt
+/// that ended.
+pub type RunInfo = photobulk_store::RunInfo<serde_json::Value>;
 
 /// What the journal knew at open time.
 #[derive(Debug, Default)]
 struct State {
     /// (target, lower-case DN) → last successful write.
     last: HashMap<(String, String), LastWrite>,
-    runs: Vec<RunInfo>,
+    runs: photobulk_store::Runs<serde_json::Value>,
 }
 
 /// An open journal file. Cheap to clone; all clones share the one writer thread.
@@ -282,24 +262,17 @@ impl Journal {
     /// `end` record), stopped with Ctrl+C, or ended with retryable failures (a lost server). Running the
     /// same command again continues it, so one `restore --run` undoes every attempt.
     pub fn unfinished_run(&self, job: &str) -> Option<String> {
-        self.inner
-            .state
-            .runs
-            .iter()
-            .rev()
-            .find(|r| r.job == job)
-            .filter(|r| r.state != "complete")
-            .map(|r| r.run.clone())
+        self.inner.state.runs.unfinished(job).map(|r| r.run.clone())
     }
 
     /// Whether a run with this id was ever started.
     pub fn has_run(&self, run: &str) -> bool {
-        self.inner.state.runs.iter().any(|r| r.run == run)
+        self.inner.state.runs.contains(run)
     }
 
     /// Every run the journal held when it was opened, oldest first.
     pub fn runs(&self) -> Vec<RunInfo> {
-        self.inner.state.runs.clone()
+        self.inner.state.runs.list().to_vec()
     }
 
     /// Append `record` and wait until it is on disk.
@@ -461,23 +434,7 @@ fn load_state(path: &Path) -> Result<State, EngineError> {
                 time,
                 restores,
                 ..
-            } => match state.runs.iter_mut().find(|r| r.run == run) {
-                Some(info) => {
-                    info.attempts += 1;
-                    info.state = "interrupted";
-                }
-                None => state.runs.push(RunInfo {
-                    run,
-                    job,
-                    command,
-                    restores,
-                    started: time,
-                    attempts: 1,
-                    state: "interrupted",
-                    users: 0,
-                    summary: None,
-                }),
-            },
+            } => state.runs.started(run, job, command, restores, time),
             Record::End {
                 run,
                 cancelled,
@@ -488,21 +445,14 @@ fn load_state(path: &Path) -> Result<State, EngineError> {
                 // server, timeouts); a user not found or a broken file does not keep a run open.
                 let count = |k: &str| summary.get(k).and_then(serde_json::Value::as_u64);
                 let retryable = count("retryable").or_else(|| count("failed")).unwrap_or(0);
-                for r in state.runs.iter_mut().filter(|r| r.run == run) {
-                    r.state = if cancelled || retryable > 0 {
-                        "incomplete"
-                    } else {
-                        "complete"
-                    };
-                    r.summary = Some(summary.clone());
-                }
+                state
+                    .runs
+                    .ended(&run, !cancelled && retryable == 0, summary);
             }
             Record::Intent(i) => {
                 let key = (i.run.clone(), i.target.clone(), i.dn.to_lowercase());
                 if !intents.contains_key(&key) {
-                    if let Some(info) = state.runs.iter_mut().find(|r| r.run == i.run) {
-                        info.users += 1;
-                    }
+                    state.runs.user_added(&i.run);
                 }
                 // The newest intent joins its `done` (restore_run reads the first per user).
                 intents.insert(key, i);
@@ -555,22 +505,7 @@ pub fn now_rfc3339() -> String {
     Utc::now().rfc3339()
 }
 
-/// A new run id: `20261125T130501Z-<pid>-<n>`, sortable by time.
-pub fn new_run_id() -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let t = Utc::now();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}-{n}",
-        t.year,
-        t.month,
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        std::process::id()
-    )
-}
+pub use photobulk_store::runs::new_run_id;
 
 #[cfg(test)]
 mod tests {

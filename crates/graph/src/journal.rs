@@ -125,40 +125,15 @@ enum Line {
     Legacy(JournalEntry),
 }
 
-/// What `photobulk runs` shows of one run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RunInfo {
-    pub run: String,
-    pub job: String,
-    pub command: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restores: Option<String>,
-    /// When the first attempt started.
-    pub started: String,
-    /// Attempts (1 + resumes).
-    pub attempts: usize,
-    /// `complete`, `interrupted` (no end: killed), `incomplete` (cancelled, or ended with
-    /// failures that may pass on a re-run) — `resumed` is `attempts > 1`.
-    pub state: &'static str,
-    /// Users the run wrote (distinct, from its intents).
-    pub users: usize,
-    /// Counts of the last attempt that ended.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_end: Option<RunEnd>,
-}
-
-impl RunInfo {
-    /// Whether a re-run of the same job continues this run.
-    fn open(&self) -> bool {
-        self.state != "complete"
-    }
-}
+/// What `photobulk runs` shows of one run; `last_end` holds the counts of the last attempt
+/// that ended.
+pub type RunInfo = photobulk_store::RunInfo<RunEnd>;
 
 #[derive(Debug, Default)]
 struct State {
     /// lower-case user id → SHA-256 of the newest `done`.
     done: HashMap<String, String>,
-    runs: Vec<RunInfo>,
+    runs: photobulk_store::Runs<RunEnd>,
     /// (run, lower-case user id) → the user's first intent in that run.
     first_intent: HashMap<(String, String), UploadIntent>,
     /// run → users in the order of their first intent.
@@ -170,22 +145,8 @@ impl State {
     fn apply(&mut self, r: CloudRecord) {
         match r {
             CloudRecord::Run(s) => {
-                if let Some(info) = self.runs.iter_mut().find(|i| i.run == s.run) {
-                    info.attempts += 1;
-                    info.state = "interrupted";
-                } else {
-                    self.runs.push(RunInfo {
-                        run: s.run.clone(),
-                        job: s.job,
-                        command: s.command,
-                        restores: s.restores,
-                        started: s.time,
-                        attempts: 1,
-                        state: "interrupted",
-                        users: 0,
-                        last_end: None,
-                    });
-                }
+                self.runs
+                    .started(s.run.clone(), s.job, s.command, s.restores, s.time);
                 self.ended_in_attempt.insert(s.run, false);
             }
             CloudRecord::Intent(i) => {
@@ -195,9 +156,7 @@ impl State {
                         .entry(i.run.clone())
                         .or_default()
                         .push(key.1.clone());
-                    if let Some(info) = self.runs.iter_mut().find(|r| r.run == i.run) {
-                        info.users += 1;
-                    }
+                    self.runs.user_added(&i.run);
                     self.first_intent.insert(key, i);
                 }
             }
@@ -205,14 +164,8 @@ impl State {
                 self.done.insert(e.user_id.to_ascii_lowercase(), e.sha256);
             }
             CloudRecord::End(e) => {
-                if let Some(info) = self.runs.iter_mut().find(|r| r.run == e.run) {
-                    info.state = if !e.cancelled && e.retryable == 0 {
-                        "complete"
-                    } else {
-                        "incomplete"
-                    };
-                    info.last_end = Some(e.clone());
-                }
+                self.runs
+                    .ended(&e.run, !e.cancelled && e.retryable == 0, e.clone());
                 self.ended_in_attempt.insert(e.run, true);
             }
         }
@@ -314,14 +267,7 @@ impl UploadJournal {
         command: &str,
         restores: Option<&str>,
     ) -> Result<(String, bool), GraphError> {
-        let open = self
-            .state()
-            .runs
-            .iter()
-            .rev()
-            .find(|r| r.job == job)
-            .filter(|r| r.open())
-            .map(|r| r.run.clone());
+        let open = self.state().runs.unfinished(job).map(|r| r.run.clone());
         let (run, resumed) = match open {
             Some(r) => (r, true),
             None => (new_run_id(), false),
@@ -361,12 +307,12 @@ impl UploadJournal {
 
     /// Whether a run with this id was ever started.
     pub fn has_run(&self, run: &str) -> bool {
-        self.state().runs.iter().any(|r| r.run == run)
+        self.state().runs.contains(run)
     }
 
     /// Every run, oldest first.
     pub fn runs(&self) -> Vec<RunInfo> {
-        self.state().runs.clone()
+        self.state().runs.list().to_vec()
     }
 
     /// Record (durably) that a photo is about to be sent.
@@ -419,22 +365,7 @@ impl UploadJournal {
     }
 }
 
-/// A new run id: `20261125T130501Z-<pid>-<n>`, sortable by time.
-pub fn new_run_id() -> String {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let t = Utc::now();
-    format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z-{}-{n}",
-        t.year,
-        t.month,
-        t.day,
-        t.hour,
-        t.minute,
-        t.second,
-        std::process::id()
-    )
-}
+pub use photobulk_store::runs::new_run_id;
 
 #[cfg(test)]
 mod tests {

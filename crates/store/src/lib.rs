@@ -1,6 +1,6 @@
 //! Durable local records shared by the AD target (`photobulk-directory`) and the Graph target
-//! (`photobulk-graph`): a UTC clock for ids and timestamps, fsync'd JSON-lines files, and the
-//! photo backup folder.
+//! (`photobulk-graph`): a UTC clock for ids and timestamps, fsync'd JSON-lines files, the
+//! photo backup folder, and the runs a journal records.
 //!
 //! # Why it is its own crate
 //! Both targets must back up a photo the same way before they overwrite it (same layout, same
@@ -14,8 +14,10 @@ pub mod backup;
 pub mod clock;
 mod error;
 pub mod jsonl;
+pub mod runs;
 
 pub use backup::{hex, sha256_hex, BackupEntry, BackupFolder, BackupReason, SavedPhoto};
 pub use clock::Utc;
 pub use error::StoreError;
 pub use jsonl::JsonlLog;
+pub use runs::{RunInfo, Runs};
