@@ -644,23 +644,10 @@ async fn cloud_upload_gives_the_same_kinds_and_journal_from_the_cli_and_the_side
         Emulator::start(emu_config()).await.expect("emulator"),
     );
     let work = tempfile::tempdir().expect("tempdir");
-    let photos = work.path().join("photos");
-    std::fs::create_dir_all(&photos).expect("mkdir");
-    let src = Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg");
-    std::fs::copy(&src, photos.join("seed.00001 portrait.jpg")).expect("copy");
-    std::fs::write(photos.join("seed.00002.jpg"), b"").expect("empty");
-    std::fs::write(photos.join("seed.00003.jpg"), b"not a picture").expect("text");
-    std::fs::copy(&src, photos.join("nobody.here.jpg")).expect("copy");
-    // Two files for one account: the newer wins, the older is superseded.
-    std::fs::copy(&src, photos.join("seed.00004 old.jpg")).expect("copy");
-    std::fs::copy(&src, photos.join("seed.00004 new.jpg")).expect("copy");
-    let old = std::fs::File::options()
-        .write(true)
-        .open(photos.join("seed.00004 old.jpg"))
-        .expect("open");
-    old.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
-        .expect("mtime");
-    drop(old);
+    let photos = hostile_folder(
+        work.path(),
+        ["seed.00001", "seed.00002", "seed.00003", "seed.00004"],
+    );
 
     // The CLI.
     let cli_backups = work.path().join("cli-backups");
@@ -804,6 +791,30 @@ fn outcomes(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// The folder both-doors tests send through each door, in `work/photos`, for four accounts
+/// `[good, empty, text, twice]`: a real photo for `good`, an empty file for `empty`, a text
+/// file for `text`, a photo for an unknown user, and two photos for `twice`, the older one's
+/// mtime an hour back (the newer wins, the older is superseded).
+fn hostile_folder(work: &Path, [good, empty, text, twice]: [&str; 4]) -> PathBuf {
+    let photos = work.join("photos");
+    std::fs::create_dir_all(&photos).expect("mkdir");
+    let src = Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg");
+    std::fs::copy(&src, photos.join(format!("{good} portrait.jpg"))).expect("copy");
+    std::fs::write(photos.join(format!("{empty}.jpg")), b"").expect("empty");
+    std::fs::write(photos.join(format!("{text}.jpg")), b"not a picture").expect("text");
+    std::fs::copy(&src, photos.join("nobody.here.jpg")).expect("copy");
+    let old = photos.join(format!("{twice} old.jpg"));
+    std::fs::copy(&src, &old).expect("copy");
+    std::fs::copy(&src, photos.join(format!("{twice} new.jpg"))).expect("copy");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .expect("open");
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+        .expect("mtime");
+    photos
+}
+
 fn file_name_of(p: &Value) -> String {
     Path::new(p.as_str().unwrap_or(""))
         .file_name()
@@ -821,25 +832,9 @@ async fn ad_import_gives_the_same_kinds_and_journal_from_the_cli_and_the_sidecar
         "sidecar.00064",
     ];
     let work = tempfile::tempdir().expect("tempdir");
-    let photos = work.path().join("photos");
-    std::fs::create_dir_all(&photos).expect("mkdir");
-    let src = Path::new(ROOT).join("tests/fixtures/real/hopper_orientation_8.jpg");
-    std::fs::copy(&src, photos.join("sidecar.00061 portrait.jpg")).expect("copy");
-    std::fs::write(photos.join("sidecar.00062.jpg"), b"").expect("empty");
-    std::fs::write(photos.join("sidecar.00063.jpg"), b"not a picture").expect("text");
-    std::fs::copy(&src, photos.join("nobody.here.jpg")).expect("copy");
+    let photos = hostile_folder(work.path(), users);
     // LDAP filter metacharacters in the name: escaped, so they match nobody.
-    std::fs::copy(&src, photos.join("a*b)(c.jpg")).expect("copy");
-    // Two files for one account: the newer wins, the older is superseded.
-    std::fs::copy(&src, photos.join("sidecar.00064 old.jpg")).expect("copy");
-    std::fs::copy(&src, photos.join("sidecar.00064 new.jpg")).expect("copy");
-    let old = std::fs::File::options()
-        .write(true)
-        .open(photos.join("sidecar.00064 old.jpg"))
-        .expect("open");
-    old.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
-        .expect("mtime");
-    drop(old);
+    std::fs::copy(photos.join("nobody.here.jpg"), photos.join("a*b)(c.jpg")).expect("copy");
 
     // The CLI.
     clear_ad_photos(&sb, &users).await;
