@@ -38,7 +38,7 @@
 //! `has_photo`, `format`, `width`, `height` (from `photobulk_imaging::probe`; absent when the
 //! bytes are not a recognised image).
 
-use photobulk_kind::ErrorKind;
+use photobulk_kind::{ErrorKind, ItemError};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -255,13 +255,6 @@ struct Item {
     note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ItemError>,
-}
-
-#[derive(Debug, Serialize)]
-struct ItemError {
-    kind: ErrorKind,
-    retryable: bool,
-    message: String,
 }
 
 impl Item {

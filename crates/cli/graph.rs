@@ -48,7 +48,7 @@
 //! files are converted and uploaded as a stream, a few at a time, so memory stays bounded
 //! however many photos there are; Ctrl+C stops conversions and lets uploads in flight finish.
 
-use photobulk_kind::ErrorKind;
+use photobulk_kind::{ErrorKind, ItemError};
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -269,13 +269,6 @@ struct Item {
     run: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ItemError>,
-}
-
-#[derive(Debug, Serialize)]
-struct ItemError {
-    kind: ErrorKind,
-    retryable: bool,
-    message: String,
 }
 
 impl Item {
@@ -732,11 +725,7 @@ fn cloud_item(it: &CloudItem) -> Item {
     item.sha256 = it.hd.as_ref().map(|h| h.sha256.clone());
     item.backup_id = it.backup_id.clone();
     item.file = Some(it.file.display().to_string());
-    item.error = it.error.as_ref().map(|e| ItemError {
-        kind: e.kind,
-        retryable: e.retryable,
-        message: e.message.clone(),
-    });
+    item.error = it.error.clone();
     item
 }
 

@@ -698,6 +698,23 @@ async fn open(
     Ok((ldap, sign_in))
 }
 
+/// The one user a lookup by `by` = `value` found: none is `UserNotFound`, two or more
+/// `Ambiguous` (with their DNs).
+fn only_user(entries: Vec<SearchEntry>, by: &str, value: &str) -> Result<User, DirectoryError> {
+    match entries.as_slice() {
+        [] => Err(DirectoryError::UserNotFound {
+            by: by.to_string(),
+            value: value.to_string(),
+        }),
+        [one] => Ok(User::from_entry(one)),
+        _ => Err(DirectoryError::Ambiguous {
+            by: by.to_string(),
+            value: value.to_string(),
+            dns: entries.iter().map(|e| e.dn.clone()).collect(),
+        }),
+    }
+}
+
 fn wrong_realm(ticket: Option<&Ticket>, dc_realm: Option<&str>) -> Option<DirectoryError> {
     let (t, dc) = (ticket?, dc_realm?);
     let have = t.realm()?;
@@ -1007,29 +1024,31 @@ impl Directory {
                 value: value.to_string(),
             });
         }
+        self.find_one(&filter, with_photo, &by.to_string(), value)
+            .await
+    }
+
+    /// The one user `filter` finds below the base (at most two asked for: enough to tell
+    /// "one" from "ambiguous"); `by` and `value` name the lookup in the errors.
+    async fn find_one(
+        &self,
+        filter: &str,
+        with_photo: bool,
+        by: &str,
+        value: &str,
+    ) -> Result<User, DirectoryError> {
         let base = self.base()?.to_string();
         let entries = self
             .search_all(
                 "find user",
                 &base,
                 Scope::Subtree,
-                &filter,
+                filter,
                 user_attrs(with_photo),
                 2,
             )
             .await?;
-        match entries.len() {
-            0 => Err(DirectoryError::UserNotFound {
-                by: by.to_string(),
-                value: value.to_string(),
-            }),
-            1 => Ok(User::from_entry(&entries[0])),
-            _ => Err(DirectoryError::Ambiguous {
-                by: by.to_string(),
-                value: value.to_string(),
-                dns: entries.iter().map(|e| e.dn.clone()).collect(),
-            }),
-        }
+        only_user(entries, by, value)
     }
 
     /// Read one user by DN.
@@ -1343,29 +1362,7 @@ impl Directory {
             }
             _ => format!("(entryUUID={})", escape_filter_value(guid.as_bytes())),
         };
-        let base = self.base()?.to_string();
-        let entries = self
-            .search_all(
-                "find user",
-                &base,
-                Scope::Subtree,
-                &filter,
-                user_attrs(with_photo),
-                2,
-            )
-            .await?;
-        match entries.len() {
-            0 => Err(DirectoryError::UserNotFound {
-                by: "objectGUID".into(),
-                value: guid.to_string(),
-            }),
-            1 => Ok(User::from_entry(&entries[0])),
-            _ => Err(DirectoryError::Ambiguous {
-                by: "objectGUID".into(),
-                value: guid.to_string(),
-                dns: entries.iter().map(|e| e.dn.clone()).collect(),
-            }),
-        }
+        self.find_one(&filter, with_photo, "objectGUID", guid).await
     }
 }
 

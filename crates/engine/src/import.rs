@@ -116,17 +116,8 @@ pub enum Action {
     Skipped,
 }
 
-/// Why an item failed or was skipped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ItemError {
-    /// `user_not_found`, `ambiguous`, `no_account`, `unreadable`, `image`, `superseded`,
-    /// `cancelled`, `connection_lost`, `insufficient_rights`, ... (directory kinds as in
-    /// `DirectoryError::kind`).
-    pub kind: ErrorKind,
-    /// Running the same command again later may succeed without anyone changing anything.
-    pub retryable: bool,
-    pub message: String,
-}
+/// Why an item failed or was skipped (one type for every job and door).
+pub use photobulk_kind::ItemError;
 
 /// One input's result. JSON: one object per line with `--json`.
 #[derive(Debug, Clone, Serialize)]

@@ -354,3 +354,16 @@ mod tests {
         assert!(!ErrorKind::UserNotFound.retryable() && !ErrorKind::Image.retryable());
     }
 }
+
+/// Why one item of a bulk job failed or was skipped: its [`ErrorKind`], whether running the
+/// same thing again later may succeed, and a message for people. The engine's jobs and the
+/// CLI's JSON items carry this one type; JSON `{"kind", "retryable", "message"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ItemError {
+    /// `user_not_found`, `ambiguous`, `no_account`, `unreadable`, `image`, `superseded`,
+    /// `cancelled`, `connection_lost`, `insufficient_rights`, ...
+    pub kind: ErrorKind,
+    /// Running the same command again later may succeed without anyone changing anything.
+    pub retryable: bool,
+    pub message: String,
+}
