@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use photobulk_directory::{
     BackupStore, ConnectOptions, Credentials, Directory, DirectoryError, ListOptions, Lookup,
-    Password, PhotoItem, RestoreFrom, ServerKind, WriteOptions,
+    LookupBatcher, Password, PhotoItem, RestoreFrom, ServerKind, User, WriteOptions,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -645,6 +645,147 @@ async fn names_match_only_themselves(server: &Server) {
     }
     // A bad attribute name never reaches the server.
     assert!(Lookup::parse("cn)(x=*").is_err());
+}
+
+/// Issue 18: lookups sent together ([`Directory::find_users`], one OR search per 50 names, and
+/// [`LookupBatcher`], which gathers concurrent lookups into such searches) answer exactly what
+/// one `find_user` per name answers: the same DN, or the same error kind. The list has 120
+/// seed users (three chunks), names in other case, unknown names, a wildcard and a filter
+/// injection, parentheses, a backslash, non-ASCII names and their ASCII decoys, NUL, the same
+/// name twice, and lookups by UPN, mail and employeeID.
+async fn batched_lookups_answer_as_single_ones(server: &Server) {
+    // Through a counting proxy: the batch must also be what goes over the wire.
+    let proxy = Proxy::start(server.ldaps_addr(), None);
+    let mut o = server.opts();
+    o.url = format!("ldaps://{}", proxy.addr);
+    let dir = Directory::connect(&o, &server.creds())
+        .await
+        .expect("connect via proxy");
+    let d = server.domain();
+    let up = || proxy.up.load(Ordering::SeqCst);
+    let seeds: Vec<String> = (1..=120).map(|n| format!("seed.{n:05}")).collect();
+    let before = up();
+    for v in &seeds {
+        dir.find_user(&Lookup::SamAccountName, v, false)
+            .await
+            .expect("seed user");
+    }
+    let one_by_one = up() - before;
+    let before = up();
+    let got = dir.find_users(&Lookup::SamAccountName, &seeds, false).await;
+    let batched = up() - before;
+    assert!(got.iter().all(Result::is_ok), "{}: {got:?}", server.name);
+    eprintln!(
+        "{}: 120 lookups sent {batched} bytes batched, {one_by_one} one by one",
+        server.name
+    );
+    assert!(
+        batched * 3 < one_by_one,
+        "{}: 120 lookups sent {batched} bytes batched, {one_by_one} one by one",
+        server.name
+    );
+    let mut asks: Vec<(Lookup, String)> = (1..=120)
+        .map(|n| (Lookup::SamAccountName, format!("seed.{n:05}")))
+        .collect();
+    for v in [
+        "SEED.00007",
+        "Seed.00008",
+        "seed.00007",
+        "nobody.here",
+        "seed.0000*",
+        "*",
+        "x)(sAMAccountName=*",
+        "paren(user)",
+        "zoë.müller",
+        "zoe.muller",
+        "ZOË.MÜLLER",
+        "john.smith\0",
+        "star*user",
+    ] {
+        asks.push((Lookup::SamAccountName, v.to_string()));
+    }
+    for v in [
+        format!("star*user@{d}"),
+        format!("back\\slash@{d}"),
+        format!("zoë.müller@{d}"),
+        format!("nobody@{d}"),
+    ] {
+        asks.push((Lookup::UserPrincipalName, v));
+    }
+    for v in ["1003*", "10\\05", "(1004)", "1006", "999999"] {
+        asks.push((Lookup::EmployeeId, v.to_string()));
+    }
+    for n in [3, 4, 5] {
+        asks.push((Lookup::Mail, format!("seed.{n:05}@{d}")));
+    }
+    let outcome = |r: &Result<User, DirectoryError>| match r {
+        Ok(u) => u.dn.to_lowercase(),
+        Err(e) => format!("error {}", e.kind()),
+    };
+    let mut single = Vec::new();
+    for (by, v) in &asks {
+        single.push(outcome(&dir.find_user(by, v, false).await));
+    }
+    assert!(
+        single.iter().filter(|s| !s.starts_with("error")).count() >= 125,
+        "{}: most names are found: {single:?}",
+        server.name
+    );
+    // find_users, one kind of lookup at a time.
+    for by in [
+        Lookup::SamAccountName,
+        Lookup::UserPrincipalName,
+        Lookup::EmployeeId,
+        Lookup::Mail,
+    ] {
+        let idx: Vec<usize> = (0..asks.len()).filter(|&i| asks[i].0 == by).collect();
+        let values: Vec<String> = idx.iter().map(|&i| asks[i].1.clone()).collect();
+        let got = dir.find_users(&by, &values, false).await;
+        assert_eq!(got.len(), values.len());
+        for (r, &i) in got.iter().zip(&idx) {
+            assert_eq!(
+                outcome(r),
+                single[i],
+                "{}: find_users {by} {:?}",
+                server.name,
+                asks[i].1
+            );
+        }
+    }
+    // The batcher, with every lookup waiting at once.
+    let batcher = Arc::new(LookupBatcher::new());
+    let tasks: Vec<_> = asks
+        .iter()
+        .cloned()
+        .map(|(by, v)| {
+            let (batcher, dir) = (batcher.clone(), dir.clone());
+            tokio::spawn(async move { batcher.find(&dir, &by, &v, false).await })
+        })
+        .collect();
+    let mut got = Vec::new();
+    for t in tasks {
+        got.push(t.await.expect("lookup task"));
+    }
+    for (i, r) in got.iter().enumerate() {
+        assert_eq!(
+            outcome(r),
+            single[i],
+            "{}: batched {} {:?}",
+            server.name,
+            asks[i].0,
+            asks[i].1
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn samba_batched_lookups_answer_as_single_ones() {
+    batched_lookups_answer_as_single_ones(&samba()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slapd_batched_lookups_answer_as_single_ones() {
+    batched_lookups_answer_as_single_ones(&slapd()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -332,6 +332,9 @@ impl User {
     }
 }
 
+/// How many values [`Directory::find_users`] ORs into one search.
+pub const FIND_USERS_CHUNK: usize = 50;
+
 const USER_ATTRS: [&str; 7] = [
     "sAMAccountName",
     "userPrincipalName",
@@ -1026,6 +1029,134 @@ impl Directory {
         }
         self.find_one(&filter, with_photo, &by.to_string(), value)
             .await
+    }
+
+    /// Find many users at once: for each of `values`, what [`Directory::find_user`] would
+    /// answer, in the same order, from one subtree search whose filter ORs the values (one
+    /// search per [`FIND_USERS_CHUNK`] values) instead of one search each. On a Samba DC a
+    /// lookup in a batch of 50 cost the server about a tenth of the CPU of a lookup of its own.
+    ///
+    /// The server decides what matches; the answers are assigned back by comparing each found
+    /// entry's `by` attribute with the values, case-insensitively. Wherever that comparison
+    /// could disagree with the server, the value is asked again on its own with `find_user`,
+    /// so the answer is always the server's: a value no entry was assigned to (an unknown
+    /// user, or a value the server matched some other way), every value of a chunk with an
+    /// entry that matched no value, every value of a chunk whose search failed (each then
+    /// gets its own error), and lookups by an attribute other than sAMAccountName, UPN, mail
+    /// or employeeID (those are never batched).
+    pub async fn find_users(
+        &self,
+        by: &Lookup,
+        values: &[String],
+        with_photo: bool,
+    ) -> Vec<Result<User, DirectoryError>> {
+        let batchable = !matches!(by, Lookup::Attribute(_)) && values.len() > 1;
+        let mut out: Vec<Option<Result<User, DirectoryError>>> = Vec::new();
+        out.resize_with(values.len(), || None);
+        if batchable {
+            let indexes: Vec<usize> = (0..values.len()).collect();
+            for chunk in indexes.chunks(FIND_USERS_CHUNK) {
+                if let Some(found) = self.find_chunk(by, values, chunk, with_photo).await {
+                    for (i, user) in found {
+                        out[i] = Some(user);
+                    }
+                }
+            }
+        }
+        let alone: Vec<usize> = (0..values.len()).filter(|&i| out[i].is_none()).collect();
+        let answers: Vec<(usize, Result<User, DirectoryError>)> = stream::iter(alone)
+            .map(|i| async move { (i, self.find_user(by, &values[i], with_photo).await) })
+            .buffer_unordered(self.window.max(1))
+            .collect()
+            .await;
+        for (i, r) in answers {
+            out[i] = Some(r);
+        }
+        out.into_iter()
+            .map(|r| r.expect("every value answered"))
+            .collect()
+    }
+
+    /// One chunk of [`Directory::find_users`]: the answers it can give from one search (found
+    /// or ambiguous, by index into `values`), or `None` when the whole chunk must be asked
+    /// one by one.
+    async fn find_chunk(
+        &self,
+        by: &Lookup,
+        values: &[String],
+        chunk: &[usize],
+        with_photo: bool,
+    ) -> Option<Vec<(usize, Result<User, DirectoryError>)>> {
+        let attr = by.attribute();
+        // NUL never matches (see find_user): such values are left to find_user.
+        let asked: Vec<usize> = chunk
+            .iter()
+            .copied()
+            .filter(|&i| !values[i].contains('\0'))
+            .collect();
+        if asked.len() < 2 {
+            return None;
+        }
+        let mut filter = format!("(&{}(|", self.user_filter());
+        for &i in &asked {
+            filter.push_str(&format!(
+                "({attr}={})",
+                escape_filter_value(values[i].as_bytes())
+            ));
+        }
+        filter.push_str("))");
+        let base = self.base().ok()?.to_string();
+        let entries = self
+            .search_all(
+                "find users",
+                &base,
+                Scope::Subtree,
+                &filter,
+                user_attrs(with_photo),
+                0,
+            )
+            .await
+            .ok()?;
+        let users: Vec<User> = entries.iter().map(User::from_entry).collect();
+        let key = |u: &User| -> Option<String> {
+            match by {
+                Lookup::SamAccountName => u.sam_account_name.clone(),
+                Lookup::UserPrincipalName => u.user_principal_name.clone(),
+                Lookup::Mail => u.mail.clone(),
+                Lookup::EmployeeId => u.employee_id.clone(),
+                Lookup::Attribute(_) => None,
+            }
+            .map(|v| v.to_lowercase())
+        };
+        let mut matched = vec![false; users.len()];
+        let mut answers = Vec::new();
+        for &i in &asked {
+            let want = values[i].to_lowercase();
+            let hits: Vec<usize> = (0..users.len())
+                .filter(|&u| key(&users[u]).as_deref() == Some(want.as_str()))
+                .collect();
+            for &u in &hits {
+                matched[u] = true;
+            }
+            match hits.as_slice() {
+                [] => {}
+                [one] => answers.push((i, Ok(users[*one].clone()))),
+                _ => answers.push((
+                    i,
+                    Err(DirectoryError::Ambiguous {
+                        by: by.to_string(),
+                        value: values[i].clone(),
+                        dns: hits.iter().map(|&u| users[u].dn.clone()).collect(),
+                    }),
+                )),
+            }
+        }
+        // An entry the server returned that no value claims: the server and this comparison
+        // disagree somewhere in the chunk, so none of its answers is trusted.
+        if matched.iter().any(|m| !m) {
+            return None;
+        }
+        Some(answers)
     }
 
     /// The one user `filter` finds below the base (at most two asked for: enough to tell

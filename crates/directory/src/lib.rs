@@ -78,6 +78,7 @@
 //! ```
 
 pub mod backup;
+mod batch;
 mod client;
 pub mod clock;
 mod error;
@@ -86,10 +87,11 @@ pub mod kerberos;
 pub mod locate;
 
 pub use backup::{sha256_hex, BackupReason, BackupRecord, BackupStore, Subject};
+pub use batch::LookupBatcher;
 pub use client::{
     check_photo_size, install_crypto_provider, server_url, AuthMethod, ConnectOptions, Credentials,
     Directory, ListOptions, Located, Password, PhotoItem, Protection, RestoreFrom, RestoreOutcome,
-    ServerInfo, ServerKind, SignIn, User, UserStream, WriteOptions, WriteOutcome,
+    ServerInfo, ServerKind, SignIn, User, UserStream, WriteOptions, WriteOutcome, FIND_USERS_CHUNK,
 };
 pub use error::DirectoryError;
 pub use filter::{

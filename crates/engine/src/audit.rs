@@ -25,7 +25,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use futures_util::stream::{self, StreamExt};
-use photobulk_directory::{sha256_hex, Directory, DirectoryError, ListOptions, Lookup, User};
+use photobulk_directory::{
+    sha256_hex, Directory, DirectoryError, ListOptions, Lookup, LookupBatcher, User,
+};
 use photobulk_graph::{GraphClient, GraphError, UserIndex};
 use photobulk_imaging::{fingerprint, Fingerprint};
 use serde::Serialize;
@@ -422,13 +424,15 @@ pub async fn run(
             }
         }
         Scope::Identities { by, values } => {
+            // The lookups in flight wait together and go to the server together.
+            let lookups = LookupBatcher::new();
             let mut rows: std::pin::Pin<Box<dyn futures_util::Stream<Item = Item> + Send + '_>> =
                 Box::pin(
                     stream::iter(values.iter())
                         .map(|v| {
-                            let ctx = &ctx;
+                            let (ctx, lookups) = (&ctx, &lookups);
                             async move {
-                                let found = dir.find_user(by, v, true).await;
+                                let found = lookups.find(dir, by, v, true).await;
                                 ctx.item(Some(v.clone()), found).await
                             }
                         })

@@ -59,7 +59,7 @@ use std::time::{Duration, Instant};
 use futures_util::stream::{self, StreamExt};
 use photobulk_directory::{
     sha256_hex, BackupReason, BackupRecord, BackupStore, Directory, DirectoryError, ListOptions,
-    Lookup, User, WriteOptions,
+    Lookup, LookupBatcher, User, WriteOptions,
 };
 use photobulk_imaging::{Crop, CropBox, FaceBox, Options, Warning};
 use serde::Serialize;
@@ -474,6 +474,8 @@ struct Ctx<'a> {
     reconnecting: tokio::sync::Mutex<()>,
     /// Set when reconnecting failed `attempts` times: the remaining items fail at once.
     gave_up: std::sync::Mutex<Option<String>>,
+    /// Phase 1's lookups, sent to the server together while they wait at the same time.
+    lookups: LookupBatcher,
 }
 
 impl ImportJob {
@@ -533,6 +535,7 @@ impl ImportJob {
             fatal: std::sync::Mutex::new(None),
             reconnecting: tokio::sync::Mutex::new(()),
             gave_up: std::sync::Mutex::new(None),
+            lookups: LookupBatcher::new(),
         };
         let skipped_files = inputs.skipped;
         let mut summary = ImportSummary::default();
@@ -789,7 +792,10 @@ impl Ctx<'_> {
             return Err(item.halted(h));
         }
         let by = input.by.as_ref().unwrap_or(&self.job.by);
-        let mut user = match self.dir_op(|| self.dir.find_user(by, &account, true)).await {
+        let mut user = match self
+            .dir_op(|| self.lookups.find(self.dir, by, &account, true))
+            .await
+        {
             Ok(u) => u,
             Err(f) => {
                 self.journal_failed(None, Some(&account), &f.err);

@@ -318,17 +318,21 @@ pub async fn sync_hd_to_ad(
             .into_iter()
             .map(Ok)
             .collect(),
+        // One OR search per 50 names (Directory::find_users), not one search each.
         SyncScope::Identities { by, values } => {
-            let found = stream::iter(values.iter())
-                .map(|v| async move {
-                    dir.find_user(by, v, true)
-                        .await
-                        .map_err(|e| failed_item(v.clone(), e.kind(), e.to_string()))
-                })
-                .buffered(opts.workers.max(1))
-                .collect::<Vec<_>>()
-                .await;
-            found
+            let mut users = Vec::with_capacity(values.len());
+            for (found, v) in dir
+                .find_users(by, values, true)
+                .await
+                .into_iter()
+                .zip(values)
+            {
+                users.push(match found {
+                    Ok(u) => Ok(u),
+                    Err(e) => Err(failed_item(v.clone(), e.kind(), e.to_string())),
+                });
+            }
+            users
         }
     };
     let index = match opts.match_by {
