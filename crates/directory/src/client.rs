@@ -1,6 +1,6 @@
 //! The connection: TLS, bind, rootDSE, lookups, paged listings, photo reads and writes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -1087,7 +1087,6 @@ impl Directory {
         chunk: &[usize],
         with_photo: bool,
     ) -> Option<Vec<(usize, Result<User, DirectoryError>)>> {
-        let attr = by.attribute();
         // NUL never matches (see find_user): such values are left to find_user.
         let asked: Vec<usize> = chunk
             .iter()
@@ -1099,10 +1098,7 @@ impl Directory {
         }
         let mut filter = format!("(&{}(|", self.user_filter());
         for &i in &asked {
-            filter.push_str(&format!(
-                "({attr}={})",
-                escape_filter_value(values[i].as_bytes())
-            ));
+            filter.push_str(&by.term(&values[i]).ok()?);
         }
         filter.push_str("))");
         let base = self.base().ok()?.to_string();
@@ -1118,27 +1114,30 @@ impl Directory {
             .await
             .ok()?;
         let users: Vec<User> = entries.iter().map(User::from_entry).collect();
-        let key = |u: &User| -> Option<String> {
-            match by {
-                Lookup::SamAccountName => u.sam_account_name.clone(),
-                Lookup::UserPrincipalName => u.user_principal_name.clone(),
-                Lookup::Mail => u.mail.clone(),
-                Lookup::EmployeeId => u.employee_id.clone(),
+        // Each entry's lookup attribute, lower-cased once: the values are matched against these.
+        let mut by_key: HashMap<String, Vec<usize>> = HashMap::new();
+        for (u, user) in users.iter().enumerate() {
+            let key = match by {
+                Lookup::SamAccountName => user.sam_account_name.as_deref(),
+                Lookup::UserPrincipalName => user.user_principal_name.as_deref(),
+                Lookup::Mail => user.mail.as_deref(),
+                Lookup::EmployeeId => user.employee_id.as_deref(),
                 Lookup::Attribute(_) => None,
+            };
+            if let Some(key) = key {
+                by_key.entry(key.to_lowercase()).or_default().push(u);
             }
-            .map(|v| v.to_lowercase())
-        };
+        }
         let mut matched = vec![false; users.len()];
         let mut answers = Vec::new();
         for &i in &asked {
-            let want = values[i].to_lowercase();
-            let hits: Vec<usize> = (0..users.len())
-                .filter(|&u| key(&users[u]).as_deref() == Some(want.as_str()))
-                .collect();
-            for &u in &hits {
+            let hits: &[usize] = by_key
+                .get(&values[i].to_lowercase())
+                .map_or(&[], Vec::as_slice);
+            for &u in hits {
                 matched[u] = true;
             }
-            match hits.as_slice() {
+            match hits {
                 [] => {}
                 [one] => answers.push((i, Ok(users[*one].clone()))),
                 _ => answers.push((
@@ -1643,7 +1642,7 @@ fn connect_error(url: &str, e: ldap3::LdapError, timeout: Duration) -> Directory
     }
 }
 
-fn find_key<'a, V>(map: &'a std::collections::HashMap<String, V>, attr: &str) -> Option<&'a V> {
+fn find_key<'a, V>(map: &'a HashMap<String, V>, attr: &str) -> Option<&'a V> {
     map.get(attr).or_else(|| {
         map.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(attr))

@@ -70,10 +70,15 @@ impl Lookup {
 
     /// `(&CLASS(attr=escaped value))`, with `class` from [`user_filter`].
     pub fn filter(&self, class: &str, value: &str) -> Result<String, DirectoryError> {
+        Ok(format!("(&{class}{})", self.term(value)?))
+    }
+
+    /// `(attr=escaped value)`: one equality term, the attribute name checked first.
+    pub fn term(&self, value: &str) -> Result<String, DirectoryError> {
         let attr = self.attribute();
         validate_attribute(attr)?;
         Ok(format!(
-            "(&{class}({attr}={}))",
+            "({attr}={})",
             escape_filter_value(value.as_bytes())
         ))
     }
