@@ -34,7 +34,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use photobulk_store::{BackupFolder, StoreError};
+use photobulk_store::BackupFolder;
 
 use crate::DirectoryError;
 
@@ -81,31 +81,11 @@ pub struct BackupStore {
     folder: BackupFolder<BackupRecord>,
 }
 
-impl From<StoreError> for DirectoryError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Io { path, source } => DirectoryError::BackupIo { path, source },
-            StoreError::BadLine { path, line, reason } => {
-                DirectoryError::BackupIndex { path, line, reason }
-            }
-            StoreError::Corrupt {
-                id,
-                path,
-                expected,
-                found,
-            } => DirectoryError::BackupCorrupt {
-                id,
-                path,
-                expected,
-                found,
-            },
-            other => DirectoryError::BackupIo {
-                path: Default::default(),
-                source: std::io::Error::other(other.to_string()),
-            },
-        }
-    }
-}
+photobulk_store::store_error_into!(DirectoryError {
+    Io => BackupIo,
+    BadLine => BackupIndex,
+    Corrupt => BackupCorrupt,
+});
 
 impl BackupStore {
     /// Open (creating if needed) a backup folder.

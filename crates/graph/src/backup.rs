@@ -24,7 +24,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use photobulk_store::{BackupFolder, StoreError};
+use photobulk_store::BackupFolder;
 
 use crate::GraphError;
 
@@ -54,31 +54,11 @@ pub struct CloudBackupStore {
     folder: BackupFolder<CloudBackupRecord>,
 }
 
-impl From<StoreError> for GraphError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::Io { path, source } => GraphError::Io { path, source },
-            StoreError::BadLine { path, line, reason } => {
-                GraphError::BadRecord { path, line, reason }
-            }
-            StoreError::Corrupt {
-                id,
-                path,
-                expected,
-                found,
-            } => GraphError::BackupCorrupt {
-                id,
-                path,
-                expected,
-                found,
-            },
-            other => GraphError::Io {
-                path: Default::default(),
-                source: std::io::Error::other(other.to_string()),
-            },
-        }
-    }
-}
+photobulk_store::store_error_into!(GraphError {
+    Io => Io,
+    BadLine => BadRecord,
+    Corrupt => BackupCorrupt,
+});
 
 impl CloudBackupStore {
     /// Open (creating if needed) a backup folder.

@@ -1,5 +1,6 @@
 //! [`StoreError`]: the three ways a local record can fail. The directory and Graph crates map
-//! it onto their own error types (`From` impls there), so callers see one error type a crate.
+//! it onto their own error types (the `From` impls [`store_error_into!`] writes there), so
+//! callers see one error type a crate.
 
 use std::path::PathBuf;
 
@@ -38,4 +39,48 @@ impl StoreError {
         let path = path.into();
         move |source| StoreError::Io { path, source }
     }
+}
+
+/// `impl From<StoreError> for $error`, naming the variant of `$error` each failure becomes:
+///
+/// ```ignore
+/// photobulk_store::store_error_into!(DirectoryError {
+///     Io => BackupIo,
+///     BadLine => BackupIndex,
+///     Corrupt => BackupCorrupt,
+/// });
+/// ```
+///
+/// Each target variant has the fields of the [`StoreError`] variant it stands for. A kind
+/// [`StoreError`] gains later (it is `#[non_exhaustive]`) arrives as `Io` until the target
+/// crates name it.
+#[macro_export]
+macro_rules! store_error_into {
+    ($error:ident { Io => $io:ident, BadLine => $bad_line:ident, Corrupt => $corrupt:ident $(,)? }) => {
+        impl ::std::convert::From<$crate::StoreError> for $error {
+            fn from(e: $crate::StoreError) -> Self {
+                match e {
+                    $crate::StoreError::Io { path, source } => $error::$io { path, source },
+                    $crate::StoreError::BadLine { path, line, reason } => {
+                        $error::$bad_line { path, line, reason }
+                    }
+                    $crate::StoreError::Corrupt {
+                        id,
+                        path,
+                        expected,
+                        found,
+                    } => $error::$corrupt {
+                        id,
+                        path,
+                        expected,
+                        found,
+                    },
+                    other => $error::$io {
+                        path: ::std::default::Default::default(),
+                        source: ::std::io::Error::other(other.to_string()),
+                    },
+                }
+            }
+        }
+    };
 }
