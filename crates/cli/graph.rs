@@ -592,28 +592,18 @@ async fn upload(
     let bar = if quiet {
         None
     } else {
-        crate::import::progress(inputs.items.len())
+        crate::progress::bar(inputs.items.len())
     };
     let on_item = |it: &CloudItem| {
-        if let Some(b) = &bar {
-            b.inc(1);
-            if let Some(acc) = &it.account {
-                b.set_message(shown(acc));
-            }
-        }
-        if !quiet {
-            if let Some(e) = &it.error {
-                let line = format!(
-                    "error: {}: {}",
-                    shown(it.account.as_deref().unwrap_or("")),
-                    shown(&e.message)
-                );
-                match &bar {
-                    Some(b) => b.println(line),
-                    None => eprintln!("{line}"),
-                }
-            }
-        }
+        let line = it.error.as_ref().map(|e| {
+            format!(
+                "error: {}: {}",
+                shown(it.account.as_deref().unwrap_or("")),
+                shown(&e.message)
+            )
+        });
+        let label = it.account.as_deref().map(shown);
+        crate::progress::item(&bar, label.as_deref(), line, quiet);
     };
     if a.plan {
         let report = job.plan(graph, inputs.items, &on_item).await?;

@@ -20,7 +20,6 @@
 //! One JSON object per line as each item finishes (`{"type":"item",...}`, fields as
 //! [`photobulk_engine::ImportItem`]), then `{"type":"summary","run":...,"summary":{...}}`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -34,6 +33,7 @@ use photobulk_engine::{
 use photobulk_imaging::{Options, Target};
 
 use crate::ad::{self, ConnArgs};
+use crate::progress;
 use crate::CropArg;
 
 /// Put photos into AD thumbnailPhoto (or, offline, into JPEGs + LDIF).
@@ -143,20 +143,6 @@ fn imaging_options(args: &ImportArgs, with_hd: bool) -> anyhow::Result<Options> 
     })
 }
 
-pub(crate) fn progress(len: usize) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() || len == 0 {
-        return None;
-    }
-    let b = indicatif::ProgressBar::new(len as u64);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30.cyan/blue} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    Some(b)
-}
-
 /// `photobulk import`.
 pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     // Offline with --out and no directory named; without --out, a DC is found in DNS.
@@ -197,25 +183,13 @@ fn offline(args: ImportArgs) -> anyhow::Result<ExitCode> {
         users,
         placeholder_base: args.conn.base.clone(),
     };
-    let bar = progress(inputs.items.len());
+    let bar = progress::bar(inputs.items.len());
     let on_item = |r: &photobulk_engine::ItemResult| {
         let line = r
             .error
             .as_ref()
-            .map(|e| format!("{}: {e}", r.file.display()));
-        match &bar {
-            Some(b) => {
-                if let Some(l) = &line {
-                    b.println(format!("error: {l}"));
-                }
-                b.inc(1);
-            }
-            None => {
-                if let (Some(l), false) = (&line, args.conn.json) {
-                    eprintln!("error: {l}");
-                }
-            }
-        }
+            .map(|e| format!("error: {}: {e}", r.file.display()));
+        progress::item(&bar, None, line, args.conn.json);
     };
     let report = job
         .run(&inputs, &on_item)
@@ -336,7 +310,7 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
         eprintln!("photobulk: Ctrl+C: finishing the writes in flight, then stopping (Ctrl+C again quits at once)")
     });
     let json = args.conn.json;
-    let bar = progress(inputs.items.len());
+    let bar = progress::bar(inputs.items.len());
     let bar2 = bar.clone();
     let mut on_item = move |it: &ImportItem| {
         if json {
@@ -360,20 +334,12 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
             )),
             _ => None,
         };
-        match &bar2 {
-            Some(b) => {
-                if let Some(l) = &line {
-                    b.println(l);
-                }
-                b.set_message(it.account.clone().unwrap_or_default());
-                b.inc(1);
-            }
-            None => {
-                if let (Some(l), false, false) = (&line, json, args.plan) {
-                    eprintln!("{l}");
-                }
-            }
-        }
+        progress::item(
+            &bar2,
+            Some(it.account.as_deref().unwrap_or_default()),
+            line,
+            json || args.plan,
+        );
     };
     let result = job.run(&dir, inputs, &meta, &cancel, &mut on_item).await;
     if let Some(b) = bar {

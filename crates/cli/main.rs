@@ -6,12 +6,12 @@ mod alloc;
 mod env;
 mod graph;
 mod import;
+mod progress;
 mod report;
 mod runs;
 mod serve;
 mod sync_hd;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -246,40 +246,16 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         threads: args.threads,
     };
 
-    let bar = if std::io::stderr().is_terminal() && !plan.items.is_empty() {
-        let b = indicatif::ProgressBar::new(plan.items.len() as u64);
-        b.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30.cyan/blue} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Some(b)
-    } else {
-        None
-    };
+    let bar = progress::bar(plan.items.len());
     let on_item = |r: &ItemResult| {
         let line = (r.status != Status::Ok).then(|| {
             format!(
-                "{}: {}",
+                "error: {}: {}",
                 r.file.display(),
                 r.error.as_deref().unwrap_or("failed")
             )
         });
-        match &bar {
-            Some(b) => {
-                if let Some(l) = &line {
-                    b.println(format!("error: {l}"));
-                }
-                b.set_message(r.account.clone().unwrap_or_default());
-                b.inc(1);
-            }
-            None => {
-                if let Some(l) = &line {
-                    eprintln!("error: {l}");
-                }
-            }
-        }
+        progress::item(&bar, r.account.as_deref(), line, false);
     };
     let manifest = job
         .run(&plan, &on_item)

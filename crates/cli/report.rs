@@ -114,11 +114,11 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let inline = !values.is_empty() && values.len() <= 1000;
     let mut writers = Writers::create(args.csv.as_deref(), args.html.as_deref(), inline)?;
 
-    let bar = progress(if values.is_empty() {
-        None
+    let bar = if values.is_empty() {
+        crate::progress::spinner("users")
     } else {
-        Some(values.len())
-    });
+        crate::progress::bar(values.len())
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Item>(16);
     let mut rows_json = Vec::new();
     let consume = async {
@@ -220,35 +220,6 @@ fn line(r: &audit::Row) -> String {
     } else {
         format!("{identity}: {ad}{cloud} [{}]{err}", flags.join(", "))
     }
-}
-
-fn progress(len: Option<usize>) -> Option<indicatif::ProgressBar> {
-    if !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let b = match len {
-        Some(n) => {
-            let b = indicatif::ProgressBar::new(n as u64);
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30.cyan/blue} {pos}/{len} {per_sec} eta {eta} {wide_msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            b
-        }
-        None => {
-            let b = indicatif::ProgressBar::new_spinner();
-            b.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} {pos} users {per_sec} {wide_msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-            );
-            b
-        }
-    };
-    Some(b)
 }
 
 /// A name as it can be printed: control characters (NUL, escape sequences) shown escaped.
