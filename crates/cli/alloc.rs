@@ -19,9 +19,10 @@
 //! small ones come from each thread's cache without the lock), the heap grows 64 MiB at
 //! a time, and its first 64 MiB are advised as transparent huge pages
 //! (`madvise(MADV_HUGEPAGE)`, what Debian's default THP mode `madvise` waits for) before
-//! anything touches them. Measured on that 12-photo `convert`: ~1,200 faults instead of
-//! ~10,100 and 500–540 ms of CPU instead of 620–650. Where THP is off the advice changes
-//! nothing; `PHOTOBULK_NO_HUGE_HEAP=1` leaves the heap as glibc makes it.
+//! anything touches them. Measured on that 12-photo `convert` (`perf stat`, this build
+//! and the one before, alternating): 670–1,300 faults instead of ~10,100 and 500–620 ms
+//! of CPU instead of 620–730. Where THP is off the advice changes nothing;
+//! `PHOTOBULK_NO_HUGE_HEAP=1` leaves the heap as glibc makes it.
 
 /// Called once at start-up, before any thread exists.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
