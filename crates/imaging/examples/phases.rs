@@ -1,10 +1,13 @@
 //! Rough per-phase CPU cost on the synthetic 12 MP JPEG: mozjpeg decode at each DCT
 //! scale, and one 648x648 encode. `cargo run --release -p photobulk-imaging --example phases`
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/ssim.rs"]
 #[allow(dead_code)]
 mod ssim;
 #[path = "../tests/support/synth.rs"]
 mod synth;
+use cpu::cpu_ms;
 
 use fast_image_resize as fr;
 
@@ -40,17 +43,6 @@ fn square(px: Vec<u8>, w: u32, h: u32, size: u32) -> Vec<u8> {
     dst.into_vec()
 }
 
-fn cpu_ms() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |ns| ns / 1e6)
-}
-
 fn main() {
     let (w, h) = (3000u32, 4000u32);
     let rgb = synth::photo(w, h, 7);
@@ -63,17 +55,9 @@ fn main() {
         let mut best = f64::MAX;
         for _ in 0..5 {
             let c0 = cpu_ms();
-            let px = std::panic::catch_unwind(|| {
-                let mut d = mozjpeg::Decompress::new_mem(&jpeg).expect("hdr");
-                d.scale(num);
-                let mut s = d.rgb().expect("start");
-                let px: Vec<u8> = s.read_scanlines().expect("read");
-                s.finish().expect("finish");
-                px.len()
-            })
-            .expect("decode");
+            let (px, _, _) = decode(&jpeg, num);
             best = best.min(cpu_ms() - c0);
-            assert!(px > 0);
+            assert!(!px.is_empty());
         }
         println!("decode at {num}/8: {best:.1} ms CPU");
     }

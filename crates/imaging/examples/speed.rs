@@ -3,8 +3,11 @@
 //!
 //! `cargo run --release -p photobulk-imaging --example speed [N] [file.jpg...]`
 
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "../tests/support/synth.rs"]
 mod synth;
+use cpu::cpu_ms;
 
 use photobulk_imaging::{convert, Options};
 use std::time::Instant;
@@ -26,19 +29,6 @@ fn make_12mp() -> Vec<u8> {
         }
     }
     best
-}
-
-/// CPU time this thread has run, from the kernel's scheduler statistics (wall time
-/// is meaningless on a shared, loaded machine).
-fn cpu_ms() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .next()
-                .and_then(|n| n.parse::<f64>().ok())
-        })
-        .map_or(f64::NAN, |ns| ns / 1e6)
 }
 
 fn main() {

@@ -368,6 +368,21 @@ fn predict(probes: &[(u8, usize)], budget: usize, lo: u8, hi: u8) -> u8 {
 mod tests {
     use super::*;
 
+    /// [`search`] on a fake encoder of sizes `size_at`: what it found, the highest quality
+    /// that really fits (by trying all), and how many encodes it asked for.
+    fn run_search(
+        budget: usize,
+        size_at: impl Fn(u8) -> usize,
+    ) -> (Result<u8, FitError>, Option<u8>, usize) {
+        let mut probes = 0;
+        let got = search(budget, |q| {
+            probes += 1;
+            Ok(size_at(q))
+        });
+        let want = (1..=100u8).rev().find(|q| size_at(*q) <= budget);
+        (got, want, probes)
+    }
+
     /// A fake encoder whose size falls with quality: the search must find the exact
     /// highest fitting quality for every budget, and name q=1 when none fits.
     #[test]
@@ -376,13 +391,8 @@ mod tests {
         for budget in [
             1_000usize, 1_099, 1_100, 1_150, 5_000, 10_200, 11_000, 20_000,
         ] {
-            let mut probes = 0;
-            let got = search(budget, |q| {
-                probes += 1;
-                Ok(size_at(q))
-            });
+            let (got, want, probes) = run_search(budget, size_at);
             assert!(probes <= 14, "budget {budget}: {probes} encodes");
-            let want = (1..=100u8).rev().find(|q| size_at(*q) <= budget);
             match (got, want) {
                 (Ok(f), Some(q)) => assert_eq!(f, q, "budget {budget}"),
                 (Err(FitError::Unreachable { smallest, quality }), None) => {
@@ -399,17 +409,12 @@ mod tests {
     fn search_is_exact_on_exponential_curves() {
         let size_at = |q: u8| (2_000.0 * (f64::from(q) / 22.0).exp()) as usize;
         for budget in [3_000usize, 10_240, 50_000, 100_000, 150_000, 200_000] {
-            let mut probes = 0;
-            let got = search(budget, |q| {
-                probes += 1;
-                Ok(size_at(q))
-            })
-            .expect("reachable");
-            let want = (1..=100u8)
-                .rev()
-                .find(|q| size_at(*q) <= budget)
-                .expect("some");
-            assert_eq!(got, want, "budget {budget}");
+            let (got, want, probes) = run_search(budget, size_at);
+            assert_eq!(
+                got.expect("reachable"),
+                want.expect("some"),
+                "budget {budget}"
+            );
             assert!(probes <= 14, "budget {budget}: {probes} encodes");
         }
     }
@@ -423,17 +428,12 @@ mod tests {
                 let size_at = |q: u8| (top * (stretch * shape(q)).exp()) as usize;
                 for frac in [0.1, 0.2, 0.35, 0.5, 0.8, 0.95] {
                     let budget = (top * frac) as usize;
-                    let mut probes = 0;
-                    let got = search(budget, |q| {
-                        probes += 1;
-                        Ok(size_at(q))
-                    })
-                    .expect("reachable");
-                    let want = (1..=100u8)
-                        .rev()
-                        .find(|q| size_at(*q) <= budget)
-                        .expect("some");
-                    assert_eq!(got, want, "stretch {stretch}, budget {budget}");
+                    let (got, want, probes) = run_search(budget, size_at);
+                    assert_eq!(
+                        got.expect("reachable"),
+                        want.expect("some"),
+                        "stretch {stretch}, budget {budget}"
+                    );
                     assert!(
                         probes <= 5,
                         "stretch {stretch}, budget {budget}: {probes} encodes"

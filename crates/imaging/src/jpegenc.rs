@@ -157,6 +157,44 @@ pub(crate) struct Prepared {
 fn fdct_islow(data: &mut [i32; 64]) {
     const CONST_BITS: i32 = 13;
     const PASS1_BITS: i32 = 2;
+    #[inline(always)]
+    fn descale(x: i32, n: i32) -> i32 {
+        (x + (1 << (n - 1))) >> n
+    }
+    // Pass 1: rows. The C stores each result into a 16-bit DCTELEM; the values fit.
+    for row in 0..8 {
+        let d = &mut data[row * 8..row * 8 + 8];
+        let r = fdct_1d(std::array::from_fn(|i| d[i]));
+        for (k, (o, v)) in d.iter_mut().zip(r).enumerate() {
+            let v = if k % 4 == 0 {
+                v << PASS1_BITS
+            } else {
+                descale(v, CONST_BITS - PASS1_BITS)
+            };
+            *o = i32::from(v as i16);
+        }
+    }
+    // Pass 2: columns; removes PASS1_BITS, leaves the overall factor of 8.
+    for col in 0..8 {
+        let r = fdct_1d(std::array::from_fn(|i| data[i * 8 + col]));
+        for (k, v) in r.into_iter().enumerate() {
+            let v = descale(
+                v,
+                if k % 4 == 0 {
+                    PASS1_BITS
+                } else {
+                    CONST_BITS + PASS1_BITS
+                },
+            );
+            data[k * 8 + col] = i32::from(v as i16);
+        }
+    }
+}
+
+/// One 8-point pass of `jfdctint.c`'s butterfly, before descaling: outputs 0 and 4 are plain
+/// sums, the other six are products scaled by 2^CONST_BITS (each pass descales them its way).
+#[inline(always)]
+fn fdct_1d(g: [i32; 8]) -> [i32; 8] {
     const F_0_298: i32 = 2446;
     const F_0_390: i32 = 3196;
     const F_0_541: i32 = 4433;
@@ -169,89 +207,46 @@ fn fdct_islow(data: &mut [i32; 64]) {
     const F_2_053: i32 = 16819;
     const F_2_562: i32 = 20995;
     const F_3_072: i32 = 25172;
-    #[inline(always)]
-    fn descale(x: i32, n: i32) -> i32 {
-        (x + (1 << (n - 1))) >> n
-    }
-    // Pass 1: rows. The C stores each result into a 16-bit DCTELEM; the values fit.
-    for row in 0..8 {
-        let d = &mut data[row * 8..row * 8 + 8];
-        let tmp0 = d[0] + d[7];
-        let tmp7 = d[0] - d[7];
-        let tmp1 = d[1] + d[6];
-        let tmp6 = d[1] - d[6];
-        let tmp2 = d[2] + d[5];
-        let tmp5 = d[2] - d[5];
-        let tmp3 = d[3] + d[4];
-        let tmp4 = d[3] - d[4];
-        let tmp10 = tmp0 + tmp3;
-        let tmp13 = tmp0 - tmp3;
-        let tmp11 = tmp1 + tmp2;
-        let tmp12 = tmp1 - tmp2;
-        d[0] = i32::from(((tmp10 + tmp11) << PASS1_BITS) as i16);
-        d[4] = i32::from(((tmp10 - tmp11) << PASS1_BITS) as i16);
-        let z1 = (tmp12 + tmp13) * F_0_541;
-        d[2] = i32::from(descale(z1 + tmp13 * F_0_765, CONST_BITS - PASS1_BITS) as i16);
-        d[6] = i32::from(descale(z1 - tmp12 * F_1_847, CONST_BITS - PASS1_BITS) as i16);
-        let z1 = tmp4 + tmp7;
-        let z2 = tmp5 + tmp6;
-        let z3 = tmp4 + tmp6;
-        let z4 = tmp5 + tmp7;
-        let z5 = (z3 + z4) * F_1_175;
-        let tmp4 = tmp4 * F_0_298;
-        let tmp5 = tmp5 * F_2_053;
-        let tmp6 = tmp6 * F_3_072;
-        let tmp7 = tmp7 * F_1_501;
-        let z1 = z1 * -F_0_899;
-        let z2 = z2 * -F_2_562;
-        let z3 = z3 * -F_1_961 + z5;
-        let z4 = z4 * -F_0_390 + z5;
-        d[7] = i32::from(descale(tmp4 + z1 + z3, CONST_BITS - PASS1_BITS) as i16);
-        d[5] = i32::from(descale(tmp5 + z2 + z4, CONST_BITS - PASS1_BITS) as i16);
-        d[3] = i32::from(descale(tmp6 + z2 + z3, CONST_BITS - PASS1_BITS) as i16);
-        d[1] = i32::from(descale(tmp7 + z1 + z4, CONST_BITS - PASS1_BITS) as i16);
-    }
-    // Pass 2: columns; removes PASS1_BITS, leaves the overall factor of 8.
-    for col in 0..8 {
-        let g = |r: usize| data[r * 8 + col];
-        let tmp0 = g(0) + g(7);
-        let tmp7 = g(0) - g(7);
-        let tmp1 = g(1) + g(6);
-        let tmp6 = g(1) - g(6);
-        let tmp2 = g(2) + g(5);
-        let tmp5 = g(2) - g(5);
-        let tmp3 = g(3) + g(4);
-        let tmp4 = g(3) - g(4);
-        let tmp10 = tmp0 + tmp3;
-        let tmp13 = tmp0 - tmp3;
-        let tmp11 = tmp1 + tmp2;
-        let tmp12 = tmp1 - tmp2;
-        let z1 = (tmp12 + tmp13) * F_0_541;
-        let o0 = descale(tmp10 + tmp11, PASS1_BITS);
-        let o4 = descale(tmp10 - tmp11, PASS1_BITS);
-        let o2 = descale(z1 + tmp13 * F_0_765, CONST_BITS + PASS1_BITS);
-        let o6 = descale(z1 - tmp12 * F_1_847, CONST_BITS + PASS1_BITS);
-        let z1 = tmp4 + tmp7;
-        let z2 = tmp5 + tmp6;
-        let z3 = tmp4 + tmp6;
-        let z4 = tmp5 + tmp7;
-        let z5 = (z3 + z4) * F_1_175;
-        let tmp4 = tmp4 * F_0_298;
-        let tmp5 = tmp5 * F_2_053;
-        let tmp6 = tmp6 * F_3_072;
-        let tmp7 = tmp7 * F_1_501;
-        let z1 = z1 * -F_0_899;
-        let z2 = z2 * -F_2_562;
-        let z3 = z3 * -F_1_961 + z5;
-        let z4 = z4 * -F_0_390 + z5;
-        let o7 = descale(tmp4 + z1 + z3, CONST_BITS + PASS1_BITS);
-        let o5 = descale(tmp5 + z2 + z4, CONST_BITS + PASS1_BITS);
-        let o3 = descale(tmp6 + z2 + z3, CONST_BITS + PASS1_BITS);
-        let o1 = descale(tmp7 + z1 + z4, CONST_BITS + PASS1_BITS);
-        for (r, v) in [o0, o1, o2, o3, o4, o5, o6, o7].into_iter().enumerate() {
-            data[r * 8 + col] = i32::from(v as i16);
-        }
-    }
+    let tmp0 = g[0] + g[7];
+    let tmp7 = g[0] - g[7];
+    let tmp1 = g[1] + g[6];
+    let tmp6 = g[1] - g[6];
+    let tmp2 = g[2] + g[5];
+    let tmp5 = g[2] - g[5];
+    let tmp3 = g[3] + g[4];
+    let tmp4 = g[3] - g[4];
+    // Even part.
+    let tmp10 = tmp0 + tmp3;
+    let tmp13 = tmp0 - tmp3;
+    let tmp11 = tmp1 + tmp2;
+    let tmp12 = tmp1 - tmp2;
+    let z1 = (tmp12 + tmp13) * F_0_541;
+    let (o0, o4) = (tmp10 + tmp11, tmp10 - tmp11);
+    let (o2, o6) = (z1 + tmp13 * F_0_765, z1 - tmp12 * F_1_847);
+    // Odd part.
+    let z1 = tmp4 + tmp7;
+    let z2 = tmp5 + tmp6;
+    let z3 = tmp4 + tmp6;
+    let z4 = tmp5 + tmp7;
+    let z5 = (z3 + z4) * F_1_175;
+    let tmp4 = tmp4 * F_0_298;
+    let tmp5 = tmp5 * F_2_053;
+    let tmp6 = tmp6 * F_3_072;
+    let tmp7 = tmp7 * F_1_501;
+    let z1 = z1 * -F_0_899;
+    let z2 = z2 * -F_2_562;
+    let z3 = z3 * -F_1_961 + z5;
+    let z4 = z4 * -F_0_390 + z5;
+    [
+        o0,
+        tmp7 + z1 + z4,
+        o2,
+        tmp6 + z2 + z3,
+        o4,
+        tmp5 + z2 + z4,
+        o6,
+        tmp4 + z1 + z3,
+    ]
 }
 
 /// DCT of the 8x8 block at (`x0`, `y0`) of a `stride`-wide plane of samples, zigzag order.
