@@ -297,10 +297,10 @@ async fn round_trip(server: &Server, sam: &str) {
         Some(photobulk_directory::sha256_hex(&a).as_str())
     );
     assert_eq!(a_backup.bytes, a.len());
-    assert_eq!(a_backup.sam_account_name.as_deref(), Some(sam));
-    assert_eq!(a_backup.object_guid, user.object_guid);
+    assert_eq!(a_backup.who.sam_account_name.as_deref(), Some(sam));
+    assert_eq!(a_backup.who.object_guid, user.object_guid);
     assert!(
-        a_backup.object_guid.is_some(),
+        a_backup.who.object_guid.is_some(),
         "{}: objectGUID/entryUUID recorded",
         server.name
     );
@@ -358,7 +358,7 @@ async fn round_trip(server: &Server, sam: &str) {
     assert_eq!(records.len(), 7, "{records:#?}");
     assert!(records
         .iter()
-        .all(|r| r.time.ends_with('Z') && r.dn == user.dn));
+        .all(|r| r.time.ends_with('Z') && r.who.dn == user.dn));
 
     // Writing without a backup store and without saying so is refused.
     let err = dir
@@ -1070,7 +1070,7 @@ async fn server_dying_mid_bulk_gives_clean_retryable_errors_and_no_half_written_
         .records()
         .expect("records")
         .into_iter()
-        .map(|r| r.dn)
+        .map(|r| r.who.dn)
         .collect();
     for ((item, before), result) in items.iter().zip(&targets).zip(&results) {
         let now = admin.read_photo(&item.dn).await.expect("read");

@@ -985,7 +985,7 @@ async fn killed_in_the_reply_window_resumed_and_restored_leaves_everyone_as_befo
     let store = CloudBackupStore::open(state.join("graph-backups")).expect("store");
     let records = store.records().expect("records");
     for id in &ids {
-        let mine: Vec<_> = records.iter().filter(|r| &r.user_id == id).collect();
+        let mine: Vec<_> = records.iter().filter(|r| &r.who.user_id == id).collect();
         assert_eq!(mine.len(), 1, "one pre-run backup of {id}: {mine:?}");
     }
     let j = UploadJournal::open(&journal_path).expect("journal");

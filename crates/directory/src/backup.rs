@@ -40,31 +40,19 @@ use crate::DirectoryError;
 
 pub use photobulk_store::{sha256_hex, BackupReason};
 
-/// One line of `index.jsonl`.
+/// One line of `index.jsonl`: the shared record, naming the user as [`AdSubject`] does.
+pub type BackupRecord = photobulk_store::BackupRecord<AdSubject>;
+
+/// Who an AD backup is about, as written in its record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackupRecord {
-    /// Unique id: UTC time, process id, sequence number. Sorts by time.
-    pub id: String,
-    /// When the backup was taken, RFC 3339 UTC.
-    pub time: String,
+pub struct AdSubject {
     /// The user's DN at the time.
     pub dn: String,
     /// objectGUID as a GUID string (AD byte order), or the entryUUID on OpenLDAP; stable across
     /// renames and moves, so restores find the user even if the DN changed.
     pub object_guid: Option<String>,
     pub sam_account_name: Option<String>,
-    /// Whether the user had a photo. `false` means restore = remove the attribute.
-    pub had_photo: bool,
-    /// Hex SHA-256 of the saved bytes (when there was a photo).
-    pub sha256: Option<String>,
-    /// Size of the saved bytes (0 when there was none).
-    pub bytes: usize,
-    /// Saved bytes, relative to the backup folder (when there was a photo).
-    pub file: Option<String>,
-    pub reason: BackupReason,
 }
-
-photobulk_store::backup_entry!(BackupRecord);
 
 /// Who a backup is about: enough to find the user again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,7 +66,7 @@ pub struct Subject<'a> {
 /// share between concurrent writers.
 #[derive(Debug, Clone)]
 pub struct BackupStore {
-    folder: BackupFolder<BackupRecord>,
+    folder: BackupFolder<AdSubject>,
 }
 
 photobulk_store::store_error_into!(DirectoryError {
@@ -108,18 +96,12 @@ impl BackupStore {
         old: Option<&[u8]>,
         reason: BackupReason,
     ) -> Result<BackupRecord, DirectoryError> {
-        Ok(self.folder.save(old, |s| BackupRecord {
-            id: s.id,
-            time: s.time,
+        let subject = AdSubject {
             dn: who.dn.to_string(),
             object_guid: who.object_guid.map(str::to_string),
             sam_account_name: who.sam_account_name.map(str::to_string),
-            had_photo: s.had_photo,
-            sha256: s.sha256,
-            bytes: s.bytes,
-            file: s.file,
-            reason,
-        })?)
+        };
+        Ok(self.folder.save(old, subject, reason)?)
     }
 
     /// Every record, oldest first. A torn last line (crash mid-append) is ignored; any other
@@ -141,7 +123,7 @@ impl BackupStore {
         Ok(self
             .records()?
             .into_iter()
-            .filter(|r| same_subject(r, who))
+            .filter(|r| same_subject(&r.who, who))
             .collect())
     }
 
@@ -149,7 +131,7 @@ impl BackupStore {
     /// restore are skipped, so restoring twice is idempotent; restore those by id).
     pub fn latest_for(&self, who: &Subject<'_>) -> Result<BackupRecord, DirectoryError> {
         self.folder
-            .latest(|r| same_subject(r, who))?
+            .latest(|w| same_subject(w, who))?
             .ok_or_else(|| DirectoryError::BackupNotFound(format!("user {}", who.dn)))
     }
 
@@ -160,7 +142,7 @@ impl BackupStore {
     }
 }
 
-fn same_subject(r: &BackupRecord, who: &Subject<'_>) -> bool {
+fn same_subject(r: &AdSubject, who: &Subject<'_>) -> bool {
     match (r.object_guid.as_deref(), who.object_guid) {
         (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
         _ => r.dn.eq_ignore_ascii_case(who.dn),

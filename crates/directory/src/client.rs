@@ -1319,15 +1319,15 @@ impl Directory {
         opts: &WriteOptions,
     ) -> Result<(User, RestoreOutcome), DirectoryError> {
         let record = store.get(id)?;
-        let user = match &record.object_guid {
+        let user = match &record.who.object_guid {
             Some(g) => match self.find_by_guid(g, false).await {
                 Ok(u) => u,
                 Err(DirectoryError::UserNotFound { .. }) => {
-                    self.read_user(&record.dn, false).await?
+                    self.read_user(&record.who.dn, false).await?
                 }
                 Err(e) => return Err(e),
             },
-            None => self.read_user(&record.dn, false).await?,
+            None => self.read_user(&record.who.dn, false).await?,
         };
         let outcome = self
             .restore_photo(&user, store, &RestoreFrom::Id(id.to_string()), opts)
@@ -1352,8 +1352,8 @@ impl Directory {
             RestoreFrom::Id(id) => {
                 let r = store.get(id)?;
                 let other = Subject {
-                    dn: &r.dn,
-                    object_guid: r.object_guid.as_deref(),
+                    dn: &r.who.dn,
+                    object_guid: r.who.object_guid.as_deref(),
                     sam_account_name: None,
                 };
                 let same = match (other.object_guid, who.object_guid) {
@@ -1363,7 +1363,7 @@ impl Directory {
                 if !same {
                     return Err(DirectoryError::BackupNotFound(format!(
                         "id {id} for user {} (it is about {})",
-                        user.dn, r.dn
+                        user.dn, r.who.dn
                     )));
                 }
                 r

@@ -30,28 +30,21 @@ use crate::GraphError;
 
 pub use photobulk_store::{sha256_hex, BackupReason};
 
-/// One line of `index.jsonl`.
+/// One line of `index.jsonl`: the shared record, naming the user as [`CloudSubject`] does.
+pub type CloudBackupRecord = photobulk_store::BackupRecord<CloudSubject>;
+
+/// Who a cloud backup is about, as written in its record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CloudBackupRecord {
-    /// UTC time, process id, sequence number. Sorts by time.
-    pub id: String,
-    pub time: String,
+pub struct CloudSubject {
     /// Entra object id: stable across UPN changes.
     pub user_id: String,
     pub upn: String,
-    pub had_photo: bool,
-    pub sha256: Option<String>,
-    pub bytes: usize,
-    pub file: Option<String>,
-    pub reason: BackupReason,
 }
-
-photobulk_store::backup_entry!(CloudBackupRecord);
 
 /// A backup folder ([`photobulk_store::BackupFolder`] with cloud records). Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CloudBackupStore {
-    folder: BackupFolder<CloudBackupRecord>,
+    folder: BackupFolder<CloudSubject>,
 }
 
 photobulk_store::store_error_into!(GraphError {
@@ -80,17 +73,11 @@ impl CloudBackupStore {
         old: Option<&[u8]>,
         reason: BackupReason,
     ) -> Result<CloudBackupRecord, GraphError> {
-        Ok(self.folder.save(old, |s| CloudBackupRecord {
-            id: s.id,
-            time: s.time,
+        let subject = CloudSubject {
             user_id: user_id.to_string(),
             upn: upn.to_string(),
-            had_photo: s.had_photo,
-            sha256: s.sha256,
-            bytes: s.bytes,
-            file: s.file,
-            reason,
-        })?)
+        };
+        Ok(self.folder.save(old, subject, reason)?)
     }
 
     /// Every record, oldest first (a torn final line is ignored).
@@ -101,7 +88,7 @@ impl CloudBackupStore {
     /// The newest backup of this user (by object id) taken before a replace or removal.
     pub fn latest_for(&self, user_id: &str) -> Result<CloudBackupRecord, GraphError> {
         self.folder
-            .latest(|r| r.user_id.eq_ignore_ascii_case(user_id))?
+            .latest(|w| w.user_id.eq_ignore_ascii_case(user_id))?
             .ok_or_else(|| GraphError::BackupNotFound(format!("user {user_id}")))
     }
 

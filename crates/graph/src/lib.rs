@@ -64,7 +64,7 @@ pub mod undo;
 mod write;
 
 pub use auth::{CertificateCredential, Credentials, Secret};
-pub use backup::{sha256_hex, BackupReason, CloudBackupRecord, CloudBackupStore};
+pub use backup::{sha256_hex, BackupReason, CloudBackupRecord, CloudBackupStore, CloudSubject};
 pub use bulk::{
     upload_all, upload_resolved, BulkOptions, ShortMatch, UploadItem, UploadResult, UploadStatus,
     UserIndex,

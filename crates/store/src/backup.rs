@@ -1,7 +1,8 @@
 //! The backup folder core shared by the AD and Graph targets: every old photo (or the fact that
 //! there was none) is saved and fsync'd before a write is sent, so any change can be undone byte
-//! for byte. Each target keeps its own record type (who the user is differs: DN and objectGUID
-//! on-premises, object id and UPN in the cloud); the layout, ids, durability order and checks
+//! for byte. Each target names its users its own way (the `W` of [`BackupRecord`]: DN and
+//! objectGUID on-premises, object id and UPN in the cloud); the record, layout, ids,
+//! durability order and checks
 //! are here, once.
 //!
 //! ```text
@@ -45,13 +46,18 @@ pub enum BackupReason {
     Restore,
 }
 
-/// What [`BackupFolder::save`] wrote, for the caller to put into its record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SavedPhoto {
+/// One line of `index.jsonl`: what was saved, about whom, and why. `W` is the target's way of
+/// naming a user (DN and objectGUID on-premises, object id and UPN in the cloud); its fields
+/// are written inline, between `time` and `had_photo`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupRecord<W> {
     /// Unique id: UTC time, process id, process-wide sequence number. Sorts by time.
     pub id: String,
     /// When the backup was taken, RFC 3339 UTC.
     pub time: String,
+    /// Who the photo belongs to.
+    #[serde(flatten)]
+    pub who: W,
     /// Whether there was a photo (`false`: restoring removes it).
     pub had_photo: bool,
     /// Hex SHA-256 of the saved bytes (when there was a photo).
@@ -60,51 +66,17 @@ pub struct SavedPhoto {
     pub bytes: usize,
     /// Saved bytes, relative to the backup folder (when there was a photo).
     pub file: Option<String>,
+    pub reason: BackupReason,
 }
 
-/// A target's index record: what the folder needs to read back from it. Records with the
-/// fields `id: String`, `had_photo: bool`, `sha256: Option<String>`, `file: Option<String>` and
-/// `reason: BackupReason` get it from [`backup_entry!`](crate::backup_entry).
-pub trait BackupEntry: Serialize + DeserializeOwned {
-    fn id(&self) -> &str;
-    fn had_photo(&self) -> bool;
-    fn sha256(&self) -> Option<&str>;
-    fn file(&self) -> Option<&str>;
-    fn reason(&self) -> BackupReason;
-}
-
-/// `backup_entry!(Record)`: implement [`BackupEntry`] for a record with the usual field names.
-#[macro_export]
-macro_rules! backup_entry {
-    ($record:ty) => {
-        impl $crate::BackupEntry for $record {
-            fn id(&self) -> &str {
-                &self.id
-            }
-            fn had_photo(&self) -> bool {
-                self.had_photo
-            }
-            fn sha256(&self) -> Option<&str> {
-                self.sha256.as_deref()
-            }
-            fn file(&self) -> Option<&str> {
-                self.file.as_deref()
-            }
-            fn reason(&self) -> $crate::BackupReason {
-                self.reason
-            }
-        }
-    };
-}
-
-/// A backup folder holding records of type `R`. Cheap to clone and share between concurrent
-/// writers: index appends are serialised by a process-wide lock.
-pub struct BackupFolder<R> {
+/// A backup folder whose records name users as `W` does. Cheap to clone and share between
+/// concurrent writers: index appends are serialised by a process-wide lock.
+pub struct BackupFolder<W> {
     dir: PathBuf,
-    _record: PhantomData<fn() -> R>,
+    _record: PhantomData<fn() -> W>,
 }
 
-impl<R> Clone for BackupFolder<R> {
+impl<W> Clone for BackupFolder<W> {
     fn clone(&self) -> Self {
         BackupFolder {
             dir: self.dir.clone(),
@@ -113,7 +85,7 @@ impl<R> Clone for BackupFolder<R> {
     }
 }
 
-impl<R> fmt::Debug for BackupFolder<R> {
+impl<W> fmt::Debug for BackupFolder<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BackupFolder")
             .field("dir", &self.dir)
@@ -124,7 +96,7 @@ impl<R> fmt::Debug for BackupFolder<R> {
 static APPEND: Mutex<()> = Mutex::new(());
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
-impl<R: BackupEntry> BackupFolder<R> {
+impl<W: Serialize + DeserializeOwned> BackupFolder<W> {
     /// Open a backup folder. Nothing is created until the first [`BackupFolder::save`] (a plan
     /// or `-WhatIf` that opens one leaves no folder behind); a path that exists and is not a
     /// folder is refused here, before any write is attempted.
@@ -152,13 +124,14 @@ impl<R: BackupEntry> BackupFolder<R> {
         self.dir.join(INDEX)
     }
 
-    /// Save `old` (the current value, or `None` when there is none) durably, then append the
-    /// record `make` builds from what was saved. Returns that record.
+    /// Save `old` (`who`'s current value, or `None` when there is none) durably, then append
+    /// its record. Returns that record.
     pub fn save(
         &self,
         old: Option<&[u8]>,
-        make: impl FnOnce(SavedPhoto) -> R,
-    ) -> Result<R, StoreError> {
+        who: W,
+        reason: BackupReason,
+    ) -> Result<BackupRecord<W>, StoreError> {
         let now = Utc::now();
         let seq = SEQ.fetch_add(1, Ordering::Relaxed) + 1;
         let id = format!("{}-{}-{seq:06}", now.compact(), std::process::id());
@@ -188,14 +161,16 @@ impl<R: BackupEntry> BackupFolder<R> {
             }
             None => (None, 0, None),
         };
-        let record = make(SavedPhoto {
+        let record = BackupRecord {
             id,
             time: now.rfc3339(),
+            who,
             had_photo: old.is_some(),
             sha256,
             bytes,
             file,
-        });
+            reason,
+        };
         let index = self.index_path();
         let _guard = APPEND.lock().unwrap_or_else(|p| p.into_inner());
         let mut f = open_append(&index)?;
@@ -205,46 +180,49 @@ impl<R: BackupEntry> BackupFolder<R> {
 
     /// Every record, oldest first. A torn last line (crash mid-append) is ignored; any other
     /// bad line is an error.
-    pub fn records(&self) -> Result<Vec<R>, StoreError> {
+    pub fn records(&self) -> Result<Vec<BackupRecord<W>>, StoreError> {
         read_jsonl(&self.index_path())
     }
 
     /// The record with this id.
-    pub fn get(&self, id: &str) -> Result<Option<R>, StoreError> {
-        Ok(self.records()?.into_iter().find(|r| r.id() == id))
+    pub fn get(&self, id: &str) -> Result<Option<BackupRecord<W>>, StoreError> {
+        Ok(self.records()?.into_iter().find(|r| r.id == id))
     }
 
     /// The newest record for which `is_user` holds, taken before a replace or a removal
     /// (backups taken by a restore are skipped, so restoring twice is idempotent).
-    pub fn latest(&self, is_user: impl Fn(&R) -> bool) -> Result<Option<R>, StoreError> {
+    pub fn latest(
+        &self,
+        is_user: impl Fn(&W) -> bool,
+    ) -> Result<Option<BackupRecord<W>>, StoreError> {
         Ok(self
             .records()?
             .into_iter()
             .rev()
-            .find(|r| r.reason() != BackupReason::Restore && is_user(r)))
+            .find(|r| r.reason != BackupReason::Restore && is_user(&r.who)))
     }
 
     /// The saved bytes of `record` (`None` when there was no photo), checked against the
     /// recorded SHA-256. A record naming a file outside the folder is refused.
-    pub fn load(&self, record: &R) -> Result<Option<Vec<u8>>, StoreError> {
-        if !record.had_photo() {
+    pub fn load(&self, record: &BackupRecord<W>) -> Result<Option<Vec<u8>>, StoreError> {
+        if !record.had_photo {
             return Ok(None);
         }
-        let rel = record.file().unwrap_or("");
+        let rel = record.file.as_deref().unwrap_or("");
         if rel.is_empty() || rel.contains("..") || Path::new(rel).is_absolute() {
             return Err(StoreError::BadLine {
                 path: self.index_path(),
                 line: 0,
-                reason: format!("record {} names no usable file: {rel:?}", record.id()),
+                reason: format!("record {} names no usable file: {rel:?}", record.id),
             });
         }
         let path = self.dir.join(rel);
         let data = fs::read(&path).map_err(StoreError::io(&path))?;
         let found = sha256_hex(&data);
-        let expected = record.sha256().unwrap_or_default().to_string();
+        let expected = record.sha256.clone().unwrap_or_default();
         if found != expected {
             return Err(StoreError::Corrupt {
-                id: record.id().to_string(),
+                id: record.id.clone(),
                 path,
                 expected,
                 found,
@@ -275,22 +253,17 @@ mod tests {
     use super::*;
 
     #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-    struct Rec {
-        id: String,
-        who: String,
-        had_photo: bool,
-        sha256: Option<String>,
-        file: Option<String>,
-        reason: BackupReason,
+    struct Who {
+        name: String,
     }
 
-    crate::backup_entry!(Rec);
+    type Rec = BackupRecord<Who>;
 
     #[test]
     fn open_creates_nothing_until_the_first_save() {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("backups");
-        let f = BackupFolder::<Rec>::open(&dir).expect("open");
+        let f = BackupFolder::<Who>::open(&dir).expect("open");
         assert!(
             !dir.exists(),
             "a plan that opens the folder leaves nothing behind"
@@ -304,27 +277,20 @@ mod tests {
         let file = tmp.path().join("a-file");
         std::fs::write(&file, b"x").expect("write");
         assert!(
-            BackupFolder::<Rec>::open(&file).is_err(),
+            BackupFolder::<Who>::open(&file).is_err(),
             "a file is not a backup folder"
         );
     }
 
-    fn save(f: &BackupFolder<Rec>, who: &str, old: Option<&[u8]>, reason: BackupReason) -> Rec {
-        f.save(old, |s| Rec {
-            id: s.id,
-            who: who.into(),
-            had_photo: s.had_photo,
-            sha256: s.sha256,
-            file: s.file,
-            reason,
-        })
-        .expect("save")
+    fn save(f: &BackupFolder<Who>, who: &str, old: Option<&[u8]>, reason: BackupReason) -> Rec {
+        let who = Who { name: who.into() };
+        f.save(old, who, reason).expect("save")
     }
 
     #[test]
     fn save_load_latest_get_and_corruption() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let f = BackupFolder::<Rec>::open(tmp.path()).expect("open");
+        let f = BackupFolder::<Who>::open(tmp.path()).expect("open");
         assert!(
             !tmp.path().join(INDEX).exists(),
             "the index is made by the first save"
@@ -340,10 +306,13 @@ mod tests {
             Some(&b"\xff\xd8one\xff\xd9"[..])
         );
         assert_eq!(f.load(&b).expect("load"), None);
-        assert_eq!(f.latest(|r| r.who == "a").expect("latest"), Some(b.clone()));
-        assert_eq!(f.latest(|r| r.who == "z").expect("latest"), None);
+        assert_eq!(
+            f.latest(|w| w.name == "a").expect("latest"),
+            Some(b.clone())
+        );
+        assert_eq!(f.latest(|w| w.name == "z").expect("latest"), None);
         assert_eq!(f.get(&c.id).expect("get"), Some(c.clone()));
-        let again = BackupFolder::<Rec>::open(tmp.path()).expect("reopen");
+        let again = BackupFolder::<Who>::open(tmp.path()).expect("reopen");
         assert_eq!(again.records().expect("records"), vec![a.clone(), b, c]);
         assert_eq!(
             a.sha256.as_deref(),
@@ -359,7 +328,7 @@ mod tests {
     #[test]
     fn ids_are_unique_under_concurrency() {
         let tmp = tempfile::tempdir().expect("tmp");
-        let f = BackupFolder::<Rec>::open(tmp.path()).expect("open");
+        let f = BackupFolder::<Who>::open(tmp.path()).expect("open");
         let handles: Vec<_> = (0..4)
             .map(|t| {
                 let f = f.clone();
@@ -379,7 +348,10 @@ mod tests {
         let ids: std::collections::HashSet<_> = recs.iter().map(|r| r.id.clone()).collect();
         assert_eq!(ids.len(), 100);
         for r in &recs {
-            assert_eq!(f.load(r).expect("load").as_deref(), Some(r.who.as_bytes()));
+            assert_eq!(
+                f.load(r).expect("load").as_deref(),
+                Some(r.who.name.as_bytes())
+            );
         }
     }
 
