@@ -221,39 +221,25 @@ enum AdCommand {
 }
 
 /// One line of output (see the module docs for the JSON form).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Default, Serialize)]
 struct Item {
     user: String,
     ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     dn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     sam_account_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     user_principal_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     mail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     has_photo: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     format: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     width: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     height: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     backup_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     restored_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     note: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ItemError>,
 }
 
@@ -269,11 +255,11 @@ impl Item {
         Item {
             user: user.to_string(),
             ok: false,
-            error: Some(ItemError {
-                kind: err.kind(),
-                retryable: err.is_retryable(),
-                message: err.to_string(),
-            }),
+            error: Some(ItemError::with(
+                err.kind(),
+                err.is_retryable(),
+                err.to_string(),
+            )),
             ..Default::default()
         }
     }
@@ -281,11 +267,7 @@ impl Item {
         Item {
             user: user.to_string(),
             ok: false,
-            error: Some(ItemError {
-                kind,
-                retryable: false,
-                message,
-            }),
+            error: Some(ItemError::new(kind, message)),
             ..Default::default()
         }
     }

@@ -234,40 +234,26 @@ struct UploadArgs {
     backup: BackupArgs,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Default, Serialize)]
 struct Item {
     user: String,
     ok: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     upn: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     mail: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     display_name: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     has_photo: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     width: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     height: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     bytes: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     backup_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     restored_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     file: Option<String>,
     /// The run (bulk uploads and restores): `graph restore --run` undoes it.
-    #[serde(skip_serializing_if = "Option::is_none")]
     run: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<ItemError>,
 }
 
@@ -275,22 +261,14 @@ impl Item {
     fn failed(user: &str, e: &GraphError) -> Self {
         Item {
             user: user.to_string(),
-            error: Some(ItemError {
-                kind: e.kind(),
-                retryable: e.is_retryable(),
-                message: e.to_string(),
-            }),
+            error: Some(ItemError::with(e.kind(), e.is_retryable(), e.to_string())),
             ..Item::default()
         }
     }
     fn other(user: &str, kind: ErrorKind, message: String) -> Self {
         Item {
             user: user.to_string(),
-            error: Some(ItemError {
-                kind,
-                retryable: false,
-                message,
-            }),
+            error: Some(ItemError::new(kind, message)),
             ..Item::default()
         }
     }
@@ -797,11 +775,10 @@ async fn restore_run(
                 ..Item::default()
             };
             if let Some(e) = &u.error {
-                i.error = Some(ItemError {
-                    kind: u.error_kind.unwrap_or(ErrorKind::Write),
-                    retryable: false,
-                    message: e.clone(),
-                });
+                i.error = Some(ItemError::new(
+                    u.error_kind.unwrap_or(ErrorKind::Write),
+                    e.clone(),
+                ));
             }
             i
         })

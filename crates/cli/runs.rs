@@ -23,6 +23,7 @@ pub struct RunsArgs {
     json: bool,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Serialize)]
 struct Row {
     target: &'static str,
@@ -33,9 +34,7 @@ struct Row {
     attempts: usize,
     users: usize,
     started: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     restores: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     counts: Option<serde_json::Value>,
     /// How to undo it.
     undo: String,

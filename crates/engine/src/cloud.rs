@@ -64,24 +64,21 @@ pub enum CloudAction {
 }
 
 /// One input's result.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct CloudItem {
     pub file: PathBuf,
     /// `file.csv:LINE` when the input came from a CSV row.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
     /// The name the input gives (file-name account or CSV identity).
+    #[serialize_always]
     pub account: Option<String>,
     /// The cloud user it resolved to.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<User>,
     pub action: CloudAction,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
     /// The backup of the photo the user had before this run (taken by its first attempt).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub hd: Option<HdPhoto>,
 }
 
@@ -101,11 +98,7 @@ impl CloudItem {
 
     fn fail(mut self, kind: ErrorKind, retryable: bool, message: String) -> Self {
         self.action = CloudAction::Failed;
-        self.error = Some(ItemError {
-            kind,
-            retryable,
-            message,
-        });
+        self.error = Some(ItemError::with(kind, retryable, message));
         self
     }
 
@@ -115,11 +108,7 @@ impl CloudItem {
 
     fn skip(mut self, kind: ErrorKind, message: String) -> Self {
         self.action = CloudAction::Skipped;
-        self.error = Some(ItemError {
-            kind,
-            retryable: false,
-            message,
-        });
+        self.error = Some(ItemError::new(kind, message));
         self
     }
 

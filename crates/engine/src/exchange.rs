@@ -48,14 +48,14 @@ pub enum HandOffAction {
 }
 
 /// One input's result.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct HandOffItem {
     pub file: PathBuf,
+    #[serialize_always]
     pub account: Option<String>,
     pub action: HandOffAction,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub hd: Option<HdPhoto>,
 }
 
@@ -183,11 +183,7 @@ impl HandOff {
         };
         let fail = |mut item: HandOffItem, kind: ErrorKind, message: String| {
             item.action = HandOffAction::Failed;
-            item.error = Some(ItemError {
-                kind,
-                retryable: false,
-                message,
-            });
+            item.error = Some(ItemError::new(kind, message));
             Ok(item)
         };
         if let Some((action, e)) = refusal(&input, HandOffAction::Skipped, HandOffAction::Failed) {
@@ -197,11 +193,10 @@ impl HandOff {
         }
         if cancel.is_cancelled() {
             item.action = HandOffAction::Skipped;
-            item.error = Some(ItemError {
-                kind: ErrorKind::Cancelled,
-                retryable: false,
-                message: "cancelled before it was prepared".into(),
-            });
+            item.error = Some(ItemError::new(
+                ErrorKind::Cancelled,
+                "cancelled before it was prepared",
+            ));
             return Ok(item);
         }
         let account = input.account.clone().unwrap_or_default();

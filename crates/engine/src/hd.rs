@@ -10,18 +10,16 @@ use photobulk_imaging::{Crop, CropBox, FaceBox, Options, Target, Warning};
 use serde::Serialize;
 
 /// The HD JPEG made for an input.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct HdPhoto {
     pub bytes: usize,
     pub sha256: String,
     /// Where it was written (`out_dir/hd/NAME.jpg`), when the job writes files.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathBuf>,
     /// The square taken from the (upright) source; `None` for raw uploads.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropBox>,
     /// The face the `face` crop framed.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub face: Option<FaceBox>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,

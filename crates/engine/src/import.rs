@@ -120,34 +120,28 @@ pub enum Action {
 pub use photobulk_kind::ItemError;
 
 /// One input's result. JSON: one object per line with `--json`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportItem {
     pub file: PathBuf,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub origin: Option<String>,
+    #[serialize_always]
     pub account: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub dn: Option<String>,
     pub action: Action,
     /// True in a dry run (`--plan`): `set`/`replace` are what would be done.
     pub dry_run: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
     /// The square kept (upright source pixels), when the photo was converted this run.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropBox>,
     /// The face it was framed on (`face` crop, when one was found).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub face: Option<FaceBox>,
     /// SHA-256 and size of the bytes written (or that would be / already are there).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bytes: Option<usize>,
     /// The backup of the replaced photo (restore one user with `photobulk ad restore --backup`).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
     /// Other files naming the same account (the winner lists the losers, a loser the winner).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -175,11 +169,7 @@ impl ImportItem {
     }
     fn fail(mut self, kind: ErrorKind, retryable: bool, message: String) -> Self {
         self.action = Action::Failed;
-        self.error = Some(ItemError {
-            kind,
-            retryable,
-            message,
-        });
+        self.error = Some(ItemError::with(kind, retryable, message));
         self
     }
     fn dir_fail(self, e: &DirectoryError) -> Self {
@@ -205,11 +195,7 @@ impl ImportItem {
     }
     fn skip(mut self, kind: ErrorKind, message: String) -> Self {
         self.action = Action::Skipped;
-        self.error = Some(ItemError {
-            kind,
-            retryable: kind == "cancelled",
-            message,
-        });
+        self.error = Some(ItemError::with(kind, kind == "cancelled", message));
         self
     }
 }
@@ -1235,23 +1221,19 @@ impl Ctx<'_> {
 }
 
 /// One user's restore result.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreItem {
     pub dn: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     /// `set`/`replace` (bytes put back), `unchanged` (already as before the run), `failed`.
     pub action: Action,
     /// The backup put back.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub restored_id: Option<String>,
     /// Whether the user had a photo before the run (false: the restore removed it).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub had_photo: Option<bool>,
     /// Backup of the photo the restore replaced (undo with `restore --run` of this restore run).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
 }
 
@@ -1361,11 +1343,7 @@ async fn restore_one(
     };
     let fail = |mut item: RestoreItem, kind: ErrorKind, retryable: bool, message: String| {
         item.action = Action::Failed;
-        item.error = Some(ItemError {
-            kind,
-            retryable,
-            message,
-        });
+        item.error = Some(ItemError::with(kind, retryable, message));
         item
     };
     let Some(id) = &intent.backup_id else {

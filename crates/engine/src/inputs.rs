@@ -394,14 +394,7 @@ pub fn refusal<A>(input: &Input, skipped: A, failed: A) -> Option<(A, crate::imp
             ),
         ),
     };
-    Some((
-        action,
-        crate::import::ItemError {
-            kind,
-            retryable: false,
-            message,
-        },
-    ))
+    Some((action, crate::import::ItemError::new(kind, message)))
 }
 
 #[cfg(test)]

@@ -95,29 +95,26 @@ pub enum Status {
 }
 
 /// One file's result.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemResult {
     pub file: PathBuf,
+    #[serialize_always]
     pub account: Option<String>,
     pub status: Status,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub duplicates: Vec<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<SourceInfo>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<WrittenOutput>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<Warning>,
     /// The square kept (upright source pixels), the same for every output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropBox>,
     /// The face the square was framed on (`face` crop, when one was found).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face: Option<FaceBox>,
     /// The whole source, upright and small (relative path), for the contact sheet.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<String>,
 }
 

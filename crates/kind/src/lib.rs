@@ -367,3 +367,19 @@ pub struct ItemError {
     pub retryable: bool,
     pub message: String,
 }
+
+impl ItemError {
+    /// A failure that running the same thing again will not mend by itself.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        ItemError::with(kind, false, message)
+    }
+
+    /// With whether a later run of the same thing may succeed.
+    pub fn with(kind: ErrorKind, retryable: bool, message: impl Into<String>) -> Self {
+        ItemError {
+            kind,
+            retryable,
+            message: message.into(),
+        }
+    }
+}

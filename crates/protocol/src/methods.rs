@@ -288,21 +288,18 @@ pub struct PrepareResult {
     pub items: Vec<PreparedItem>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PreparedItem {
     pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
     pub ok: bool,
     #[serde(default)]
     pub outputs: Vec<PreparedOutput>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
     /// The square kept and the face it was framed on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropRect>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face: Option<FaceRect>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<ImageWarning>,
@@ -376,32 +373,25 @@ impl std::fmt::Debug for ConnectParams {
     }
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectResult {
     /// `"active_directory"`, `"samba"`, `"open_ldap"`, `"generic"`.
     pub server_kind: String,
     /// The URL connected to (the DC found in DNS when no `server` was given).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<String>,
     /// How the connection signed in: `kerberos`, `simple` or `anonymous`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<String>,
     /// Who: the Kerberos principal (Unix; the server's "who am I" answer otherwise, e.g.
     /// `u:CORP\\jsmith`) or the bind name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_as: Option<String>,
     /// `tls`, `sasl_sealing` (Kerberos over plain LDAP: signed and encrypted) or `none`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protection: Option<String>,
     /// The DC's host name when it was found in DNS.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dc: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vendor_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub base: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_dir: Option<String>,
 }
 
@@ -489,23 +479,18 @@ pub struct PhotoGetParams {
     pub out: Option<String>,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PhotoInfo {
     pub identity: String,
     pub dn: String,
     pub has_photo: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
 }
 
@@ -541,6 +526,7 @@ pub struct PhotoRestoreParams {
     pub no_backup: bool,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PhotoWriteResult {
@@ -548,13 +534,10 @@ pub struct PhotoWriteResult {
     pub dn: String,
     /// Bytes now stored (0 after a removal).
     pub bytes: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
     /// Backup of the value this write replaced (restore it to undo).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
     /// For `photo.restore`: the backup put back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored_id: Option<String>,
 }
 
@@ -640,44 +623,30 @@ pub enum ItemStatus {
     Cancelled,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BulkItem {
     /// Which target this item is for (a run with several targets sends one item per input
     /// and target).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<BulkTarget>,
     pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dn: Option<String>,
     pub status: ItemStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub has_photo: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ad_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ad_bytes: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ad_sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hd_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hd_bytes: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hd_sha256: Option<String>,
     /// ExchangeOnline: the cloud user it matched.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_principal_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
     /// The square kept and the face it was framed on (when converted this run).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crop: Option<CropRect>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face: Option<FaceRect>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<ImageWarning>,
@@ -851,52 +820,36 @@ pub mod flags {
     ];
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportRow {
     pub identity: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dn: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_principal_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mail: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
     /// An AD thumbnailPhoto is present.
     pub has_photo: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub width: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<String>,
     /// The cloud side: `notChecked` (no `cloud`), `notInCloud`, `noPhoto`, `photo`, `failed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_state: Option<String>,
     /// The cloud user compared with (UPN).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_user: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_bytes: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_width: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_height: Option<u32>,
     /// With `photosPath`: this user's file in the folder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
     /// The PhotoBulk run that wrote the AD photo (flag `by_photobulk`), and when.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_by_run: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_at: Option<String>,
     /// See [`flags`].
     #[serde(default)]
     pub flags: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
 }
 
@@ -907,6 +860,7 @@ pub struct ReportRowParams {
     pub row: ReportRow,
 }
 
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReportResult {
@@ -916,9 +870,7 @@ pub struct ReportResult {
     #[serde(default)]
     pub with_cloud_photo: usize,
     pub flagged: usize,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csv_path: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html_path: Option<String>,
     pub cancelled: bool,
 }
@@ -976,6 +928,7 @@ pub struct EnvironmentInfo {
 }
 
 /// What probing one side found.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SideProbeInfo {
@@ -987,13 +940,10 @@ pub struct SideProbeInfo {
     pub detail: String,
     pub elapsed_ms: u64,
     /// On-premises: what the rootDSE says the server is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_kind: Option<String>,
     /// On-premises: the search base in use.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub naming_context: Option<String>,
     /// Cloud: users on the first page of `GET /users` (up to 999).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub users: Option<usize>,
 }
 
@@ -1043,27 +993,20 @@ pub enum SyncHdStatus {
 }
 
 /// One user of `photo.syncHdToAd`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncHdItem {
     pub identity: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dn: Option<String>,
     /// The cloud user's UPN (or the key it was looked up by).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cloud_user: Option<String>,
     pub status: SyncHdStatus,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_bytes: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_sha256: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub written_bytes: Option<usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ItemError>,
 }
 

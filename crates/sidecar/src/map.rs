@@ -171,11 +171,7 @@ mod tests {
             kind_code(ErrorKind::InvalidAttribute, false),
             ErrorCode::InvalidParams
         );
-        let item = photobulk_engine::import::ItemError {
-            kind: e.kind(),
-            retryable: false,
-            message: e.to_string(),
-        };
+        let item = photobulk_engine::import::ItemError::new(e.kind(), e.to_string());
         let (one, other) = (engine_item(&item), directory(&e).data.expect("data"));
         assert_eq!((one.kind, one.detail), (other.kind, other.detail));
         for (k, code) in [
