@@ -27,14 +27,14 @@ use crate::graph::shown;
 use anyhow::{anyhow, bail, Context};
 use photobulk_directory::{BackupStore, Lookup};
 use photobulk_engine::{
-    collect, job_key, restore_run, Action, Cancel, ImportItem, ImportJob, Journal, OfflineJob,
-    Reconnect, RunMeta, UserExport,
+    collect, job_key, restore_run, Action, Cancel, ConvertJob, ImportItem, ImportJob, Journal,
+    OfflineJob, Reconnect, RunMeta, UserExport,
 };
 use photobulk_imaging::{Options, Target};
 
 use crate::ad::{self, ConnArgs};
 use crate::progress;
-use crate::CropArg;
+use crate::AdPhotoArgs;
 
 /// Put photos into AD thumbnailPhoto (or, offline, into JPEGs + LDIF).
 #[derive(clap::Args, Debug)]
@@ -82,15 +82,8 @@ pub struct ImportArgs {
     /// Do not back up replaced photos (they are lost; restore --run cannot undo the run).
     #[arg(long)]
     no_backup: bool,
-    /// How non-square photos become square.
-    #[arg(long, value_enum, default_value_t = CropArg::Face)]
-    crop: CropArg,
-    /// Byte budget of the AD photo.
-    #[arg(long, default_value_t = 10_240, value_parser = clap::value_parser!(u64).range(1024..=102_400))]
-    ad_max_bytes: u64,
-    /// Side of the AD photo in pixels.
-    #[arg(long, default_value_t = 96)]
-    ad_size: u32,
+    #[command(flatten)]
+    photo: AdPhotoArgs,
 }
 
 impl ImportArgs {
@@ -128,16 +121,12 @@ fn backup_store(conn: &ConnArgs, state: &Path) -> anyhow::Result<BackupStore> {
 }
 
 fn imaging_options(args: &ImportArgs, with_hd: bool) -> anyhow::Result<Options> {
-    let mut targets = vec![Target::new(
-        "ad",
-        args.ad_size,
-        usize::try_from(args.ad_max_bytes)?,
-    )];
+    let mut targets = vec![args.photo.ad_target()?];
     if with_hd {
         targets.push(Target::hd());
     }
     Ok(Options {
-        crop: args.crop.to_crop(),
+        crop: args.photo.crop.to_crop(),
         targets,
         ..Options::default()
     })
@@ -153,11 +142,7 @@ pub fn run(args: ImportArgs) -> anyhow::Result<ExitCode> {
     if args.out.is_some() || args.users.is_some() {
         bail!("--out and --users are for the offline import (no --server or --domain); with a directory the photos go to it");
     }
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(online(args))
+    crate::block_on(online(args))
 }
 
 fn offline(args: ImportArgs) -> anyhow::Result<ExitCode> {
@@ -177,9 +162,11 @@ fn offline(args: ImportArgs) -> anyhow::Result<ExitCode> {
     };
     let inputs = collect(&args.inputs, args.recurse)?;
     let job = OfflineJob {
-        options: imaging_options(&args, true)?,
-        out_dir: out.clone(),
-        threads: args.threads,
+        convert: ConvertJob {
+            options: imaging_options(&args, true)?,
+            out_dir: out.clone(),
+            threads: args.threads,
+        },
         users,
         placeholder_base: args.conn.base.clone(),
     };
@@ -432,11 +419,7 @@ async fn online(args: ImportArgs) -> anyhow::Result<ExitCode> {
 
 /// `photobulk restore --run ID`.
 pub fn restore(args: RestoreArgs) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(restore_async(args))
+    crate::block_on(restore_async(args))
 }
 
 async fn restore_async(args: RestoreArgs) -> anyhow::Result<ExitCode> {

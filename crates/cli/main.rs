@@ -87,6 +87,33 @@ impl CropArg {
     }
 }
 
+/// How the photo is framed and the AD photo's size and budget: the same flags for `convert`
+/// and `import`.
+#[derive(clap::Args, Debug, Clone)]
+pub(crate) struct AdPhotoArgs {
+    /// How non-square photos become square
+    #[arg(long, value_enum, default_value_t = CropArg::Face)]
+    pub(crate) crop: CropArg,
+    /// Byte budget of the AD photo (Exchange Online takes AD photos only up to 10,240 bytes;
+    /// AD itself refuses more than 102,400)
+    #[arg(long, default_value_t = 10_240, value_parser = clap::value_parser!(u64).range(1024..=102_400))]
+    ad_max_bytes: u64,
+    /// Side of the AD photo in pixels
+    #[arg(long, default_value_t = 96)]
+    ad_size: u32,
+}
+
+impl AdPhotoArgs {
+    /// The `ad` target these flags ask for.
+    pub(crate) fn ad_target(&self) -> anyhow::Result<Target> {
+        Ok(Target::new(
+            "ad",
+            self.ad_size,
+            usize::try_from(self.ad_max_bytes)?,
+        ))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum TargetArg {
     /// AD thumbnailPhoto, 96x96
@@ -106,16 +133,8 @@ struct ConvertArgs {
     /// Which outputs to make
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [TargetArg::Ad, TargetArg::Hd])]
     target: Vec<TargetArg>,
-    /// How non-square photos become square
-    #[arg(long, value_enum, default_value_t = CropArg::Face)]
-    crop: CropArg,
-    /// Byte budget of the AD photo (Exchange Online takes AD photos only up to 10,240 bytes;
-    /// AD itself refuses more than 102,400)
-    #[arg(long, default_value_t = 10_240, value_parser = clap::value_parser!(u64).range(1024..=102_400))]
-    ad_max_bytes: u64,
-    /// Side of the AD photo in pixels
-    #[arg(long, default_value_t = 96)]
-    ad_size: u32,
+    #[command(flatten)]
+    photo: AdPhotoArgs,
     /// Byte budget of the HD photo (Graph accepts up to 4 MB)
     #[arg(long, default_value_t = 245_760, value_parser = clap::value_parser!(u64).range(1024..=4_194_304))]
     hd_max_bytes: u64,
@@ -145,36 +164,16 @@ fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Convert(args) => convert(args),
-        Command::Ad(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(ad::run(args))),
-        Command::Graph(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(graph::run(args))),
+        Command::Ad(args) => block_on(ad::run(args)),
+        Command::Graph(args) => block_on(graph::run(args)),
         Command::Import(args) => import::run(args),
         Command::Restore(args) => import::restore(args),
         Command::Runs(args) => runs::run(args),
         Command::Demo { out } => demo(out),
         Command::Serve(args) => return serve::run(args),
-        Command::SyncHdToAd(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(sync_hd::run(args))),
-        Command::Env(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(env::run(args))),
-        Command::Report(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(report::run(args))),
+        Command::SyncHdToAd(args) => block_on(sync_hd::run(args)),
+        Command::Env(args) => block_on(env::run(args)),
+        Command::Report(args) => block_on(report::run(args)),
     };
     match result {
         Ok(code) => code,
@@ -183,6 +182,18 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Run an async command to its end on a multi-threaded runtime (LDAP, Graph and the sidecar
+/// overlap their network waits; the image work has threads of its own).
+pub(crate) fn block_on(
+    job: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(job)
 }
 
 /// `PHOTOBULK_JPEG_DECODER`: `libjpeg` or `photobulk` (the default; empty is the default too).
@@ -221,7 +232,7 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
     let mut targets = Vec::new();
     for t in &args.target {
         let target = match t {
-            TargetArg::Ad => Target::new("ad", args.ad_size, usize::try_from(args.ad_max_bytes)?),
+            TargetArg::Ad => args.photo.ad_target()?,
             TargetArg::Hd => Target::new("hd", args.hd_size, usize::try_from(args.hd_max_bytes)?),
         };
         if !targets.contains(&target) {
@@ -229,7 +240,7 @@ fn convert(args: ConvertArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let options = Options {
-        crop: args.crop.to_crop(),
+        crop: args.photo.crop.to_crop(),
         background: parse_rgb(&args.background)?,
         targets,
         ..Options::default()

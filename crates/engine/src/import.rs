@@ -992,26 +992,14 @@ impl Ctx<'_> {
         let mut tries = 0;
         loop {
             let generation = self.dir.generation();
-            match self
-                .dir
-                .set_photo(dn, jpeg, &WriteOptions::without_backup())
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(err) if is_outage(&err) && tries < MAX_OP_RETRIES => {
-                    tries += 1;
-                    if let Err(why) = self.reconnect(generation).await {
-                        return Err(OpFailure {
-                            err,
-                            gave_up: Some(why),
-                        });
-                    }
-                    let now = self.dir_op(|| self.dir.read_user(dn, true)).await?;
-                    if now.photo.as_deref().map(sha256_hex).as_deref() == Some(sha) {
-                        return Ok(());
-                    }
-                }
-                Err(err) => return Err(OpFailure { err, gave_up: None }),
+            let plain = WriteOptions::without_backup();
+            let Err(err) = self.dir.set_photo(dn, jpeg, &plain).await else {
+                return Ok(());
+            };
+            self.recover(err, generation, &mut tries).await?;
+            let now = self.dir_op(|| self.dir.read_user(dn, true)).await?;
+            if now.photo.as_deref().map(sha256_hex).as_deref() == Some(sha) {
+                return Ok(());
             }
         }
     }
@@ -1026,19 +1014,28 @@ impl Ctx<'_> {
         loop {
             let generation = self.dir.generation();
             match op().await {
-                Err(err) if is_outage(&err) && tries < MAX_OP_RETRIES => {
-                    tries += 1;
-                    if let Err(why) = self.reconnect(generation).await {
-                        return Err(OpFailure {
-                            err,
-                            gave_up: Some(why),
-                        });
-                    }
-                }
-                Err(err) => return Err(OpFailure { err, gave_up: None }),
                 Ok(v) => return Ok(v),
+                Err(err) => self.recover(err, generation, &mut tries).await?,
             }
         }
+    }
+
+    /// After `err` on connection `generation`: `Ok` when it was an outage, retries are left
+    /// and the connection is back (try again); else the failure to report.
+    async fn recover(
+        &self,
+        err: DirectoryError,
+        generation: u64,
+        tries: &mut u32,
+    ) -> Result<(), OpFailure> {
+        if !is_outage(&err) || *tries >= MAX_OP_RETRIES {
+            return Err(OpFailure { err, gave_up: None });
+        }
+        *tries += 1;
+        self.reconnect(generation).await.map_err(|why| OpFailure {
+            err,
+            gave_up: Some(why),
+        })
     }
 
     /// Replace connection `seen` (bounded attempts with backoff). Items that hit the same

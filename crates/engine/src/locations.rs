@@ -101,9 +101,7 @@ pub fn ad_backup_dir_in(
     flag: Option<&Path>,
     state_flag: Option<&Path>,
 ) -> Option<PathBuf> {
-    flag.map(Path::to_path_buf)
-        .or_else(|| set(env, "PHOTOBULK_BACKUP_DIR"))
-        .or_else(|| state_dir_in(env, platform, state_flag).map(|s| s.join("ad-backups")))
+    backup_dir_in(env, platform, flag, state_flag, None, "ad-backups")
 }
 
 /// The cloud backup folder: `flag`, else `PHOTOBULK_BACKUP_DIR/graph`, else
@@ -114,9 +112,33 @@ pub fn graph_backup_dir_in(
     flag: Option<&Path>,
     state_flag: Option<&Path>,
 ) -> Option<PathBuf> {
+    backup_dir_in(
+        env,
+        platform,
+        flag,
+        state_flag,
+        Some("graph"),
+        "graph-backups",
+    )
+}
+
+/// A backup folder: `flag`, else `PHOTOBULK_BACKUP_DIR` (its `in_variable` subfolder when
+/// given), else `in_state` under the state folder.
+fn backup_dir_in(
+    env: &dyn Env,
+    platform: Platform,
+    flag: Option<&Path>,
+    state_flag: Option<&Path>,
+    in_variable: Option<&str>,
+    in_state: &str,
+) -> Option<PathBuf> {
+    let variable = set(env, "PHOTOBULK_BACKUP_DIR").map(|d| match in_variable {
+        Some(sub) => d.join(sub),
+        None => d,
+    });
     flag.map(Path::to_path_buf)
-        .or_else(|| set(env, "PHOTOBULK_BACKUP_DIR").map(|d| d.join("graph")))
-        .or_else(|| state_dir_in(env, platform, state_flag).map(|s| s.join("graph-backups")))
+        .or(variable)
+        .or_else(|| state_dir_in(env, platform, state_flag).map(|s| s.join(in_state)))
 }
 
 /// [`state_dir_in`] for this process on this platform.

@@ -19,8 +19,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use photobulk_imaging::Options;
-
 use crate::convert::{write_atomic, ConvertJob};
 use crate::inputs::{Inputs, Take, UserExport};
 use crate::ldif;
@@ -34,11 +32,9 @@ pub const LDIF_FILE: &str = "thumbnailPhoto.ldif";
 /// An offline import.
 #[derive(Debug, Clone)]
 pub struct OfflineJob {
-    /// Must include a target named `ad` (the LDIF carries its bytes); usually `ad` and `hd`.
-    pub options: Options,
-    pub out_dir: PathBuf,
-    /// Worker threads; 0 = one per core.
-    pub threads: usize,
+    /// The conversion: its options must include a target named `ad` (the LDIF carries its
+    /// bytes), usually `ad` and `hd`; the LDIF is written beside its outputs.
+    pub convert: ConvertJob,
     /// Account → DN, from a user export (`--users`).
     pub users: Option<UserExport>,
     /// Base for placeholder DNs (`CN=<account>,CN=Users,<base>`).
@@ -64,7 +60,7 @@ impl OfflineJob {
         inputs: &Inputs,
         on_item: &(dyn Fn(&ItemResult) + Sync),
     ) -> Result<OfflineReport, EngineError> {
-        if !self.options.targets.iter().any(|t| t.name == "ad") {
+        if !self.convert.options.targets.iter().any(|t| t.name == "ad") {
             return Err(EngineError::InvalidTargetName(
                 "the offline import needs the ad target (the LDIF carries it)".into(),
             ));
@@ -107,12 +103,7 @@ impl OfflineJob {
                 verdict,
             });
         }
-        let job = ConvertJob {
-            options: self.options.clone(),
-            out_dir: self.out_dir.clone(),
-            threads: self.threads,
-        };
-        let mut manifest = job.run(&plan, on_item)?;
+        let mut manifest = self.convert.run(&plan, on_item)?;
         let n_superseded = superseded.len();
         if n_superseded > 0 {
             for s in &superseded {
@@ -123,15 +114,16 @@ impl OfflineJob {
             manifest.summary.duplicate += n_superseded;
             let json = serde_json::to_vec_pretty(&manifest)
                 .map_err(|e| EngineError::Manifest(e.to_string()))?;
-            write_atomic(&self.out_dir.join("manifest.json"), &json)?;
+            write_atomic(&self.convert.out_dir.join("manifest.json"), &json)?;
             write_atomic(
-                &self.out_dir.join("report.html"),
+                &self.convert.out_dir.join("report.html"),
                 crate::report::html(&manifest).as_bytes(),
             )?;
         }
         // The LDIF, streamed: one photo in memory at a time.
-        let ldif_path = self.out_dir.join(LDIF_FILE);
+        let ldif_path = self.convert.out_dir.join(LDIF_FILE);
         let tmp = self
+            .convert
             .out_dir
             .join(format!(".{LDIF_FILE}.{}.tmp", std::process::id()));
         let io = |e| EngineError::io(&tmp, e);
@@ -148,8 +140,8 @@ impl OfflineJob {
             else {
                 continue;
             };
-            let photo = std::fs::read(self.out_dir.join(&out.path))
-                .map_err(|e| EngineError::io(&self.out_dir.join(&out.path), e))?;
+            let photo = std::fs::read(self.convert.out_dir.join(&out.path))
+                .map_err(|e| EngineError::io(&self.convert.out_dir.join(&out.path), e))?;
             let (dn, note) = match self.users.as_ref().and_then(|u| u.dn(account)) {
                 Some(dn) => (dn.to_string(), String::new()),
                 None => {
