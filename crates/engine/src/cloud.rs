@@ -30,7 +30,9 @@ use photobulk_kind::ErrorKind;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream;
+
+use crate::ordered::in_input_order;
 use photobulk_graph::{
     sha256_hex, upload_resolved, BulkOptions, GraphClient, GraphError, UploadItem, UploadJournal,
     UploadStatus, User, UserIndex, WriteOptions,
@@ -335,25 +337,16 @@ impl CloudJob {
             .collect();
         let images = Semaphore::new(self.image_threads.max(1));
         let (images, act) = (&images, &act);
-        let work =
-            inputs
-                .into_iter()
-                .zip(targets)
-                .enumerate()
-                .map(|(n, (input, target))| async move {
-                    let item = self.one(input, target, cancel, images, act).await;
-                    on_item(&item);
-                    (n, item)
-                });
-        let mut out: Vec<(usize, CloudItem)> = stream::iter(work)
-            .buffer_unordered(self.workers.max(1))
-            .collect()
-            .await;
-        out.sort_by_key(|(n, _)| *n);
-        (
-            out.into_iter().map(|(_, i)| i).collect(),
-            cancel.is_cancelled(),
-        )
+        let work = inputs
+            .into_iter()
+            .zip(targets)
+            .map(|(input, target)| async move {
+                let item = self.one(input, target, cancel, images, act).await;
+                on_item(&item);
+                item
+            });
+        let items = in_input_order(stream::iter(work), self.workers).await;
+        (items, cancel.is_cancelled())
     }
 
     async fn one<F, Fut>(

@@ -18,7 +18,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures_util::stream::{self, StreamExt};
+use futures_util::stream;
+
+use crate::ordered::in_input_order;
 use photobulk_directory::Lookup;
 use photobulk_imaging::{Options, Target};
 use serde::Serialize;
@@ -139,28 +141,25 @@ impl HandOff {
         let opts_key = options_key(&self.options);
         let images = Semaphore::new(self.image_threads.max(1));
         let (journal_ref, images, run_ref, opts_key) = (&journal, &images, &run, &opts_key);
-        let work = inputs.into_iter().enumerate().map(|(n, input)| async move {
+        let work = inputs.into_iter().map(|input| async move {
             let item = self
                 .one(input, journal_ref, run_ref, opts_key, cancel, images)
                 .await;
             if let Ok(item) = &item {
                 on_item(item);
             }
-            item.map(|i| (n, i))
+            item
         });
-        let mut out: Vec<(usize, HandOffItem)> = stream::iter(work)
-            .buffer_unordered(self.image_threads.max(1) * 2)
-            .collect::<Vec<_>>()
+        let items = in_input_order(stream::iter(work), self.image_threads.max(1) * 2)
             .await
             .into_iter()
-            .collect::<Result<_, _>>()?;
-        out.sort_by_key(|(n, _)| *n);
+            .collect::<Result<Vec<HandOffItem>, _>>()?;
         journal.close()?;
         Ok(Prepared {
             run,
             resumed: resume.is_some(),
             cancelled: cancel.is_cancelled(),
-            items: out.into_iter().map(|(_, i)| i).collect(),
+            items,
         })
     }
 

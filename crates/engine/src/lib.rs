@@ -36,6 +36,7 @@ pub mod locations;
 pub mod manifest;
 pub mod naming;
 pub mod offline;
+mod ordered;
 pub mod plan;
 pub mod report;
 pub mod sync_hd;

@@ -35,6 +35,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{self, StreamExt};
+
+use crate::ordered::in_input_order;
 use photobulk_directory::{
     Directory, DirectoryError, ListOptions, Lookup, User as AdUser, WriteOptions,
 };
@@ -346,13 +348,13 @@ pub async fn sync_hd_to_ad(
 
     let mut cancelled = false;
     let cancel = opts.cancel.clone();
-    let mut done: Vec<(usize, SyncItem)> = stream::iter(users.into_iter().enumerate())
+    let work = stream::iter(users)
         .take_while(|_| {
             let stop = cancel.as_ref().is_some_and(Cancel::is_cancelled);
             cancelled |= stop;
             std::future::ready(!stop)
         })
-        .map(|(i, u)| {
+        .map(|u| {
             let ctx = &ctx;
             async move {
                 let item = match u {
@@ -360,18 +362,15 @@ pub async fn sync_hd_to_ad(
                     Err(item) => item,
                 };
                 progress(&item);
-                (i, item)
+                item
             }
-        })
-        .buffer_unordered(opts.workers.max(1))
-        .collect()
-        .await;
-    done.sort_by_key(|(i, _)| *i);
+        });
+    let done = in_input_order(work, opts.workers).await;
     let mut report = SyncReport {
         cancelled,
         ..SyncReport::default()
     };
-    for (_, item) in done {
+    for item in done {
         report.summary.add(item.status);
         report.items.push(item);
     }
