@@ -321,13 +321,23 @@ pub async fn sync_hd_to_ad(
             .map(Ok)
             .collect(),
         // One OR search per 50 names (Directory::find_users), not one search each.
-        SyncScope::Identities { by, values } => dir
-            .find_users(by, values, true)
-            .await
-            .into_iter()
-            .zip(values)
-            .map(|(found, v)| found.map_err(|e| failed_item(v.clone(), e.kind(), e.to_string())))
-            .collect(),
+        // (A loop, not map_err: clippy's result_large_err refuses a closure whose Err is a
+        // whole SyncItem.)
+        SyncScope::Identities { by, values } => {
+            let mut users = Vec::with_capacity(values.len());
+            for (found, v) in dir
+                .find_users(by, values, true)
+                .await
+                .into_iter()
+                .zip(values)
+            {
+                users.push(match found {
+                    Ok(u) => Ok(u),
+                    Err(e) => Err(failed_item(v.clone(), e.kind(), e.to_string())),
+                });
+            }
+            users
+        }
     };
     let index = match opts.match_by {
         CloudMatch::Upn => None,
