@@ -43,7 +43,7 @@ pub use photobulk_store::{sha256_hex, BackupReason};
 /// One line of `index.jsonl`: the shared record, naming the user as [`AdSubject`] does.
 pub type BackupRecord = photobulk_store::BackupRecord<AdSubject>;
 
-/// Who an AD backup is about, as written in its record.
+/// Who an AD backup is about, as written in its record: enough to find the user again.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AdSubject {
     /// The user's DN at the time.
@@ -54,12 +54,15 @@ pub struct AdSubject {
     pub sam_account_name: Option<String>,
 }
 
-/// Who a backup is about: enough to find the user again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Subject<'a> {
-    pub dn: &'a str,
-    pub object_guid: Option<&'a str>,
-    pub sam_account_name: Option<&'a str>,
+impl AdSubject {
+    /// Whether `self` and `other` are the same user: by objectGUID when both have one (it
+    /// survives renames and moves), else by DN, case-insensitively.
+    pub fn is_same_user(&self, other: &AdSubject) -> bool {
+        match (self.object_guid.as_deref(), other.object_guid.as_deref()) {
+            (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+            _ => self.dn.eq_ignore_ascii_case(&other.dn),
+        }
+    }
 }
 
 /// A backup folder ([`photobulk_store::BackupFolder`] with AD records). Cheap to clone and
@@ -92,16 +95,11 @@ impl BackupStore {
     /// Returns the record appended to the index.
     pub fn save(
         &self,
-        who: &Subject<'_>,
+        who: AdSubject,
         old: Option<&[u8]>,
         reason: BackupReason,
     ) -> Result<BackupRecord, DirectoryError> {
-        let subject = AdSubject {
-            dn: who.dn.to_string(),
-            object_guid: who.object_guid.map(str::to_string),
-            sam_account_name: who.sam_account_name.map(str::to_string),
-        };
-        Ok(self.folder.save(old, subject, reason)?)
+        Ok(self.folder.save(old, who, reason)?)
     }
 
     /// Every record, oldest first. A torn last line (crash mid-append) is ignored; any other
@@ -119,19 +117,19 @@ impl BackupStore {
 
     /// Records about this user (matched by objectGUID when both sides have one, else by DN,
     /// case-insensitively), oldest first.
-    pub fn records_for(&self, who: &Subject<'_>) -> Result<Vec<BackupRecord>, DirectoryError> {
+    pub fn records_for(&self, who: &AdSubject) -> Result<Vec<BackupRecord>, DirectoryError> {
         Ok(self
             .records()?
             .into_iter()
-            .filter(|r| same_subject(&r.who, who))
+            .filter(|r| r.who.is_same_user(who))
             .collect())
     }
 
     /// The newest backup of this user taken before a replace or a removal (backups taken by a
     /// restore are skipped, so restoring twice is idempotent; restore those by id).
-    pub fn latest_for(&self, who: &Subject<'_>) -> Result<BackupRecord, DirectoryError> {
+    pub fn latest_for(&self, who: &AdSubject) -> Result<BackupRecord, DirectoryError> {
         self.folder
-            .latest(|w| same_subject(w, who))?
+            .latest(|w| w.is_same_user(who))?
             .ok_or_else(|| DirectoryError::BackupNotFound(format!("user {}", who.dn)))
     }
 
@@ -139,13 +137,6 @@ impl BackupStore {
     /// recorded SHA-256.
     pub fn load(&self, record: &BackupRecord) -> Result<Option<Vec<u8>>, DirectoryError> {
         Ok(self.folder.load(record)?)
-    }
-}
-
-fn same_subject(r: &AdSubject, who: &Subject<'_>) -> bool {
-    match (r.object_guid.as_deref(), who.object_guid) {
-        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-        _ => r.dn.eq_ignore_ascii_case(who.dn),
     }
 }
 
@@ -157,11 +148,19 @@ mod tests {
 
     const INDEX: &str = "index.jsonl";
 
-    fn who(dn: &str) -> Subject<'_> {
-        Subject {
-            dn,
+    fn who(dn: &str) -> AdSubject {
+        AdSubject {
+            dn: dn.to_string(),
             object_guid: None,
-            sam_account_name: Some("x"),
+            sam_account_name: Some("x".to_string()),
+        }
+    }
+
+    fn with_guid(dn: &str, guid: &str) -> AdSubject {
+        AdSubject {
+            dn: dn.to_string(),
+            object_guid: Some(guid.to_string()),
+            sam_account_name: None,
         }
     }
 
@@ -171,16 +170,16 @@ mod tests {
         let store = BackupStore::open(tmp.path()).expect("open");
         let a = store
             .save(
-                &who("CN=A,DC=x"),
+                who("CN=A,DC=x"),
                 Some(b"\xff\xd8one\xff\xd9"),
                 BackupReason::Replace,
             )
             .expect("save");
         let b = store
-            .save(&who("cn=a,dc=x"), None, BackupReason::Remove)
+            .save(who("cn=a,dc=x"), None, BackupReason::Remove)
             .expect("save");
         let c = store
-            .save(&who("CN=A,DC=x"), Some(b"two"), BackupReason::Restore)
+            .save(who("CN=A,DC=x"), Some(b"two"), BackupReason::Restore)
             .expect("save");
         assert!(a.file.as_deref().is_some_and(|f| f.ends_with(".jpg")));
         assert!(c.file.as_deref().is_some_and(|f| f.ends_with(".bin")));
@@ -215,22 +214,14 @@ mod tests {
         let store = BackupStore::open(tmp.path()).expect("open");
         let g = "0a1b2c3d-0000-0000-0000-000000000001";
         let r = store
-            .save(
-                &Subject {
-                    dn: "CN=Old,DC=x",
-                    object_guid: Some(g),
-                    sam_account_name: None,
-                },
-                None,
-                BackupReason::Replace,
-            )
+            .save(with_guid("CN=Old,DC=x", g), None, BackupReason::Replace)
             .expect("save");
-        let moved = Subject {
-            dn: "CN=New,OU=Moved,DC=x",
-            object_guid: Some(g),
-            sam_account_name: None,
-        };
+        let moved = with_guid("CN=New,OU=Moved,DC=x", g);
         assert_eq!(store.latest_for(&moved).expect("latest").id, r.id);
+        // without a GUID on one side, the DN decides
+        assert!(!moved.is_same_user(&who("CN=Old,DC=x")));
+        assert!(who("cn=new,ou=moved,dc=x").is_same_user(&moved));
+        assert_eq!(store.records_for(&moved).expect("records").len(), 1);
     }
 
     #[test]
@@ -238,7 +229,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let store = BackupStore::open(tmp.path()).expect("open");
         let r = store
-            .save(&who("CN=A"), Some(b"abc"), BackupReason::Replace)
+            .save(who("CN=A"), Some(b"abc"), BackupReason::Replace)
             .expect("save");
         fs::write(tmp.path().join(r.file.as_deref().expect("file")), b"abd").expect("tamper");
         assert!(matches!(

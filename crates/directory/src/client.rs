@@ -12,7 +12,7 @@ use ldap3::adapters::{Adapter, EntriesOnly, PagedResults};
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Mod, Scope, SearchEntry, StdStream};
 use serde::Serialize;
 
-use crate::backup::{BackupReason, BackupRecord, BackupStore, Subject};
+use crate::backup::{AdSubject, BackupReason, BackupRecord, BackupStore};
 use crate::error::{map_ldap, map_rc};
 use crate::filter::{escape_filter_value, user_filter, Lookup};
 use crate::kerberos::{self, Ticket};
@@ -306,12 +306,12 @@ pub struct User {
 }
 
 impl User {
-    /// The backup subject for this user.
-    pub fn subject(&self) -> Subject<'_> {
-        Subject {
-            dn: &self.dn,
-            object_guid: self.object_guid.as_deref(),
-            sam_account_name: self.sam_account_name.as_deref(),
+    /// Who this user is, as a backup record names them.
+    pub fn subject(&self) -> AdSubject {
+        AdSubject {
+            dn: self.dn.clone(),
+            object_guid: self.object_guid.clone(),
+            sam_account_name: self.sam_account_name.clone(),
         }
     }
 
@@ -1351,16 +1351,7 @@ impl Directory {
             RestoreFrom::Latest => store.latest_for(&who)?,
             RestoreFrom::Id(id) => {
                 let r = store.get(id)?;
-                let other = Subject {
-                    dn: &r.who.dn,
-                    object_guid: r.who.object_guid.as_deref(),
-                    sam_account_name: None,
-                };
-                let same = match (other.object_guid, who.object_guid) {
-                    (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
-                    _ => other.dn.eq_ignore_ascii_case(who.dn),
-                };
-                if !same {
+                if !r.who.is_same_user(&who) {
                     return Err(DirectoryError::BackupNotFound(format!(
                         "id {id} for user {} (it is about {})",
                         user.dn, r.who.dn
@@ -1450,7 +1441,7 @@ impl Directory {
         };
         let user = self.read_user(dn, true).await?;
         let rec = tokio::task::spawn_blocking(move || {
-            store.save(&user.subject(), user.photo.as_deref(), reason)
+            store.save(user.subject(), user.photo.as_deref(), reason)
         })
         .await
         .map_err(|e| DirectoryError::Protocol(format!("backup writer failed: {e}")))??;

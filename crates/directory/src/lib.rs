@@ -86,7 +86,7 @@ pub mod filter;
 pub mod kerberos;
 pub mod locate;
 
-pub use backup::{sha256_hex, AdSubject, BackupReason, BackupRecord, BackupStore, Subject};
+pub use backup::{sha256_hex, AdSubject, BackupReason, BackupRecord, BackupStore};
 pub use batch::LookupBatcher;
 pub use client::{
     check_photo_size, install_crypto_provider, server_url, AuthMethod, ConnectOptions, Credentials,

@@ -926,14 +926,10 @@ impl Ctx<'_> {
         let backup_id = match &self.job.backup {
             Some(store) => {
                 let store = store.clone();
-                let subject_user = user.clone();
+                let who = user.subject();
                 let old = old.clone();
                 match tokio::task::spawn_blocking(move || {
-                    store.save(
-                        &subject_user.subject(),
-                        old.as_deref(),
-                        BackupReason::Replace,
-                    )
+                    store.save(who, old.as_deref(), BackupReason::Replace)
                 })
                 .await
                 {
@@ -1389,7 +1385,7 @@ async fn restore_one(
     let s3 = store.clone();
     let u2 = user.clone();
     let backup = match tokio::task::spawn_blocking(move || {
-        s3.save(&u2.subject(), u2.photo.as_deref(), BackupReason::Restore)
+        s3.save(u2.subject(), u2.photo.as_deref(), BackupReason::Restore)
     })
     .await
     {
