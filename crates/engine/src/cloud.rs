@@ -32,7 +32,6 @@ use std::sync::Arc;
 
 use futures_util::stream;
 
-use crate::ordered::in_input_order;
 use photobulk_graph::{
     sha256_hex, upload_resolved, BulkOptions, GraphClient, GraphError, UploadItem, UploadJournal,
     UploadStatus, User, UserIndex, WriteOptions,
@@ -45,6 +44,7 @@ use crate::hd::make_hd_pooled;
 pub use crate::hd::HdPhoto;
 use crate::import::{Cancel, ItemError};
 use crate::inputs::{refusal, Input, Take};
+use crate::ordered::in_input_order;
 
 /// What happened (or, in a plan, would happen) to one input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use futures_util::stream;
 
-use crate::ordered::in_input_order;
 use photobulk_directory::Lookup;
 use photobulk_imaging::{Options, Target};
 use serde::Serialize;
@@ -31,6 +30,7 @@ use crate::hd::{make_hd_pooled, HdPhoto};
 use crate::import::{Cancel, ItemError};
 use crate::inputs::{refusal, Input};
 use crate::journal::{new_run_id, now_rfc3339, Intent, Record};
+use crate::ordered::in_input_order;
 use crate::{job_key, options_key, EngineError, Journal};
 
 /// The journal's target name (and run command) for Exchange HD photos.

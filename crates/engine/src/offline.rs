@@ -140,8 +140,8 @@ impl OfflineJob {
             else {
                 continue;
             };
-            let photo = std::fs::read(self.convert.out_dir.join(&out.path))
-                .map_err(|e| EngineError::io(&self.convert.out_dir.join(&out.path), e))?;
+            let path = self.convert.out_dir.join(&out.path);
+            let photo = std::fs::read(&path).map_err(|e| EngineError::io(&path, e))?;
             let (dn, note) = match self.users.as_ref().and_then(|u| u.dn(account)) {
                 Some(dn) => (dn.to_string(), String::new()),
                 None => {

@@ -36,7 +36,6 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::stream::{self, StreamExt};
 
-use crate::ordered::in_input_order;
 use photobulk_directory::{
     Directory, DirectoryError, ListOptions, Lookup, User as AdUser, WriteOptions,
 };
@@ -46,6 +45,7 @@ use photobulk_store::{sha256_hex, JsonlLog, StoreError, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::import::Cancel;
+use crate::ordered::in_input_order;
 
 /// Which users to sync.
 #[derive(Debug, Clone)]

@@ -1,9 +1,8 @@
 //! The backup folder core shared by the AD and Graph targets: every old photo (or the fact that
 //! there was none) is saved and fsync'd before a write is sent, so any change can be undone byte
 //! for byte. Each target names its users its own way (the `W` of [`BackupRecord`]: DN and
-//! objectGUID on-premises, object id and UPN in the cloud); the record, layout, ids,
-//! durability order and checks
-//! are here, once.
+//! objectGUID on-premises, object id and UPN in the cloud); the record, layout, ids, durability
+//! order and checks are here, once.
 //!
 //! ```text
 //! DIR/index.jsonl        one record per line, appended, in the order taken
@@ -73,14 +72,14 @@ pub struct BackupRecord<W> {
 /// concurrent writers: index appends are serialised by a process-wide lock.
 pub struct BackupFolder<W> {
     dir: PathBuf,
-    _record: PhantomData<fn() -> W>,
+    _who: PhantomData<fn() -> W>,
 }
 
 impl<W> Clone for BackupFolder<W> {
     fn clone(&self) -> Self {
         BackupFolder {
             dir: self.dir.clone(),
-            _record: PhantomData,
+            _who: PhantomData,
         }
     }
 }
@@ -110,7 +109,7 @@ impl<W: Serialize + DeserializeOwned> BackupFolder<W> {
         }
         Ok(BackupFolder {
             dir,
-            _record: PhantomData,
+            _who: PhantomData,
         })
     }
 

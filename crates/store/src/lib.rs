@@ -6,8 +6,8 @@
 //! Both targets must back up a photo the same way before they overwrite it (same layout, same
 //! durability order, same checks on restore), and both write journals that must survive a crash
 //! mid-append. That logic lives here once. The crate knows nothing of LDAP, HTTP or images:
-//! each target names its users its own way (the `W` of [`backup::BackupRecord`]) because who a user is
-//! differs (DN and objectGUID on-premises, object id and UPN in the cloud), and maps
+//! each target names its users its own way (the `W` of [`backup::BackupRecord`]) because who a
+//! user is differs (DN and objectGUID on-premises, object id and UPN in the cloud), and maps
 //! [`StoreError`] onto its own error type.
 
 pub mod backup;
